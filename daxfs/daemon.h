@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* State shared by the daemon's FUSE glue: main.c sets it up, fuse_ops.c serves requests with it. */
+#ifndef DAXFS_DAEMON_H
+#define DAXFS_DAEMON_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fs.h"
+
+enum cache_mode {
+	CACHE_DAX,	/* direct_io: every read and write reaches the media, like a DAX mount */
+	CACHE_PAGE,	/* the kernel page cache in front of the media */
+};
+
+struct daemon {
+	struct fs *fs;
+	enum cache_mode cache;
+	double attr_timeout;
+	double entry_timeout;
+	/* FUSE_DIRECT_IO_ALLOW_MMAP negotiation (see fuse_io.c) */
+	bool kernel_allows_mmap;
+	bool allow_mmap_granted;
+	uint64_t init_unique;
+};
+
+/* An open file or directory: the fh of a FUSE request. */
+struct open_file {
+	struct inode *ip;
+	int flags;
+};
+
+extern const struct fuse_lowlevel_ops daxfs_ll_ops;
+
+/* Route the session's /dev/fuse traffic through hooks that grant FUSE_DIRECT_IO_ALLOW_MMAP. */
+int fuse_io_install(struct fuse_session *se, struct daemon *d);
+
+#endif

@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * File data: reads served as pointers into the media, writes copied in with non-temporal stores,
+ * truncate, fallocate and SEEK_DATA/SEEK_HOLE over the extent map.
+ *
+ * Invariant: every byte of an allocated block that is not file data (beyond EOF, or never written
+ * since allocation) is zero.  New blocks are zeroed where a write does not cover them, truncate
+ * zeroes the tail of the last block, so extending a file never needs to zero anything.
+ *
+ * Ordering: data reaches the media and is drained before the transaction that makes it reachable
+ * (new extents, a larger size) commits, so a crash never exposes stale blocks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "util.h"
+
+#define ZERO_CHUNK (1u << 20)
+static char zero_buf[ZERO_CHUNK];	/* holes read from here (bss: the kernel's zero page) */
+
+static uint64_t bmask(const struct fs *fs)
+{
+	return fs_bs(fs) - 1;
+}
+
+static char *block_ptr(struct fs *fs, uint64_t pblk)
+{
+	return sbi_block(&fs->sbi, pblk);
+}
+
+/* ---- freeing: the single place where blocks leave a file ---- */
+
+struct free_ctx {
+	struct fs *fs;
+	struct tx *tx;
+};
+
+static void free_blocks(void *arg, uint64_t pblk, uint64_t len)
+{
+	struct free_ctx *fc = arg;
+
+	sbi_free(&fc->fs->sbi, fc->tx, pblk, len);
+}
+
+/*
+ * Unmap blocks [lblk, lblk + len), committing tx (and starting new transactions) as the work grows.
+ * The inode is logged in every transaction, so each intermediate state is a consistent file.
+ */
+static int unmap_blocks(struct fs *fs, struct inode *ip, struct tx *tx, uint64_t lblk, uint64_t len)
+{
+	struct free_ctx fc = { fs, tx };
+	int ret;
+
+	for (;;) {
+		ret = emap_remove(fs, tx, ip, lblk, len, free_blocks, &fc);
+		emap_log(fs, tx, ip);
+		inode_log(fs, tx, ip);
+		if (ret != -EAGAIN)
+			break;
+		if ((ret = fs_commit(fs, tx)))
+			return ret;
+		tx_init(tx, &fs->sbi.journal);
+	}
+	if (ret) {
+		tx_free(tx);
+		return ret;
+	}
+	return fs_commit(fs, tx);
+}
+
+/* Zero the mapped bytes of [from, to), which lie in one block. */
+static void zero_in_block(struct fs *fs, struct inode *ip, uint64_t from, uint64_t to)
+{
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	uint64_t lblk = from >> fs->sbi.bshift;
+
+	if (from >= to || !emap_seek(ip, lblk, &c, &e) || e.lblk > lblk)
+		return;
+	char *p = block_ptr(fs, e.pblk + (lblk - e.lblk)) + (from & bmask(fs));
+	media_fill(fs_media(fs), p, 0, to - from);
+}
+
+/* Zero every mapped byte of [from, to). */
+static void zero_mapped(struct fs *fs, struct inode *ip, uint64_t from, uint64_t to)
+{
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	unsigned sh = fs->sbi.bshift;
+	bool more;
+
+	for (more = emap_seek(ip, from >> sh, &c, &e); more && (e.lblk << sh) < to; more = emap_next(ip, &c, &e)) {
+		uint64_t s = MAX(from, e.lblk << sh), t = MIN(to, (e.lblk + e.len) << sh);
+
+		media_fill(fs_media(fs), block_ptr(fs, e.pblk) + (s - (e.lblk << sh)), 0, t - s);
+	}
+}
+
+int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx)
+{
+	uint32_t bs = fs_bs(fs);
+
+	if (size > DAXFS_MAX_FILE_SIZE) {
+		tx_free(tx);
+		return -EFBIG;
+	}
+	if (size < ip->d.size) {
+		/* Bytes past the new EOF in its last block must read as zero if the file grows again. */
+		if (size & bmask(fs)) {
+			zero_in_block(fs, ip, size, MIN(ROUND_UP(size, bs), ip->d.size));
+			media_drain(fs_media(fs));
+		}
+	}
+	bool shrink = size < ip->d.size;
+	ip->d.size = size;
+	if (!shrink) {
+		inode_log(fs, tx, ip);
+		return fs_commit(fs, tx);
+	}
+	uint64_t first = DIV_ROUND_UP(size, bs);
+	return unmap_blocks(fs, ip, tx, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
+}
+
+/*
+ * Allocate the holes among blocks [first, last].  New blocks are zeroed except for the bytes
+ * [keep_from, keep_to) that the caller is about to write.  Stops at the first block it cannot
+ * allocate, returning in *stop the first block not mapped (last + 1 when all are).
+ */
+static int alloc_holes(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t first, uint64_t last,
+		       uint64_t keep_from, uint64_t keep_to, uint64_t *stop, bool *allocated)
+{
+	struct sbi *s = &fs->sbi;
+	unsigned sh = s->bshift;
+	uint64_t lblk = first;
+	int ret = 0;
+
+	size_t budget = tx_budget(tx->j) / 2;
+
+	while (lblk <= last) {
+		struct emap_cursor c;
+		struct daxfs_extent e;
+		bool found = emap_seek(ip, lblk, &c, &e);
+
+		/* A badly fragmented allocation stops here; callers take it as a partial result. */
+		if (tx_bytes(tx) + (size_t)(ip->map.ndirty + 2) * (fs_bs(fs) + 64) > budget)
+			break;
+
+		if (found && e.lblk <= lblk) {
+			lblk = e.lblk + e.len;
+			continue;
+		}
+		uint64_t hole_end = found ? MIN(e.lblk, last + 1) : last + 1;
+		while (lblk < hole_end) {
+			struct alloc_req req = { .goal = emap_goal(ip, lblk), .lblk = lblk, .want = hole_end - lblk,
+						 .flags = ALLOC_ALIGN };
+			uint64_t pblk, n;
+
+			if ((ret = sbi_alloc(s, &req, &pblk, &n)))
+				goto out;
+			if ((ret = emap_insert(fs, tx, ip, lblk, pblk, n))) {
+				sbi_unalloc(s, pblk, n);
+				goto out;
+			}
+			sbi_use(s, tx, pblk, n);
+			ip->d.blocks += n;
+			*allocated = true;
+
+			uint64_t a = lblk << sh, b = (lblk + n) << sh;
+			uint64_t z1 = MIN(MAX(keep_from, a), b), z2 = MIN(MAX(keep_to, a), b);
+			char *p = block_ptr(fs, pblk);
+			if (z1 > a)
+				media_fill(fs_media(fs), p, 0, z1 - a);
+			if (b > z2)
+				media_fill(fs_media(fs), p + (z2 - a), 0, b - z2);
+			lblk += n;
+		}
+	}
+out:
+	*stop = lblk;
+	return ret;
+}
+
+/* ---- read ---- */
+
+int file_read_iov(struct fs *fs, struct inode *ip, uint64_t off, size_t len, struct iovec *iov, int maxiov,
+		  int *niov, size_t *bytes)
+{
+	unsigned sh = fs->sbi.bshift;
+	uint64_t end, cur = off;
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	int n = 0;
+
+	*niov = 0;
+	*bytes = 0;
+	if (off >= ip->d.size)
+		return 0;
+	end = MIN(ip->d.size, off + len);
+	bool more = emap_seek(ip, off >> sh, &c, &e);
+	while (cur < end && n < maxiov) {
+		char *base;
+		uint64_t run;
+
+		if (more && (e.lblk << sh) <= cur) {
+			uint64_t e_end = (e.lblk + e.len) << sh;
+
+			base = block_ptr(fs, e.pblk) + (cur - (e.lblk << sh));
+			run = MIN(end, e_end) - cur;
+			if (cur + run == e_end)
+				more = emap_next(ip, &c, &e);
+		} else {
+			uint64_t hole_end = more ? MIN(end, e.lblk << sh) : end;
+
+			base = zero_buf;
+			run = MIN(hole_end - cur, (uint64_t)ZERO_CHUNK);
+		}
+		/* Physically contiguous extents make one iovec. */
+		if (n > 0 && base != zero_buf && (char *)iov[n - 1].iov_base + iov[n - 1].iov_len == base) {
+			iov[n - 1].iov_len += run;
+		} else {
+			iov[n].iov_base = base;
+			iov[n].iov_len = run;
+			n++;
+		}
+		cur += run;
+	}
+	*niov = n;
+	*bytes = cur - off;
+	return 0;
+}
+
+/* relatime: update atime only when it is older than mtime or ctime, or a day old. */
+static bool atime_due(const struct inode *ip)
+{
+	struct timespec now;
+	const struct daxfs_inode *d = &ip->d;
+
+	if (d->atime_sec < d->mtime_sec || (d->atime_sec == d->mtime_sec && d->atime_nsec < d->mtime_nsec) ||
+	    d->atime_sec < d->ctime_sec || (d->atime_sec == d->ctime_sec && d->atime_nsec < d->ctime_nsec))
+		return true;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec - d->atime_sec >= 24 * 3600;
+}
+
+int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_fn send, void *ctx)
+{
+	struct iovec iov[FS_READ_MAX_IOV];
+	size_t bytes;
+	int niov, ret;
+	bool touch;
+
+	pthread_rwlock_rdlock(&ip->lock);
+	ret = file_read_iov(fs, ip, off, size, iov, FS_READ_MAX_IOV, &niov, &bytes);
+	/* The iovecs point into the media: hold the lock until they have been copied out. */
+	if (ret == 0)
+		ret = send(ctx, iov, niov);
+	touch = ret == 0 && !fs->cfg.readonly && atime_due(ip);
+	pthread_rwlock_unlock(&ip->lock);
+	if (touch) {
+		pthread_rwlock_wrlock(&ip->lock);
+		inode_touch(ip, T_ATIME);
+		pthread_rwlock_unlock(&ip->lock);
+	}
+	return ret;
+}
+
+int file_pread(struct fs *fs, struct inode *ip, void *buf, size_t len, uint64_t off)
+{
+	struct iovec iov[FS_READ_MAX_IOV];
+	size_t bytes, done = 0;
+	int niov;
+
+	while (done < len) {
+		file_read_iov(fs, ip, off + done, len - done, iov, FS_READ_MAX_IOV, &niov, &bytes);
+		if (bytes == 0)
+			break;
+		for (int i = 0; i < niov; i++) {
+			memcpy((char *)buf + done, iov[i].iov_base, iov[i].iov_len);
+			done += iov[i].iov_len;
+		}
+	}
+	return (int)done;
+}
+
+/* ---- write ---- */
+
+/* Copy n bytes from the iovec cursor into the media. */
+static void copy_from_iov(struct fs *fs, char *dst, const struct iovec *iov, int niov, int *vi, size_t *voff,
+			  size_t n)
+{
+	while (n > 0 && *vi < niov) {
+		size_t take = MIN(n, iov[*vi].iov_len - *voff);
+
+		media_copy(fs_media(fs), dst, (const char *)iov[*vi].iov_base + *voff, take);
+		dst += take;
+		n -= take;
+		*voff += take;
+		if (*voff == iov[*vi].iov_len) {
+			(*vi)++;
+			*voff = 0;
+		}
+	}
+}
+
+ssize_t fs_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov)
+{
+	unsigned sh = fs->sbi.bshift;
+	size_t total = 0;
+	bool allocated = false;
+	struct tx tx;
+	int ret;
+
+	for (int i = 0; i < niov; i++)
+		total += iov[i].iov_len;
+	if ((ret = fs_writable(fs)))
+		return ret;
+	if (total == 0)
+		return 0;
+	if (off >= DAXFS_MAX_FILE_SIZE)
+		return -EFBIG;
+	total = MIN(total, DAXFS_MAX_FILE_SIZE - off);
+
+	pthread_rwlock_wrlock(&ip->lock);
+	uint64_t end = off + total, stop;
+	tx_init(&tx, &fs->sbi.journal);
+	ret = alloc_holes(fs, &tx, ip, off >> sh, (end - 1) >> sh, off, end, &stop, &allocated);
+	if (stop <= (end - 1) >> sh) {
+		/*
+		 * Out of space (or memory) part-way: write what is mapped, as a short write.  Allocation
+		 * went in order, so every new block lies inside what is written.
+		 */
+		end = MIN(end, stop << sh);
+		if (end <= off) {
+			tx_free(&tx);
+			pthread_rwlock_unlock(&ip->lock);
+			return ret ? ret : -ENOSPC;
+		}
+	}
+	ret = 0;
+
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	int vi = 0;
+	size_t voff = 0;
+	for (bool more = emap_seek(ip, off >> sh, &c, &e); more && (e.lblk << sh) < end;
+	     more = emap_next(ip, &c, &e)) {
+		uint64_t s = MAX(off, e.lblk << sh), t = MIN(end, (e.lblk + e.len) << sh);
+
+		copy_from_iov(fs, block_ptr(fs, e.pblk) + (s - (e.lblk << sh)), iov, niov, &vi, &voff, t - s);
+	}
+	media_drain(fs_media(fs));
+
+	inode_touch(ip, T_MTIME | T_CTIME);
+	if (allocated || end > ip->d.size) {
+		ip->d.size = MAX(ip->d.size, end);
+		emap_log(fs, &tx, ip);
+		inode_log(fs, &tx, ip);
+		ret = fs_commit(fs, &tx);
+	} else {
+		tx_free(&tx);
+	}
+	pthread_rwlock_unlock(&ip->lock);
+	return ret ? ret : (ssize_t)(end - off);
+}
+
+/* ---- fallocate ---- */
+
+static int punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len)
+{
+	uint32_t bs = fs_bs(fs);
+	unsigned sh = fs->sbi.bshift;
+	uint64_t end = off + len;
+	uint64_t first = DIV_ROUND_UP(off, bs), last = end >> sh;	/* whole blocks: [first, last) */
+	struct tx tx;
+
+	if (first > last) {
+		/* Inside one block. */
+		zero_in_block(fs, ip, off, end);
+	} else {
+		zero_in_block(fs, ip, off, first << sh);
+		if (end & bmask(fs))
+			zero_in_block(fs, ip, last << sh, end);
+	}
+	media_drain(fs_media(fs));
+	inode_touch(ip, T_MTIME | T_CTIME);
+	tx_init(&tx, &fs->sbi.journal);
+	if (first >= last) {
+		inode_log(fs, &tx, ip);
+		return fs_commit(fs, &tx);
+	}
+	return unmap_blocks(fs, ip, &tx, first, last - first);
+}
+
+/* Blocks of [first, last] not yet mapped: what an allocation must find. */
+static uint64_t holes_in(const struct inode *ip, uint64_t first, uint64_t last)
+{
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	uint64_t mapped = 0;
+
+	for (bool more = emap_seek(ip, first, &c, &e); more && e.lblk <= last; more = emap_next(ip, &c, &e))
+		mapped += MIN(last + 1, e.lblk + e.len) - MAX(first, e.lblk);
+	return last - first + 1 - mapped;
+}
+
+static int preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len)
+{
+	unsigned sh = fs->sbi.bshift;
+	uint64_t end = off + len, first = off >> sh, last = (end - 1) >> sh;
+	int ret = 0;
+
+	if (holes_in(ip, first, last) > alloc_avail_blocks(&fs->sbi.alloc))
+		return -ENOSPC;
+	if (mode & FALLOC_FL_ZERO_RANGE) {
+		zero_mapped(fs, ip, off, end);
+		inode_touch(ip, T_MTIME | T_CTIME);
+	}
+	/* Allocate in slices so each transaction stays well inside the journal. */
+	for (uint64_t lblk = first; lblk <= last && ret == 0;) {
+		uint64_t slice_end = MIN(last, lblk + (64ull << 20 >> sh) - 1), stop;
+		bool allocated = false;
+		struct tx tx;
+
+		tx_init(&tx, &fs->sbi.journal);
+		ret = alloc_holes(fs, &tx, ip, lblk, slice_end, 0, 0, &stop, &allocated);
+		media_drain(fs_media(fs));
+		if (!(mode & FALLOC_FL_KEEP_SIZE) && stop > lblk)
+			ip->d.size = MAX(ip->d.size, MIN(end, stop << sh));
+		if (allocated || stop > lblk)
+			inode_touch(ip, T_CTIME);
+		emap_log(fs, &tx, ip);
+		inode_log(fs, &tx, ip);
+		int cret = fs_commit(fs, &tx);
+		ret = ret ? ret : cret;
+		lblk = stop;
+	}
+	return ret;
+}
+
+int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len)
+{
+	int ret;
+
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (len == 0)
+		return -EINVAL;
+	if (off >= DAXFS_MAX_FILE_SIZE || len > DAXFS_MAX_FILE_SIZE - off)
+		return -EFBIG;
+	if ((ret = fs_writable(fs)))
+		return ret;
+	pthread_rwlock_wrlock(&ip->lock);
+	if (!S_ISREG(ip->d.mode))
+		ret = S_ISDIR(ip->d.mode) ? -EISDIR : -ENODEV;
+	else if (mode & FALLOC_FL_PUNCH_HOLE)
+		ret = punch(fs, ip, off, len);
+	else
+		ret = preallocate(fs, ip, mode, off, len);
+	pthread_rwlock_unlock(&ip->lock);
+	return ret;
+}
+
+/* ---- lseek ---- */
+
+int fs_lseek(struct fs *fs, struct inode *ip, uint64_t off, int whence, uint64_t *res)
+{
+	unsigned sh = fs->sbi.bshift;
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	int ret = 0;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&ip->lock);
+	uint64_t size = ip->d.size;
+	if (off >= size) {
+		ret = -ENXIO;
+		goto out;
+	}
+	bool more = emap_seek(ip, off >> sh, &c, &e);
+	if (whence == SEEK_DATA) {
+		if (!more || (e.lblk << sh) >= size)
+			ret = -ENXIO;
+		else
+			*res = MAX(off, e.lblk << sh);
+		goto out;
+	}
+	/* SEEK_HOLE: the end of the run of contiguous extents that covers off, or EOF. */
+	uint64_t pos = off;
+	while (more && (e.lblk << sh) <= pos) {
+		pos = (e.lblk + e.len) << sh;
+		more = emap_next(ip, &c, &e);
+	}
+	*res = MIN(pos, size);
+out:
+	pthread_rwlock_unlock(&ip->lock);
+	return ret;
+}

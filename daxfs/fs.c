@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/* Mount and unmount: from a validated image to a live file system, orphans recovered. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/statvfs.h>
+
+#include "fs.h"
+#include "util.h"
+
+int fs_writable(struct fs *fs)
+{
+	if (fs->cfg.readonly)
+		return -EROFS;
+	if (fs->aborted)
+		return -EIO;
+	return 0;
+}
+
+int fs_commit(struct fs *fs, struct tx *tx)
+{
+	int ret = tx_commit(tx);
+
+	if (ret) {
+		/* The DRAM state now differs from the media: stop changing either, like errors=remount-ro. */
+		if (!fs->aborted)
+			fprintf(stderr, "daxfs: transaction commit failed (%s); the file system is now read-only\n",
+				strerror(-ret));
+		fs->aborted = true;
+		return -EIO;
+	}
+	return 0;
+}
+
+struct orphan_list {
+	uint64_t (*v)[2];	/* slot id, inode */
+	size_t n;
+	size_t cap;
+};
+
+static int collect_orphan(void *arg, uint64_t id, const uint64_t v[3])
+{
+	struct orphan_list *ol = arg;
+
+	if (ol->n == ol->cap) {
+		size_t cap = ol->cap ? ol->cap * 2 : 16;
+		void *nv = realloc(ol->v, cap * sizeof(*ol->v));
+
+		if (!nv)
+			return -ENOMEM;
+		ol->v = nv;
+		ol->cap = cap;
+	}
+	ol->v[ol->n][0] = id;
+	ol->v[ol->n][1] = v[0];
+	ol->n++;
+	return 0;
+}
+
+/* Inodes that lost their last link while open (or just before a crash): free them now. */
+static int recover_orphans(struct fs *fs, struct orphan_list *ol, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < ol->n; i++) {
+		uint64_t id = ol->v[i][0], ino = ol->v[i][1];
+		struct inode *ip;
+		struct tx tx;
+		int ret;
+
+		ret = inode_get(fs, ino, &ip);
+		if (ret == -ESTALE) {
+			/* The inode was freed but the slot survived: drop the slot. */
+			tx_init(&tx, &fs->sbi.journal);
+			slots_lock(&fs->orphans);
+			slots_remove(&fs->orphans, &tx, id);
+			ret = fs_commit(fs, &tx);
+			slots_unlock(&fs->orphans);
+		} else if (ret == 0) {
+			pthread_rwlock_wrlock(&ip->lock);
+			ip->orphan = true;
+			ip->orphan_slot = id;
+			if (ip->d.nlink == 0) {
+				ret = inode_free_media(fs, ip);
+				fs->orphans_recovered++;
+			} else {
+				tx_init(&tx, &fs->sbi.journal);
+				slots_lock(&fs->orphans);
+				slots_remove(&fs->orphans, &tx, id);
+				ret = fs_commit(fs, &tx);
+				slots_unlock(&fs->orphans);
+				ip->orphan = false;
+			}
+			pthread_rwlock_unlock(&ip->lock);
+			inode_put(fs, ip);
+		}
+		if (ret) {
+			snprintf(err, errlen, "recovering orphan inode %llu: %s", (unsigned long long)ino,
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen)
+{
+	struct orphan_list ol = { 0 };
+	char msg[256];
+	struct fs *fs;
+	int ret;
+
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	fs->cfg = *cfg;
+	ret = sbi_open(&fs->sbi, image, cfg->readonly ? SBI_RDONLY : 0, err, errlen);
+	if (ret) {
+		free(fs);
+		return ret;
+	}
+	pthread_mutex_init(&fs->ns_lock, NULL);
+	pthread_mutex_init(&fs->icache_lock, NULL);
+	pthread_mutex_init(&fs->ino_lock, NULL);
+	fs->nbuckets = 1024;
+	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
+	size_t words = DIV_ROUND_UP(fs->sbi.sb.ninodes, 64);
+	fs->ino_map = malloc(words * 8);
+	if (!fs->buckets || !fs->ino_map) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+		goto fail;
+	}
+	memcpy(fs->ino_map, fs->sbi.ibm.shadow, words * 8);
+	fs->ino_taken = fs->sbi.ibm.nset;
+	if (getrandom(&fs->next_generation, sizeof(fs->next_generation), 0) < 0)
+		fs->next_generation = 1;
+
+	ret = slots_load(&fs->orphans, &fs->sbi, DAXFS_SLOTS_ORPHAN, fs->sbi.sb.orphan_head, collect_orphan, &ol,
+			 msg, sizeof(msg));
+	if (ret) {
+		snprintf(err, errlen, "%s: %s", image, msg);
+		goto fail;
+	}
+	if (!cfg->readonly) {
+		sbi_set_state(&fs->sbi, DAXFS_STATE_DIRTY);
+		ret = recover_orphans(fs, &ol, msg, sizeof(msg));
+		if (ret) {
+			snprintf(err, errlen, "%s: %s", image, msg);
+			goto fail_orphans;
+		}
+	}
+	free(ol.v);
+	*out = fs;
+	return 0;
+
+fail_orphans:
+	slots_destroy(&fs->orphans);
+fail:
+	free(ol.v);
+	free(fs->buckets);
+	free(fs->ino_map);
+	sbi_close(&fs->sbi);
+	free(fs);
+	return ret;
+}
+
+void fs_unmount(struct fs *fs)
+{
+	if (!fs->cfg.readonly && !fs->aborted)
+		icache_sync_all(fs);
+	for (size_t b = 0; b < fs->nbuckets; b++) {
+		for (struct inode *ip = fs->buckets[b], *next; ip; ip = next) {
+			next = ip->hnext;
+			emap_destroy(&ip->map);
+			dir_destroy(ip->dir);
+			pthread_rwlock_destroy(&ip->lock);
+			free(ip);
+		}
+	}
+	/* Clean only if nothing went wrong: a failed commit leaves the image for replay and fsck. */
+	if (!fs->cfg.readonly && !fs->aborted)
+		sbi_set_state(&fs->sbi, DAXFS_STATE_CLEAN);
+	slots_destroy(&fs->orphans);
+	free(fs->buckets);
+	free(fs->ino_map);
+	sbi_close(&fs->sbi);
+	pthread_mutex_destroy(&fs->ns_lock);
+	pthread_mutex_destroy(&fs->icache_lock);
+	pthread_mutex_destroy(&fs->ino_lock);
+	free(fs);
+}
+
+int fs_statfs(struct fs *fs, struct statvfs *st)
+{
+	struct sbi *s = &fs->sbi;
+
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = s->bs;
+	st->f_frsize = s->bs;
+	st->f_blocks = s->data_blocks;
+	st->f_bfree = alloc_free_blocks(&s->alloc);
+	st->f_bavail = alloc_avail_blocks(&s->alloc);
+	st->f_files = s->sb.ninodes;
+	pthread_mutex_lock(&fs->ino_lock);
+	st->f_ffree = s->sb.ninodes - fs->ino_taken;
+	pthread_mutex_unlock(&fs->ino_lock);
+	st->f_favail = st->f_ffree;
+	memcpy(&st->f_fsid, s->sb.uuid, sizeof(st->f_fsid));
+	st->f_namemax = DAXFS_NAME_MAX;
+	if (fs->cfg.readonly)
+		st->f_flag |= ST_RDONLY;
+	return 0;
+}

@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mounted file system: inodes, extent maps, directories and extended attributes over the sbi
+ * layer, with a POSIX-shaped API that returns 0 or -errno.  It knows nothing of FUSE; fuse_ops.c
+ * translates requests into these calls.
+ *
+ * Lock order (never taken in the other direction):
+ *   fs->ns_lock                  namespace changes: create, link, unlink, rename, rmdir; orphans
+ *   inode->lock                  one inode's attributes, extents, directory and xattrs; several
+ *                                inodes are locked together only under ns_lock
+ *   slot list locks              held until the transaction that changed the list commits
+ *   icache_lock, ino_lock, allocator, journal    leaves
+ * A transaction that changes an inode commits before that inode's lock is dropped.
+ */
+#ifndef DAXFS_FS_H
+#define DAXFS_FS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "daxfs/format.h"
+#include "sbi.h"
+#include "slots.h"
+
+/* Who is asking: the request's credentials, for ownership of new objects. */
+struct cred {
+	uint32_t uid;
+	uint32_t gid;
+	pid_t pid;
+	const gid_t *groups;	/* supplementary groups, when known */
+	int ngroups;
+};
+
+/*
+ * Extent map: the extents of a file, in logical order, grouped in leaves that mirror where they are
+ * stored (leaf 0: the inode's inline slots; the others: extent blocks, in chain order).
+ */
+struct emap_leaf {
+	uint64_t pblk;				/* 0 for the inline leaf */
+	uint32_t count;
+	uint32_t dirty_from;			/* first record changed since last logged; UINT32_MAX = clean */
+	struct daxfs_extent_block *blk;		/* DRAM image of the block (NULL for the inline leaf) */
+};
+
+struct emap {
+	struct emap_leaf *leaves;
+	uint32_t nleaves;
+	uint32_t capleaves;
+	uint32_t ndirty;			/* leaves with changes not yet logged */
+};
+
+/* A position in an extent map: leaf and record index. */
+struct emap_cursor {
+	uint32_t leaf;
+	uint32_t rec;
+};
+
+struct dir_index;
+
+struct inode {
+	uint64_t ino;
+	struct inode *hnext;		/* icache chain */
+	/* under fs->icache_lock */
+	uint64_t nlookup;		/* references the kernel holds */
+	uint32_t refs;			/* references held by running operations */
+	uint32_t nopen;			/* open files */
+	/* under lock */
+	pthread_rwlock_t lock;
+	struct daxfs_inode d;		/* the inode record, authoritative while cached */
+	bool times_dirty;		/* timestamps changed but not yet on the media */
+	bool deleted;			/* freed on the media; the number stays taken until forgotten */
+	bool orphan;			/* on the orphan list (unlinked while open) */
+	uint64_t orphan_slot;
+	struct emap map;
+	struct dir_index *dir;
+};
+
+struct fs_config {
+	bool readonly;
+};
+
+struct fs {
+	struct sbi sbi;
+	struct fs_config cfg;
+	pthread_mutex_t ns_lock;
+
+	pthread_mutex_t icache_lock;
+	struct inode **buckets;
+	size_t nbuckets;
+	size_t ncached;
+
+	pthread_mutex_t ino_lock;	/* inode numbers: taken (in use, reserved or not yet forgotten) */
+	uint64_t *ino_map;
+	uint64_t ino_taken;
+	uint64_t ino_rotor;
+	uint32_t next_generation;
+
+	struct slotlist orphans;
+	bool aborted;			/* a commit failed: refuse further changes */
+	uint64_t orphans_recovered;	/* at mount */
+};
+
+/* Convenience */
+static inline struct media *fs_media(struct fs *fs)
+{
+	return &fs->sbi.media;
+}
+
+static inline uint32_t fs_bs(const struct fs *fs)
+{
+	return fs->sbi.bs;
+}
+
+/* ---- fs.c: mount life cycle ---- */
+int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen);
+void fs_unmount(struct fs *fs);
+int fs_statfs(struct fs *fs, struct statvfs *st);
+/* Commit, aborting the file system when that fails (out of memory): changes then return EIO. */
+int fs_commit(struct fs *fs, struct tx *tx);
+int fs_writable(struct fs *fs);
+
+/* ---- inode.c ---- */
+int inode_get(struct fs *fs, uint64_t ino, struct inode **ip);
+void inode_hold(struct fs *fs, struct inode *ip);
+void inode_put(struct fs *fs, struct inode *ip);
+/* The kernel got (nlookup) or dropped (forget) references. */
+void inode_lookup_ref(struct fs *fs, struct inode *ip);
+void inode_forget(struct fs *fs, uint64_t ino, uint64_t n);
+void inode_stat(struct fs *fs, const struct inode *ip, struct stat *st);
+/* Log the inode record (with its checksum) into tx; clears times_dirty. */
+void inode_log(struct fs *fs, struct tx *tx, struct inode *ip);
+/* Write dirty timestamps back (fsync, release, forget, unmount). */
+int inode_sync(struct fs *fs, struct inode *ip);
+/* Set timestamps to now. */
+#define T_ATIME 1
+#define T_MTIME 2
+#define T_CTIME 4
+void inode_touch(struct inode *ip, int which);
+/* A new inode, logged in tx, returned held and write-locked with nlookup 0. */
+int inode_create(struct fs *fs, struct tx *tx, const struct cred *cr, const struct inode *dir, mode_t mode,
+		 dev_t rdev, struct inode **ip);
+/* Undo inode_create when its transaction is abandoned. */
+void inode_create_abort(struct fs *fs, struct inode *ip);
+/* nlink reached 0: free now if unused, else put on the orphan list.  Caller holds ns_lock and ip->lock. */
+int inode_unlinked(struct fs *fs, struct tx *tx, struct inode *ip);
+/* The last open file of an inode was released. */
+int inode_release_last(struct fs *fs, struct inode *ip);
+/* Free all of an inode's media (blocks, xattrs, the inode), committing as it goes. */
+int inode_free_media(struct fs *fs, struct inode *ip);
+void inode_open(struct fs *fs, struct inode *ip);
+/* Drop an open; returns true when it was the last and the inode is waiting to be freed. */
+bool inode_close(struct fs *fs, struct inode *ip);
+void icache_sync_all(struct fs *fs);
+
+/* ---- emap.c ---- */
+int emap_load(struct fs *fs, struct inode *ip);
+void emap_destroy(struct emap *map);
+/* The first extent that ends after lblk (it contains lblk, or follows it); false when none. */
+bool emap_seek(const struct inode *ip, uint64_t lblk, struct emap_cursor *c, struct daxfs_extent *out);
+/* The extent after the cursor's; false at the end. */
+bool emap_next(const struct inode *ip, struct emap_cursor *c, struct daxfs_extent *out);
+/* Where to place new blocks for lblk so the file stays contiguous: 0 when there is no hint. */
+uint64_t emap_goal(const struct inode *ip, uint64_t lblk);
+uint64_t emap_count(const struct inode *ip);
+/* Map [lblk, lblk + len) (a hole) to pblk. */
+int emap_insert(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t lblk, uint64_t pblk, uint64_t len);
+/*
+ * Unmap [lblk, lblk + len); each freed media range is passed to `freed`.  Returns -EAGAIN, having
+ * made partial progress, when the transaction has grown to its budget: commit and call again.
+ */
+typedef void (*emap_free_fn)(void *arg, uint64_t pblk, uint64_t len);
+int emap_remove(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t lblk, uint64_t len, emap_free_fn freed,
+		void *arg);
+/* Log the extent blocks changed since the last call.  Inline extents live in the inode: log it too. */
+void emap_log(struct fs *fs, struct tx *tx, struct inode *ip);
+
+/* ---- file.c ---- */
+#define FS_READ_MAX_IOV 520	/* enough for 1 MiB alternating between data and holes */
+typedef int (*fs_send_fn)(void *ctx, const struct iovec *iov, int niov);
+/*
+ * Read [off, off + size): `send` gets iovecs pointing into the media (holes point at zeroes) and must
+ * consume them before returning; the inode stays read-locked meanwhile.
+ */
+int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_fn send, void *ctx);
+/* Write a gather list at off: the bytes written (short on ENOSPC) or -errno. */
+ssize_t fs_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov);
+int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
+int fs_lseek(struct fs *fs, struct inode *ip, uint64_t off, int whence, uint64_t *res);
+/* With ip->lock held for writing: set the size, freeing blocks past it; commits tx (and more). */
+int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx);
+int file_read_iov(struct fs *fs, struct inode *ip, uint64_t off, size_t len, struct iovec *iov, int maxiov,
+		  int *niov, size_t *bytes);
+/* Copy out file bytes (long symlinks); returns the count. */
+int file_pread(struct fs *fs, struct inode *ip, void *buf, size_t len, uint64_t off);
+
+/* ---- dir.c ---- */
+int dir_load(struct fs *fs, struct inode *dir);
+void dir_destroy(struct dir_index *d);
+int dir_lookup(struct inode *dir, const char *name, size_t len, uint64_t *ino, uint8_t *type);
+int dir_add(struct fs *fs, struct tx *tx, struct inode *dir, const char *name, size_t len, uint64_t ino,
+	    uint8_t type);
+int dir_remove(struct fs *fs, struct tx *tx, struct inode *dir, const char *name, size_t len);
+/* Point an existing entry at another inode (rename over). */
+int dir_replace(struct fs *fs, struct tx *tx, struct inode *dir, const char *name, size_t len, uint64_t ino,
+		uint8_t type);
+uint64_t dir_entries(const struct inode *dir);
+/*
+ * Iterate from cookie `pos` (0 = start; "." and ".." included).  `emit` returns non-zero to stop
+ * before consuming the entry.
+ */
+typedef int (*dir_emit_fn)(void *arg, const char *name, size_t len, uint64_t ino, uint8_t type, uint64_t next);
+int dir_iterate(struct fs *fs, struct inode *dir, uint64_t pos, dir_emit_fn emit, void *arg);
+
+/* ---- xattr.c ---- */
+int xattr_get(struct fs *fs, struct inode *ip, const char *name, void *buf, size_t size);
+int xattr_list(struct fs *fs, struct inode *ip, char *buf, size_t size);
+int xattr_set(struct fs *fs, struct inode *ip, const char *name, const void *value, size_t size, int flags);
+int xattr_remove(struct fs *fs, struct inode *ip, const char *name);
+/* Free the xattr block into tx (inode deletion). */
+void xattr_free_all(struct fs *fs, struct tx *tx, struct inode *ip);
+
+/* ---- namei.c: the operations ---- */
+struct entry {
+	uint64_t ino;
+	uint32_t generation;
+	struct stat st;
+};
+
+int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct entry *e);
+int fs_getattr(struct fs *fs, uint64_t ino, struct stat *st);
+/* to_set: FS_SET_* bits */
+#define FS_SET_MODE	(1 << 0)
+#define FS_SET_UID	(1 << 1)
+#define FS_SET_GID	(1 << 2)
+#define FS_SET_SIZE	(1 << 3)
+#define FS_SET_ATIME	(1 << 4)
+#define FS_SET_MTIME	(1 << 5)
+#define FS_SET_ATIME_NOW (1 << 7)
+#define FS_SET_MTIME_NOW (1 << 8)
+#define FS_SET_CTIME	(1 << 10)
+int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out);
+int fs_mknod(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+	     struct entry *e);
+int fs_mkdir(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode,
+	     struct entry *e);
+int fs_symlink(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, const char *target,
+	       struct entry *e);
+int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct entry *e);
+int fs_unlink(struct fs *fs, uint64_t parent, const char *name);
+int fs_rmdir(struct fs *fs, uint64_t parent, const char *name);
+#define FS_RENAME_NOREPLACE (1 << 0)
+#define FS_RENAME_EXCHANGE  (1 << 1)
+int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+	      unsigned flags);
+int fs_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size);
+/* Open: counts the open; O_TRUNC truncates. */
+int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **ip);
+int fs_release(struct fs *fs, struct inode *ip);
+int fs_fsync(struct fs *fs, struct inode *ip);
+/*
+ * readdirplus: entries from cookie `pos` with their attributes; each emitted entry (other than "."
+ * and "..") holds a lookup reference, which the caller forgets again if it cannot send it.
+ */
+typedef int (*fs_plus_fn)(void *arg, const char *name, const struct entry *e, uint64_t next);
+int fs_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_entries, fs_plus_fn emit, void *arg);
+int fs_readdir(struct fs *fs, struct inode *dir, uint64_t pos, dir_emit_fn emit, void *arg);
+
+#endif

@@ -1,0 +1,589 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * FUSE low-level operations: decode the request, call the file system, encode the reply.  No
+ * policy and no knowledge of the media lives here.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "daemon.h"
+#include "util.h"
+
+static struct daemon *D(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs *FS(fuse_req_t req)
+{
+	return D(req)->fs;
+}
+
+static struct open_file *OF(const struct fuse_file_info *fi)
+{
+	return (struct open_file *)(uintptr_t)fi->fh;
+}
+
+static void reply_err(fuse_req_t req, int ret)
+{
+	fuse_reply_err(req, ret < 0 ? -ret : ret);
+}
+
+static struct cred cred_of(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	return (struct cred){ .uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid };
+}
+
+static void fill_param(fuse_req_t req, const struct entry *e, struct fuse_entry_param *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->ino = e->ino;
+	p->generation = e->generation;
+	p->attr = e->st;
+	p->attr_timeout = D(req)->attr_timeout;
+	p->entry_timeout = D(req)->entry_timeout;
+}
+
+static void reply_entry(fuse_req_t req, int ret, const struct entry *e)
+{
+	struct fuse_entry_param p;
+
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	fill_param(req, e, &p);
+	if (fuse_reply_entry(req, &p) == -ENOENT)
+		inode_forget(FS(req), e->ino, 1);	/* the request was interrupted: undo the lookup */
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct daemon *d = userdata;
+
+	/*
+	 * Let the kernel clear setuid/setgid on write and chown (it sends us the mode change), as it
+	 * does for local file systems; with HANDLE_KILLPRIV libfuse 3.14 would not tell us when.
+	 */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	if (conn->capable & FUSE_CAP_IOCTL_DIR)
+		conn->want |= FUSE_CAP_IOCTL_DIR;
+	conn->max_write = 1u << 20;
+	conn->max_readahead = d->cache == CACHE_PAGE ? 1u << 20 : 0;
+	conn->time_gran = 1;
+}
+
+static void op_destroy(void *userdata)
+{
+	(void)userdata;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct entry e;
+	int ret = fs_lookup(FS(req), parent, name, &e);
+
+	if (ret == -ENOENT) {
+		/* Negative entry: cache the absence as long as a positive one. */
+		struct fuse_entry_param p = { .entry_timeout = D(req)->entry_timeout };
+
+		fuse_reply_entry(req, &p);
+		return;
+	}
+	reply_entry(req, ret, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inode_forget(FS(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		inode_forget(FS(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int ret = fs_getattr(FS(req), ino, &st);
+
+	(void)fi;
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_attr(req, &st, D(req)->attr_timeout);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int ret;
+
+	(void)fi;
+	/* FUSE_SET_ATTR_* and FS_SET_* share their values. */
+	ret = fs_setattr(FS(req), ino, attr, to_set, &st);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_attr(req, &st, D(req)->attr_timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[4097];
+	int ret = fs_readlink(FS(req), ino, buf, sizeof(buf) - 1);
+
+	if (ret < 0) {
+		reply_err(req, ret);
+		return;
+	}
+	buf[ret] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct cred cr = cred_of(req);
+	struct entry e;
+
+	reply_entry(req, fs_mknod(FS(req), &cr, parent, name, mode, rdev, &e), &e);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct cred cr = cred_of(req);
+	struct entry e;
+
+	reply_entry(req, fs_mkdir(FS(req), &cr, parent, name, mode, &e), &e);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct cred cr = cred_of(req);
+	struct entry e;
+
+	reply_entry(req, fs_symlink(FS(req), &cr, parent, name, link, &e), &e);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct entry e;
+
+	reply_entry(req, fs_link(FS(req), ino, newparent, newname, &e), &e);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_err(req, fs_unlink(FS(req), parent, name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_err(req, fs_rmdir(FS(req), parent, name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	unsigned f = 0;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		reply_err(req, -EINVAL);	/* RENAME_WHITEOUT: no overlay support */
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		f |= FS_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		f |= FS_RENAME_EXCHANGE;
+	reply_err(req, fs_rename(FS(req), parent, name, newparent, newname, f));
+}
+
+static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct open_file *of = calloc(1, sizeof(*of));
+	int ret;
+
+	if (!of)
+		return -ENOMEM;
+	ret = fs_open(FS(req), ino, fi->flags, &of->ip);
+	if (ret) {
+		free(of);
+		return ret;
+	}
+	of->flags = fi->flags;
+	fi->fh = (uintptr_t)of;
+	if (D(req)->cache == CACHE_DAX)
+		fi->direct_io = 1;
+	else
+		fi->keep_cache = 1;
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int ret = open_common(req, ino, fi);
+
+	if (ret) {
+		reply_err(req, ret);
+	} else if (fuse_reply_open(req, fi) == -ENOENT) {
+		fs_release(FS(req), OF(fi)->ip);
+		free(OF(fi));
+	}
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+	struct cred cr = cred_of(req);
+	struct fuse_entry_param p;
+	struct entry e;
+	int ret;
+
+	ret = fs_mknod(FS(req), &cr, parent, name, S_IFREG | (mode & 07777), 0, &e);
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	fi->flags &= ~O_TRUNC;	/* new and empty */
+	ret = open_common(req, e.ino, fi);
+	if (ret) {
+		inode_forget(FS(req), e.ino, 1);
+		reply_err(req, ret);
+		return;
+	}
+	fill_param(req, &e, &p);
+	if (fuse_reply_create(req, &p, fi) == -ENOENT) {
+		fs_release(FS(req), OF(fi)->ip);
+		free(OF(fi));
+		inode_forget(FS(req), e.ino, 1);
+	}
+}
+
+static int send_iov(void *ctx, const struct iovec *iov, int n)
+{
+	fuse_req_t req = ctx;
+
+	if (n == 0)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_iov(req, iov, n);
+	return 0;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	int ret;
+
+	(void)ino;
+	if (off < 0) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	ret = fs_read(FS(req), OF(fi)->ip, (uint64_t)off, size, send_iov, req);
+	if (ret)
+		reply_err(req, ret);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = size };
+	ssize_t ret;
+
+	(void)ino;
+	if (off < 0) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	ret = fs_write(FS(req), OF(fi)->ip, (uint64_t)off, &iov, 1);
+	if (ret < 0)
+		reply_err(req, (int)ret);
+	else
+		fuse_reply_write(req, (size_t)ret);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct open_file *of = OF(fi);
+
+	(void)ino;
+	fs_release(FS(req), of->ip);
+	free(of);
+	reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	reply_err(req, fs_fsync(FS(req), OF(fi)->ip));
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct open_file *of = calloc(1, sizeof(*of));
+	int ret;
+
+	if (!of) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	ret = fs_open(FS(req), ino, O_RDONLY, &of->ip);
+	if (ret == 0 && !S_ISDIR(of->ip->d.mode)) {
+		fs_release(FS(req), of->ip);
+		ret = -ENOTDIR;
+	}
+	if (ret) {
+		free(of);
+		reply_err(req, ret);
+		return;
+	}
+	fi->fh = (uintptr_t)of;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		fs_release(FS(req), of->ip);
+		free(of);
+	}
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size;
+	size_t used;
+};
+
+static int fill_dirent(void *arg, const char *name, size_t len, uint64_t ino, uint8_t type, uint64_t next)
+{
+	struct dirbuf *db = arg;
+	struct stat st = { .st_ino = ino, .st_mode = DTTOIF(type) };
+	char nm[DAXFS_NAME_MAX + 1];
+
+	memcpy(nm, name, len);
+	nm[len] = 0;
+	size_t n = fuse_add_direntry(db->req, db->buf + db->used, db->size - db->used, nm, &st, (off_t)next);
+	if (n > db->size - db->used)
+		return 1;
+	db->used += n;
+	return 0;
+}
+
+static int fill_direntplus(void *arg, const char *name, const struct entry *e, uint64_t next)
+{
+	struct dirbuf *db = arg;
+	struct fuse_entry_param p;
+
+	fill_param(db->req, e, &p);
+	size_t n = fuse_add_direntry_plus(db->req, db->buf + db->used, db->size - db->used, name, &p, (off_t)next);
+	if (n > db->size - db->used)
+		return 1;
+	db->used += n;
+	return 0;
+}
+
+static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+{
+	struct dirbuf db = { .req = req, .size = size };
+	int ret;
+
+	db.buf = malloc(size);
+	if (!db.buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	if (plus) {
+		/* Each entry plus its attributes takes at least this much of the reply. */
+		size_t min_entry = fuse_add_direntry_plus(req, NULL, 0, "x", NULL, 0);
+
+		ret = fs_readdirplus(FS(req), OF(fi)->ip, (uint64_t)off, size / min_entry + 1, fill_direntplus, &db);
+	} else {
+		ret = fs_readdir(FS(req), OF(fi)->ip, (uint64_t)off, fill_dirent, &db);
+	}
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_buf(req, db.buf, db.used);
+	free(db.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	op_release(req, ino, fi);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	op_fsync(req, ino, datasync, fi);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	(void)ino;
+	fs_statfs(FS(req), &st);
+	fuse_reply_statfs(req, &st);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+			int flags)
+{
+	struct inode *ip;
+	int ret = inode_get(FS(req), ino, &ip);
+
+	if (ret == 0) {
+		ret = xattr_set(FS(req), ip, name, value, size, flags);
+		inode_put(FS(req), ip);
+	}
+	reply_err(req, ret);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct inode *ip;
+	char *buf = NULL;
+	int ret = inode_get(FS(req), ino, &ip);
+
+	if (ret == 0) {
+		if (size && !(buf = malloc(size)))
+			ret = -ENOMEM;
+		else
+			ret = xattr_get(FS(req), ip, name, buf, size);
+		inode_put(FS(req), ip);
+	}
+	if (ret < 0)
+		reply_err(req, ret);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)ret);
+	else
+		fuse_reply_buf(req, buf, (size_t)ret);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct inode *ip;
+	char *buf = NULL;
+	int ret = inode_get(FS(req), ino, &ip);
+
+	if (ret == 0) {
+		if (size && !(buf = malloc(size)))
+			ret = -ENOMEM;
+		else
+			ret = xattr_list(FS(req), ip, buf, size);
+		inode_put(FS(req), ip);
+	}
+	if (ret < 0)
+		reply_err(req, ret);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)ret);
+	else
+		fuse_reply_buf(req, buf, (size_t)ret);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct inode *ip;
+	int ret = inode_get(FS(req), ino, &ip);
+
+	if (ret == 0) {
+		ret = xattr_remove(FS(req), ip, name);
+		inode_put(FS(req), ip);
+	}
+	reply_err(req, ret);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	if (off < 0 || len <= 0) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	reply_err(req, fs_fallocate(FS(req), OF(fi)->ip, mode, (uint64_t)off, (uint64_t)len));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	uint64_t res;
+	int ret;
+
+	(void)ino;
+	if (off < 0) {
+		reply_err(req, -ENXIO);
+		return;
+	}
+	ret = fs_lseek(FS(req), OF(fi)->ip, (uint64_t)off, whence, &res);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_lseek(req, (off_t)res);
+}
+
+const struct fuse_lowlevel_ops daxfs_ll_ops = {
+	.init = op_init,
+	.destroy = op_destroy,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+};

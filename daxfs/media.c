@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+#include "media.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpmem.h>
+#include <linux/fs.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define PAGE 4096ul
+
+/*
+ * msync mode: pages flushed by this thread and not yet drained.  Kept per thread because a drain
+ * only has to cover the caller's own stores, as a store fence does.
+ */
+#define PENDING_MAX 32
+static __thread struct {
+	uintptr_t start, end;
+} pending[PENDING_MAX];
+static __thread int npending;
+
+static void sync_pending(void)
+{
+	for (int i = 0; i < npending; i++)
+		msync((void *)pending[i].start, pending[i].end - pending[i].start, MS_SYNC);
+	npending = 0;
+}
+
+void media_flush(struct media *m, const void *addr, size_t len)
+{
+	if (len == 0)
+		return;
+	if (m->is_pmem) {
+		pmem_flush(addr, len);
+		return;
+	}
+	uintptr_t start = (uintptr_t)addr & ~(PAGE - 1);
+	uintptr_t end = ROUND_UP((uintptr_t)addr + len, PAGE);
+
+	/* Coalesce with a queued range that touches this one; usually the last. */
+	for (int i = npending - 1; i >= 0; i--) {
+		if (start <= pending[i].end && pending[i].start <= end) {
+			pending[i].start = MIN(pending[i].start, start);
+			pending[i].end = MAX(pending[i].end, end);
+			return;
+		}
+	}
+	if (npending == PENDING_MAX)
+		sync_pending();
+	pending[npending].start = start;
+	pending[npending].end = end;
+	npending++;
+}
+
+void media_drain(struct media *m)
+{
+	if (unlikely(m->crash_at != 0)) {
+		uint64_t n = __atomic_add_fetch(&m->drains, 1, __ATOMIC_SEQ_CST);
+
+		if (n == m->crash_at)
+			kill(getpid(), SIGKILL);
+	}
+	if (m->is_pmem)
+		pmem_drain();
+	else
+		sync_pending();
+}
+
+void media_copy(struct media *m, void *dst, const void *src, size_t len)
+{
+	if (m->is_pmem) {
+		pmem_memcpy(dst, src, len, PMEM_F_MEM_NODRAIN);
+	} else {
+		pmem_memcpy(dst, src, len, PMEM_F_MEM_NOFLUSH);
+		media_flush(m, dst, len);
+	}
+}
+
+void media_fill(struct media *m, void *dst, int c, size_t len)
+{
+	if (m->is_pmem) {
+		pmem_memset(dst, c, len, PMEM_F_MEM_NODRAIN);
+	} else {
+		pmem_memset(dst, c, len, PMEM_F_MEM_NOFLUSH);
+		media_flush(m, dst, len);
+	}
+}
+
+int media_probe_size(const char *path, uint64_t *size, enum media_kind *kind)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode)) {
+		*size = (uint64_t)st.st_size;
+		*kind = MEDIA_FILE;
+		return 0;
+	}
+	if (S_ISCHR(st.st_mode)) {
+		/* Device DAX publishes its size in sysfs. */
+		char p[128];
+		unsigned long long sz;
+		FILE *f;
+
+		snprintf(p, sizeof(p), "/sys/dev/char/%u:%u/size", major(st.st_rdev), minor(st.st_rdev));
+		f = fopen(p, "r");
+		if (!f)
+			return -ENODEV;
+		int ok = fscanf(f, "%llu", &sz) == 1;
+		fclose(f);
+		if (!ok)
+			return -ENODEV;
+		*size = sz;
+		*kind = MEDIA_DEVDAX;
+		return 0;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		uint64_t sz;
+
+		if (fd < 0)
+			return -errno;
+		if (ioctl(fd, BLKGETSIZE64, &sz) < 0) {
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+		close(fd);
+		*size = sz;
+		*kind = MEDIA_BLOCKDEV;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int media_open(struct media *m, const char *path, int flags, char *err, size_t errlen)
+{
+	bool ro = flags & MEDIA_RDONLY;
+	size_t maplen = 0;
+	int is_pmem = 0;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	ret = media_probe_size(path, &m->size, &m->kind);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: %s", path,
+			 ret == -EINVAL ? "not a regular file, block device or DAX device" : strerror(-ret));
+		return ret;
+	}
+	m->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (m->fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return ret;
+	}
+	/* A mounted daemon holds an exclusive lock; tools take a shared one to detect it. */
+	if (flock(m->fd, ((flags & MEDIA_EXCL) ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		snprintf(err, errlen, "%s: %s", path,
+			 ret == -EBUSY ? "in use (mounted by a running daxfs?)" : strerror(-ret));
+		goto fail;
+	}
+	if (m->size == 0) {
+		ret = -EINVAL;
+		snprintf(err, errlen, "%s: empty image", path);
+		goto fail;
+	}
+
+	if (m->kind == MEDIA_BLOCKDEV || ro) {
+		/* libpmem maps files and DAX devices read-write only; map these ourselves. */
+		void *p = mmap(NULL, m->size, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+
+		if (p == MAP_FAILED) {
+			ret = -errno;
+			snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
+			goto fail;
+		}
+		m->base = p;
+		is_pmem = ro ? 0 : pmem_is_pmem(p, m->size);
+	} else {
+		m->base = pmem_map_file(path, 0, 0, 0, &maplen, &is_pmem);
+		if (!m->base) {
+			ret = errno ? -errno : -EIO;
+			snprintf(err, errlen, "%s: pmem_map_file: %s", path, pmem_errormsg());
+			goto fail;
+		}
+		m->size = maplen;
+	}
+	m->is_pmem = is_pmem;
+	m->readonly = ro;
+	m->path = strdup(path);
+	const char *crash = getenv("DAXFS_CRASH_AT");
+	if (crash && *crash)
+		m->crash_at = strtoull(crash, NULL, 0);
+	return 0;
+fail:
+	close(m->fd);
+	m->fd = -1;
+	return ret;
+}
+
+void media_close(struct media *m)
+{
+	if (m->base) {
+		if (!m->readonly)
+			media_drain(m);
+		if (m->kind == MEDIA_BLOCKDEV || m->readonly)
+			munmap(m->base, m->size);
+		else
+			pmem_unmap(m->base, m->size);
+	}
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m->path);
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mounted image below the inode layer: the mapping, the superblock, the journal, the committed
+ * bitmaps and the DRAM free-space index.  Opening it validates the superblock, replays the journal
+ * and builds the indexes; mount, fsck and the tests all start here.
+ */
+#ifndef DAXFS_SBI_H
+#define DAXFS_SBI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloc.h"
+#include "daxfs/format.h"
+#include "journal.h"
+#include "media.h"
+
+struct sbi {
+	struct media media;
+	struct daxfs_super sb;		/* DRAM copy; changes only at mount and unmount */
+	uint32_t bs;
+	unsigned bshift;
+	uint32_t seed;			/* checksum seed, from the uuid */
+	struct journal journal;
+	struct jbitmap bbm;		/* committed block bitmap */
+	struct jbitmap ibm;		/* committed inode bitmap */
+	struct allocator alloc;		/* free data blocks */
+	uint64_t data_blocks;		/* blocks of the data area */
+	int replayed;			/* journal records replayed at open */
+	bool was_dirty;			/* the image was not unmounted cleanly */
+};
+
+#define SBI_RDONLY	0x1	/* map read-only; fail if the journal needs replay */
+#define SBI_NOREPLAY	0x2	/* leave the journal alone (fsck -n) */
+#define SBI_SHARED	0x4	/* do not take the exclusive lock (fsck -n on a mounted image) */
+
+int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errlen);
+void sbi_close(struct sbi *s);
+
+/* Mark the image mounted (dirty) or cleanly unmounted, durably. */
+void sbi_set_state(struct sbi *s, uint32_t state);
+
+static inline void *sbi_block(const struct sbi *s, uint64_t blk)
+{
+	return media_ptr(&s->media, blk << s->bshift);
+}
+
+static inline uint64_t sbi_block_off(const struct sbi *s, uint64_t blk)
+{
+	return blk << s->bshift;
+}
+
+static inline bool sbi_data_block(const struct sbi *s, uint64_t blk, uint64_t len)
+{
+	return blk >= s->sb.data_start && len <= s->sb.backup_sb && blk <= s->sb.backup_sb - len;
+}
+
+/*
+ * Allocate blocks (alloc_get semantics).  They are the caller's until it either marks them in use in
+ * a transaction (sbi_use) or gives them back (sbi_unalloc).
+ */
+int sbi_alloc(struct sbi *s, const struct alloc_req *req, uint64_t *start, uint64_t *len);
+void sbi_use(struct sbi *s, struct tx *tx, uint64_t start, uint64_t len);
+/* Mark blocks free in tx; they return to the allocator when tx commits. */
+void sbi_free(struct sbi *s, struct tx *tx, uint64_t start, uint64_t len);
+/* Give back allocated blocks that were not used. */
+void sbi_unalloc(struct sbi *s, uint64_t start, uint64_t len);
+
+bool jbitmap_test(const struct jbitmap *bm, uint64_t bit);
+bool jbitmap_all_set(const struct jbitmap *bm, uint64_t first, uint64_t n);
+
+#endif

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+#include "slots.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csum.h"
+#include "util.h"
+
+/*
+ * Keep room for `nblocks` chain blocks and all their slots on the free stack, so that removing a
+ * record and pushing a block can never fail half-way.
+ */
+static int reserve_capacity(struct slotlist *sl, size_t nblocks)
+{
+	if (nblocks > sl->capblocks) {
+		size_t cap = MAX(nblocks, sl->capblocks * 2);
+		uint64_t *nb = realloc(sl->blocks, cap * sizeof(*nb));
+
+		if (!nb)
+			return -ENOMEM;
+		sl->blocks = nb;
+		sl->capblocks = cap;
+	}
+	size_t slots = sl->capblocks * sl->per_block;
+	if (slots > sl->capfree) {
+		uint64_t *nf = realloc(sl->free, slots * sizeof(*nf));
+
+		if (!nf)
+			return -ENOMEM;
+		sl->free = nf;
+		sl->capfree = slots;
+	}
+	return 0;
+}
+
+static bool slot_is_free(const struct daxfs_slot *s)
+{
+	static const struct daxfs_slot zero;
+
+	return memcmp(s, &zero, sizeof(zero)) == 0;
+}
+
+int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head, slot_visit_fn visit, void *arg,
+	       char *err, size_t errlen)
+{
+	int ret;
+
+	memset(sl, 0, sizeof(*sl));
+	sl->sbi = s;
+	sl->kind = kind;
+	sl->per_block = (uint32_t)DAXFS_SLOTS_PER_BLOCK(s->bs);
+	pthread_mutex_init(&sl->lock, NULL);
+
+	for (uint64_t blk = head; blk; ) {
+		const struct daxfs_slot_block *hdr = sbi_block(s, blk);
+
+		if (!sbi_data_block(s, blk, 1) || sl->nblocks > s->data_blocks) {
+			snprintf(err, errlen, "slot list %u: block %llu out of range or chain loops", kind,
+				 (unsigned long long)blk);
+			return -EUCLEAN;
+		}
+		if (hdr->magic != DAXFS_SLOT_MAGIC || hdr->kind != kind ||
+		    hdr->crc != daxfs_slot_block_csum(s->seed, blk, hdr)) {
+			snprintf(err, errlen, "slot list %u: block %llu has a bad header", kind,
+				 (unsigned long long)blk);
+			return -EUCLEAN;
+		}
+		uint64_t bi = sl->nblocks;
+		if ((ret = reserve_capacity(sl, bi + 1)))
+			goto nomem;
+		sl->blocks[sl->nblocks++] = blk;
+		const struct daxfs_slot *slot = (const void *)(hdr + 1);
+		for (uint32_t i = sl->per_block; i-- > 0;) {
+			uint64_t id = bi * sl->per_block + i;
+
+			if (slot_is_free(&slot[i])) {
+				sl->free[sl->nfree++] = id;
+				continue;
+			}
+			if (slot[i].crc != daxfs_slot_csum(s->seed, blk, i, &slot[i])) {
+				snprintf(err, errlen, "slot list %u: block %llu slot %u has a bad checksum", kind,
+					 (unsigned long long)blk, i);
+				return -EUCLEAN;
+			}
+			sl->used++;
+			if (visit && (ret = visit(arg, id, slot[i].v)) < 0) {
+				snprintf(err, errlen, "slot list %u: block %llu slot %u: %s", kind,
+					 (unsigned long long)blk, i, strerror(-ret));
+				return ret;
+			}
+		}
+		blk = hdr->next;
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory loading slot list %u", kind);
+	return ret;
+}
+
+void slots_destroy(struct slotlist *sl)
+{
+	free(sl->blocks);
+	free(sl->free);
+	pthread_mutex_destroy(&sl->lock);
+	memset(sl, 0, sizeof(*sl));
+}
+
+static uint64_t slot_off(struct slotlist *sl, uint64_t id, uint64_t *blk, uint32_t *idx)
+{
+	*blk = sl->blocks[id / sl->per_block];
+	*idx = (uint32_t)(id % sl->per_block);
+	return sbi_block_off(sl->sbi, *blk) + sizeof(struct daxfs_slot_block) + *idx * sizeof(struct daxfs_slot);
+}
+
+/* Append a zeroed block to the chain; its slots become free. */
+static int grow(struct slotlist *sl, struct tx *tx)
+{
+	struct sbi *s = sl->sbi;
+	struct alloc_req req = { .want = 1, .flags = ALLOC_META };
+	uint64_t blk, len;
+	int ret;
+
+	if ((ret = reserve_capacity(sl, sl->nblocks + 1)))
+		return ret;
+	ret = sbi_alloc(s, &req, &blk, &len);
+	if (ret)
+		return ret;
+	sbi_use(s, tx, blk, 1);
+
+	char *img = calloc(1, s->bs);
+	if (!img) {
+		sbi_unalloc(s, blk, 1);
+		return -ENOMEM;
+	}
+	struct daxfs_slot_block *hdr = (void *)img;
+	hdr->magic = DAXFS_SLOT_MAGIC;
+	hdr->kind = sl->kind;
+	hdr->crc = daxfs_slot_block_csum(s->seed, blk, hdr);
+	tx_log(tx, sbi_block_off(s, blk), img, s->bs);
+	free(img);
+
+	/* Link it after the current tail. */
+	uint64_t tail = sl->blocks[sl->nblocks - 1];
+	struct daxfs_slot_block th = *(struct daxfs_slot_block *)sbi_block(s, tail);
+	th.next = blk;
+	th.crc = daxfs_slot_block_csum(s->seed, tail, &th);
+	tx_log(tx, sbi_block_off(s, tail), &th, sizeof(th));
+
+	uint64_t bi = sl->nblocks;
+	sl->blocks[sl->nblocks++] = blk;
+	for (uint32_t i = sl->per_block; i-- > 0;)
+		sl->free[sl->nfree++] = bi * sl->per_block + i;
+	return 0;
+}
+
+static void write_slot(struct slotlist *sl, struct tx *tx, uint64_t id, const uint64_t v[3])
+{
+	struct daxfs_slot slot = { 0 };
+	uint64_t blk;
+	uint32_t idx;
+	uint64_t off = slot_off(sl, id, &blk, &idx);
+
+	if (v) {
+		memcpy(slot.v, v, sizeof(slot.v));
+		slot.crc = daxfs_slot_csum(sl->sbi->seed, blk, idx, &slot);
+	}
+	tx_log(tx, off, &slot, sizeof(slot));
+}
+
+int slots_add(struct slotlist *sl, struct tx *tx, const uint64_t v[3], uint64_t *id)
+{
+	int ret;
+
+	if (sl->nfree == 0 && (ret = grow(sl, tx)))
+		return ret;
+	*id = sl->free[--sl->nfree];
+	sl->used++;
+	write_slot(sl, tx, *id, v);
+	return 0;
+}
+
+void slots_update(struct slotlist *sl, struct tx *tx, uint64_t id, const uint64_t v[3])
+{
+	write_slot(sl, tx, id, v);
+}
+
+void slots_remove(struct slotlist *sl, struct tx *tx, uint64_t id)
+{
+	write_slot(sl, tx, id, NULL);
+	sl->used--;
+	sl->free[sl->nfree++] = id;	/* reserve_capacity keeps room for every slot */
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers shared by every layer. */
+#ifndef DAXFS_UTIL_H
+#define DAXFS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
+#define ROUND_UP(n, a) (DIV_ROUND_UP(n, a) * (a))
+#define IS_POW2(x) ((x) != 0 && ((x) & ((x) - 1)) == 0)
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define UNUSED __attribute__((unused))
+
+/* Ranges [a, a + alen) and [b, b + blen) share a byte. */
+static inline int ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+#endif
