@@ -142,9 +142,20 @@ int main(int argc, char *argv[])
 	d.entry_timeout = o.entry_timeout;
 
 	cfg.readonly = o.readonly;
-	if (fs_mount(&d.fs, o.image, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "daxfs: cannot mount %s\n", err);
-		goto out_args;
+	/*
+	 * umount(8) returns before the previous daemon has finished writing the image back and let go
+	 * of its lock: give it a few seconds rather than fail an "umount; mount" sequence.
+	 */
+	for (int tries = 0;; tries++) {
+		int r = fs_mount(&d.fs, o.image, &cfg, err, sizeof(err));
+
+		if (r == 0)
+			break;
+		if (r != -EBUSY || tries == 100) {
+			fprintf(stderr, "daxfs: cannot mount %s\n", err);
+			goto out_args;
+		}
+		usleep(50000);
 	}
 	if (d.fs->sbi.replayed || d.fs->orphans_recovered)
 		fprintf(stderr, "daxfs: %s: recovered: %d journal records replayed, %llu orphan inodes freed\n",

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The daxfs demo on emulated pmem: install what is missing, build, format an image in /dev/shm,
+# mount it, show it working, and unmount.  Everything it creates is removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+
+BIN=build
+IMAGE=/dev/shm/daxfs-demo-$$.img
+MNT=$(mktemp -d /tmp/daxfs-demo.XXXXXX)
+cleanup() {
+	umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+	rmdir "$MNT" 2>/dev/null || true
+	rm -f "$IMAGE"
+}
+trap cleanup EXIT
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+step "format a 1 GiB emulated-pmem image (a sparse file in /dev/shm)"
+run $BIN/tools/mkfs.daxfs -s 1G -L demo "$IMAGE"
+run du -h --apparent-size "$IMAGE"
+run du -h "$IMAGE"
+
+step "mount it (multi-threaded FUSE daemon, DAX-like direct I/O)"
+run $BIN/daxfs/daxfs "$IMAGE" "$MNT"
+run findmnt -n -o SOURCE,TARGET,FSTYPE "$MNT"
+
+step "files, directories, links, xattrs"
+run mkdir -p "$MNT/docs/notes"
+echo "daxfs keeps file data in persistent memory" > "$MNT/docs/readme.txt"
+run cat "$MNT/docs/readme.txt"
+run ln -s docs/readme.txt "$MNT/link"
+run ln "$MNT/docs/readme.txt" "$MNT/docs/hardlink"
+run setfattr -n user.origin -v demo "$MNT/docs/readme.txt"
+run getfattr -d "$MNT/docs/readme.txt"
+run ls -la "$MNT" "$MNT/docs"
+
+step "a sparse file: 1 GiB apparent size, 8 KiB of data"
+run truncate -s 1G "$MNT/sparse"
+printf 'head' | dd of="$MNT/sparse" conv=notrunc status=none
+printf 'tail' | dd of="$MNT/sparse" bs=1 seek=$((1024 * 1024 * 1024 - 4)) conv=notrunc status=none
+run du -h --apparent-size "$MNT/sparse"
+run du -h "$MNT/sparse"
+
+step "write and read 256 MiB through the mapping"
+run dd if=/dev/urandom of="$MNT/big" bs=1M count=256 status=none
+run sha256sum "$MNT/big"
+run dd if="$MNT/big" of=/dev/null bs=1M status=progress
+run df -h "$MNT"
+
+step "unmount, remount: everything is still there"
+SUM=$(sha256sum < "$MNT/big")
+run umount "$MNT"
+run $BIN/daxfs/daxfs "$IMAGE" "$MNT"
+[ "$(sha256sum < "$MNT/big")" = "$SUM" ] && echo "big: checksum matches after remount"
+run cat "$MNT/link"
+run umount "$MNT"
+echo
+echo "demo finished"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run every test: once in a normal build and once under
+# AddressSanitizer + UndefinedBehaviorSanitizer (the daemon the integration tests mount is the
+# sanitized one, so a memory error or a leak in it fails the run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+
+setup() {	# dir, extra meson args...
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+}
+
+setup build
+ninja -C build
+meson test -C build --print-errorlogs --num-processes 2
+
+setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false \
+	-Dc_args=-fno-sanitize-recover=all -Dbuildtype=debug
+ninja -C build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3
+echo "all tests passed (normal and sanitizer builds)"
