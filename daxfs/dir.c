@@ -176,10 +176,9 @@ static int grow_blocks(struct dir_index *d, uint32_t n)
 	return 0;
 }
 
-static int dir_corrupt(const struct inode *dir, uint32_t blk, uint32_t off, const char *what)
+static int dir_corrupt(struct fs *fs, const struct inode *dir, uint32_t blk, uint32_t off, const char *what)
 {
-	fprintf(stderr, "daxfs: directory %llu block %u offset %u: %s; run fsck.daxfs\n",
-		(unsigned long long)dir->ino, blk, off, what);
+	fs_corrupt(fs, "directory %llu block %u offset %u: %s", (unsigned long long)dir->ino, blk, off, what);
 	return -EIO;
 }
 
@@ -205,14 +204,14 @@ int dir_load(struct fs *fs, struct inode *dir)
 	if (!d->table)
 		return -ENOMEM;
 	if (dir->d.size % bs || dir->d.size / bs > UINT32_MAX)
-		return dir_corrupt(dir, 0, 0, "size is not a whole number of blocks");
+		return dir_corrupt(fs, dir, 0, 0, "size is not a whole number of blocks");
 	uint32_t nblocks = (uint32_t)(dir->d.size / bs);
 	if ((ret = grow_blocks(d, nblocks)))
 		return ret;
 
 	for (uint32_t b = 0; b < nblocks; b++) {
 		if (!emap_seek(dir, b, &c, &e) || e.lblk > b)
-			return dir_corrupt(dir, b, 0, "block is not mapped");
+			return dir_corrupt(fs, dir, b, 0, "block is not mapped");
 		uint64_t pblk = e.pblk + (b - e.lblk);
 		char *img = malloc(bs);
 		if (!img)
@@ -227,16 +226,16 @@ int dir_load(struct fs *fs, struct inode *dir)
 
 			if (bs - off < DAXFS_DIRENT_HDR || r->rec_len < DAXFS_DIRENT_HDR || r->rec_len % 8 ||
 			    r->rec_len > bs - off)
-				return dir_corrupt(dir, b, off, "bad record length");
+				return dir_corrupt(fs, dir, b, off, "bad record length");
 			if (r->crc != daxfs_dirent_csum(fs->sbi.seed, dir->ino, r))
-				return dir_corrupt(dir, b, off, "record checksum mismatch");
+				return dir_corrupt(fs, dir, b, off, "record checksum mismatch");
 			if (r->ino) {
 				if (r->name_len == 0 || DAXFS_DIRENT_LEN(r->name_len) > r->rec_len ||
 				    r->ino > fs->sbi.sb.ninodes || !valid_dtype(r->type) ||
 				    memchr(r->name, '/', r->name_len) || memchr(r->name, 0, r->name_len))
-					return dir_corrupt(dir, b, off, "bad entry");
+					return dir_corrupt(fs, dir, b, off, "bad entry");
 				if (index_find(d, r->name, r->name_len))
-					return dir_corrupt(dir, b, off, "duplicate name");
+					return dir_corrupt(fs, dir, b, off, "duplicate name");
 				if ((ret = reserve_entry(d)) || !index_add(d, r->name, r->name_len, r->ino, r->type, b,
 									  (uint16_t)off))
 					return ret ? ret : -ENOMEM;

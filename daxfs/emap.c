@@ -68,10 +68,9 @@ void emap_destroy(struct emap *map)
 	memset(map, 0, sizeof(*map));
 }
 
-static int corrupt(const struct inode *ip, const char *what, uint64_t blk)
+static int corrupt(struct fs *fs, const struct inode *ip, const char *what, uint64_t blk)
 {
-	fprintf(stderr, "daxfs: inode %llu: %s (block %llu); run fsck.daxfs\n", (unsigned long long)ip->ino, what,
-		(unsigned long long)blk);
+	fs_corrupt(fs, "inode %llu: %s (block %llu)", (unsigned long long)ip->ino, what, (unsigned long long)blk);
 	return -EIO;
 }
 
@@ -86,7 +85,7 @@ int emap_load(struct fs *fs, struct inode *ip)
 	if ((ret = grow_leaves(map, 4)))
 		return ret;
 	if (ip->d.ext_count > DAXFS_INLINE_EXTENTS)
-		return corrupt(ip, "too many inline extents", 0);
+		return corrupt(fs, ip, "too many inline extents", 0);
 	map->leaves[0] = (struct emap_leaf){ .pblk = 0, .count = ip->d.ext_count, .dirty_from = CLEAN };
 	map->nleaves = 1;
 
@@ -94,10 +93,10 @@ int emap_load(struct fs *fs, struct inode *ip)
 		const struct daxfs_extent_block *eb = sbi_block(s, blk);
 
 		if (!sbi_data_block(s, blk, 1) || map->nleaves > ip->d.blocks)
-			return corrupt(ip, "extent chain leaves the data area or loops", blk);
+			return corrupt(fs, ip, "extent chain leaves the data area or loops", blk);
 		if (eb->magic != DAXFS_EXTENT_MAGIC || eb->ino != ip->ino || eb->count == 0 || eb->count > per ||
 		    eb->crc != daxfs_extent_block_csum(s->seed, blk, eb))
-			return corrupt(ip, "bad extent block", blk);
+			return corrupt(fs, ip, "bad extent block", blk);
 		if ((ret = grow_leaves(map, map->nleaves + 1)))
 			return ret;
 		struct daxfs_extent_block *img = malloc(s->bs);
@@ -115,7 +114,7 @@ int emap_load(struct fs *fs, struct inode *ip)
 		for (uint32_t i = 0; i < map->leaves[li].count; i++) {
 			if (r[i].len == 0 || r[i].lblk < next_lblk || !sbi_data_block(s, r[i].pblk, r[i].len) ||
 			    r[i].lblk + r[i].len > (DAXFS_MAX_FILE_SIZE >> s->bshift))
-				return corrupt(ip, "extent out of order or out of range", map->leaves[li].pblk);
+				return corrupt(fs, ip, "extent out of order or out of range", map->leaves[li].pblk);
 			next_lblk = r[i].lblk + r[i].len;
 		}
 	}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Mount and unmount: from a validated image to a live file system, orphans recovered. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,21 @@ int fs_writable(struct fs *fs)
 	if (fs->aborted)
 		return -EIO;
 	return 0;
+}
+
+void fs_corrupt(struct fs *fs, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	__atomic_add_fetch(&fs->corruptions, 1, __ATOMIC_RELAXED);
+	if (fs->cfg.report)
+		fs->cfg.report(fs->cfg.report_arg, msg);
+	else
+		fprintf(stderr, "daxfs: %s: %s; run fsck.daxfs\n", fs->sbi.media.path, msg);
 }
 
 int fs_commit(struct fs *fs, struct tx *tx)
@@ -60,13 +76,26 @@ static int collect_orphan(void *arg, uint64_t id, const uint64_t v[3])
 }
 
 /* Inodes that lost their last link while open (or just before a crash): free them now. */
-static int recover_orphans(struct fs *fs, struct orphan_list *ol, char *err, size_t errlen)
+int fs_recover_orphans(struct fs *fs, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < ol->n; i++) {
-		uint64_t id = ol->v[i][0], ino = ol->v[i][1];
+	struct orphan_list ol = { 0 };
+	int ret = 0;
+
+	/* Snapshot the list: freeing an orphan removes its slot. */
+	slots_lock(&fs->orphans);
+	for (size_t bi = 0; bi < fs->orphans.nblocks && ret == 0; bi++) {
+		const struct daxfs_slot *slot = (const void *)((const char *)sbi_block(&fs->sbi, fs->orphans.blocks[bi]) +
+							       sizeof(struct daxfs_slot_block));
+
+		for (uint32_t i = 0; i < fs->orphans.per_block && ret == 0; i++)
+			if (slot[i].v[0])
+				ret = collect_orphan(&ol, bi * fs->orphans.per_block + i, slot[i].v);
+	}
+	slots_unlock(&fs->orphans);
+	for (size_t i = 0; i < ol.n && ret == 0; i++) {
+		uint64_t id = ol.v[i][0], ino = ol.v[i][1];
 		struct inode *ip;
 		struct tx tx;
-		int ret;
 
 		ret = inode_get(fs, ino, &ip);
 		if (ret == -ESTALE) {
@@ -94,18 +123,16 @@ static int recover_orphans(struct fs *fs, struct orphan_list *ol, char *err, siz
 			pthread_rwlock_unlock(&ip->lock);
 			inode_put(fs, ip);
 		}
-		if (ret) {
+		if (ret)
 			snprintf(err, errlen, "recovering orphan inode %llu: %s", (unsigned long long)ino,
 				 strerror(-ret));
-			return ret;
-		}
 	}
-	return 0;
+	free(ol.v);
+	return ret;
 }
 
 int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen)
 {
-	struct orphan_list ol = { 0 };
 	char msg[256];
 	struct fs *fs;
 	int ret;
@@ -114,7 +141,10 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 	if (!fs)
 		return -ENOMEM;
 	fs->cfg = *cfg;
-	ret = sbi_open(&fs->sbi, image, cfg->readonly ? SBI_RDONLY : 0, err, errlen);
+	int flags = (cfg->readonly && !cfg->private_map ? SBI_RDONLY : 0) | (cfg->private_map ? SBI_PRIVATE : 0) |
+		    (cfg->shared ? SBI_SHARED : 0) | (cfg->backup_sb ? SBI_BACKUP_SB : 0) |
+		    (cfg->noreplay ? SBI_NOREPLAY : 0) | (cfg->norecovery ? SBI_CHECKER : 0);
+	ret = sbi_open(&fs->sbi, image, flags, err, errlen);
 	if (ret) {
 		free(fs);
 		return ret;
@@ -136,28 +166,25 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 	if (getrandom(&fs->next_generation, sizeof(fs->next_generation), 0) < 0)
 		fs->next_generation = 1;
 
-	ret = slots_load(&fs->orphans, &fs->sbi, DAXFS_SLOTS_ORPHAN, fs->sbi.sb.orphan_head, collect_orphan, &ol,
-			 msg, sizeof(msg));
+	ret = slots_load(&fs->orphans, &fs->sbi, DAXFS_SLOTS_ORPHAN, cfg->noorphans ? 0 : fs->sbi.sb.orphan_head,
+			 NULL, NULL, msg, sizeof(msg));
 	if (ret) {
 		snprintf(err, errlen, "%s: %s", image, msg);
 		goto fail;
 	}
-	if (!cfg->readonly) {
+	if (!cfg->readonly && !cfg->norecovery) {
 		sbi_set_state(&fs->sbi, DAXFS_STATE_DIRTY);
-		ret = recover_orphans(fs, &ol, msg, sizeof(msg));
+		ret = fs_recover_orphans(fs, msg, sizeof(msg));
 		if (ret) {
 			snprintf(err, errlen, "%s: %s", image, msg);
-			goto fail_orphans;
+			goto fail;
 		}
 	}
-	free(ol.v);
 	*out = fs;
 	return 0;
 
-fail_orphans:
-	slots_destroy(&fs->orphans);
 fail:
-	free(ol.v);
+	slots_destroy(&fs->orphans);	/* safe on the zeroed struct too */
 	free(fs->buckets);
 	free(fs->ino_map);
 	sbi_close(&fs->sbi);

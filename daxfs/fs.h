@@ -82,6 +82,15 @@ struct inode {
 
 struct fs_config {
 	bool readonly;
+	bool norecovery;	/* leave the clean flag and the orphans alone (the checker) */
+	bool private_map;	/* copy-on-write mapping: nothing reaches the image (fsck -n) */
+	bool shared;		/* do not take the exclusive image lock (fsck -n of a mounted image) */
+	bool backup_sb;		/* use the superblock copy in the last block */
+	bool noreplay;		/* ignore the journal (a corrupt one, for the checker) */
+	bool noorphans;		/* start with an empty orphan list (a corrupt one, for the checker) */
+	/* Where corruption reports go; NULL prints them to stderr. */
+	void (*report)(void *arg, const char *msg);
+	void *report_arg;
 };
 
 struct fs {
@@ -103,6 +112,7 @@ struct fs {
 	struct slotlist orphans;
 	bool aborted;			/* a commit failed: refuse further changes */
 	uint64_t orphans_recovered;	/* at mount */
+	uint64_t corruptions;		/* reports of corrupt metadata */
 };
 
 /* Convenience */
@@ -123,9 +133,16 @@ int fs_statfs(struct fs *fs, struct statvfs *st);
 /* Commit, aborting the file system when that fails (out of memory): changes then return EIO. */
 int fs_commit(struct fs *fs, struct tx *tx);
 int fs_writable(struct fs *fs);
+/* Report corrupt metadata found while reading it (the operation then fails with EIO). */
+void fs_corrupt(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Free the inodes on the orphan list (mount does this unless norecovery). */
+int fs_recover_orphans(struct fs *fs, char *err, size_t errlen);
 
 /* ---- inode.c ---- */
 int inode_get(struct fs *fs, uint64_t ino, struct inode **ip);
+/* Read an inode from the media without caching it (the checker); free with inode_free. */
+int inode_read(struct fs *fs, uint64_t ino, struct inode **ip);
+void inode_free(struct inode *ip);
 void inode_hold(struct fs *fs, struct inode *ip);
 void inode_put(struct fs *fs, struct inode *ip);
 /* The kernel got (nlookup) or dropped (forget) references. */

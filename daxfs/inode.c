@@ -102,7 +102,7 @@ static int ino_take(struct fs *fs, uint64_t *ino)
 	return ret;
 }
 
-static void inode_destroy(struct inode *ip)
+void inode_free(struct inode *ip)
 {
 	emap_destroy(&ip->map);
 	if (ip->dir)
@@ -150,8 +150,7 @@ static int inode_load(struct fs *fs, uint64_t ino, struct inode **out)
 	if (!jbitmap_test(&s->ibm, ino - 1))
 		return -ESTALE;
 	if (di->crc != daxfs_inode_csum(s->seed, ino, di) || !valid_type(di->mode)) {
-		fprintf(stderr, "daxfs: inode %llu is corrupt (bad checksum or type); run fsck.daxfs\n",
-			(unsigned long long)ino);
+		fs_corrupt(fs, "inode %llu: bad checksum or file type", (unsigned long long)ino);
 		return -EIO;
 	}
 	ip = inode_new(ino);
@@ -165,8 +164,15 @@ static int inode_load(struct fs *fs, uint64_t ino, struct inode **out)
 	*out = ip;
 	return 0;
 fail:
-	inode_destroy(ip);
+	inode_free(ip);
 	return ret;
+}
+
+int inode_read(struct fs *fs, uint64_t ino, struct inode **out)
+{
+	if (ino == 0 || ino > fs->sbi.sb.ninodes)
+		return -ESTALE;
+	return inode_load(fs, ino, out);
 }
 
 int inode_get(struct fs *fs, uint64_t ino, struct inode **out)
@@ -211,7 +217,7 @@ static void evicted(struct fs *fs, struct inode *ip)
 {
 	if (ip->deleted)
 		ino_release(fs, ip->ino);
-	inode_destroy(ip);
+	inode_free(ip);
 }
 
 void inode_put(struct fs *fs, struct inode *ip)
@@ -383,7 +389,7 @@ int inode_create(struct fs *fs, struct tx *tx, const struct cred *cr, const stru
 	d->btime_nsec = d->mtime_nsec;
 	if ((has_emap(ip) && (ret = emap_load(fs, ip)) < 0) || (S_ISDIR(mode) && (ret = dir_load(fs, ip)) < 0)) {
 		ino_release(fs, ino);
-		inode_destroy(ip);
+		inode_free(ip);
 		return ret;
 	}
 	tx_bits(tx, &fs->sbi.ibm, ino - 1, 1, true);
@@ -404,7 +410,7 @@ void inode_create_abort(struct fs *fs, struct inode *ip)
 	pthread_mutex_unlock(&fs->icache_lock);
 	pthread_rwlock_unlock(&ip->lock);
 	ino_release(fs, ip->ino);
-	inode_destroy(ip);
+	inode_free(ip);
 }
 
 int inode_unlinked(struct fs *fs, struct tx *tx, struct inode *ip)

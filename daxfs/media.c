@@ -39,7 +39,7 @@ static void sync_pending(void)
 
 void media_flush(struct media *m, const void *addr, size_t len)
 {
-	if (len == 0)
+	if (len == 0 || m->private_map)
 		return;
 	if (m->is_pmem) {
 		pmem_flush(addr, len);
@@ -147,7 +147,8 @@ int media_probe_size(const char *path, uint64_t *size, enum media_kind *kind)
 
 int media_open(struct media *m, const char *path, int flags, char *err, size_t errlen)
 {
-	bool ro = flags & MEDIA_RDONLY;
+	bool priv = flags & MEDIA_PRIVATE;
+	bool ro = (flags & MEDIA_RDONLY) && !priv;
 	size_t maplen = 0;
 	int is_pmem = 0;
 	int ret;
@@ -160,18 +161,22 @@ int media_open(struct media *m, const char *path, int flags, char *err, size_t e
 			 ret == -EINVAL ? "not a regular file, block device or DAX device" : strerror(-ret));
 		return ret;
 	}
-	m->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	m->fd = open(path, (ro || priv ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (m->fd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return ret;
 	}
 	/* A mounted daemon holds an exclusive lock; tools take a shared one to detect it. */
-	if (flock(m->fd, ((flags & MEDIA_EXCL) ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+	if (!(flags & MEDIA_NOLOCK) && flock(m->fd, ((flags & MEDIA_EXCL) ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
 		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		snprintf(err, errlen, "%s: %s", path,
-			 ret == -EBUSY ? "in use (mounted by a running daxfs?)" : strerror(-ret));
-		goto fail;
+		if (ret == -EBUSY && priv && !(flags & MEDIA_EXCL)) {
+			m->in_use = true;	/* reading a private snapshot of a live image is allowed */
+		} else {
+			snprintf(err, errlen, "%s: %s", path,
+				 ret == -EBUSY ? "in use (mounted by a running daxfs?)" : strerror(-ret));
+			goto fail;
+		}
 	}
 	if (m->size == 0) {
 		ret = -EINVAL;
@@ -179,9 +184,10 @@ int media_open(struct media *m, const char *path, int flags, char *err, size_t e
 		goto fail;
 	}
 
-	if (m->kind == MEDIA_BLOCKDEV || ro) {
-		/* libpmem maps files and DAX devices read-write only; map these ourselves. */
-		void *p = mmap(NULL, m->size, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+	if (m->kind == MEDIA_BLOCKDEV || ro || priv) {
+		/* libpmem maps files and DAX devices shared and read-write only; map these ourselves. */
+		void *p = mmap(NULL, m->size, ro ? PROT_READ : PROT_READ | PROT_WRITE, priv ? MAP_PRIVATE : MAP_SHARED,
+			       m->fd, 0);
 
 		if (p == MAP_FAILED) {
 			ret = -errno;
@@ -189,7 +195,7 @@ int media_open(struct media *m, const char *path, int flags, char *err, size_t e
 			goto fail;
 		}
 		m->base = p;
-		is_pmem = ro ? 0 : pmem_is_pmem(p, m->size);
+		is_pmem = ro || priv ? 0 : pmem_is_pmem(p, m->size);
 	} else {
 		m->base = pmem_map_file(path, 0, 0, 0, &maplen, &is_pmem);
 		if (!m->base) {
@@ -201,6 +207,7 @@ int media_open(struct media *m, const char *path, int flags, char *err, size_t e
 	}
 	m->is_pmem = is_pmem;
 	m->readonly = ro;
+	m->private_map = priv;
 	m->path = strdup(path);
 	const char *crash = getenv("DAXFS_CRASH_AT");
 	if (crash && *crash)
@@ -215,9 +222,9 @@ fail:
 void media_close(struct media *m)
 {
 	if (m->base) {
-		if (!m->readonly)
+		if (!m->readonly && !m->private_map)
 			media_drain(m);
-		if (m->kind == MEDIA_BLOCKDEV || m->readonly)
+		if (m->kind == MEDIA_BLOCKDEV || m->readonly || m->private_map)
 			munmap(m->base, m->size);
 		else
 			pmem_unmap(m->base, m->size);

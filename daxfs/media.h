@@ -26,12 +26,16 @@ struct media {
 	enum media_kind kind;
 	bool is_pmem;		/* flush with cache write-back (true) or msync (false) */
 	bool readonly;
+	bool private_map;	/* copy-on-write: stores never reach the image */
+	bool in_use;		/* a private map of an image a daemon holds: a snapshot, maybe mid-change */
 	uint64_t crash_at;	/* drain number to die at, 0 = never */
 	uint64_t drains;	/* drains so far (atomic) */
 };
 
 #define MEDIA_RDONLY	0x1	/* map read-only */
 #define MEDIA_EXCL	0x2	/* fail with EBUSY if another process holds the image (a mounted daemon) */
+#define MEDIA_PRIVATE	0x4	/* map copy-on-write: the process may write, the image never changes */
+#define MEDIA_NOLOCK	0x8	/* ignore the daemon's lock (mkfs -f) */
 
 /* Open and map `path`.  On failure returns -errno and writes a message to err. */
 int media_open(struct media *m, const char *path, int flags, char *err, size_t errlen);

@@ -24,6 +24,22 @@ bool jbitmap_all_set(const struct jbitmap *bm, uint64_t first, uint64_t n)
 	return true;
 }
 
+int super_find_backup(const struct media *m, struct daxfs_super *out)
+{
+	char msg[256];
+
+	for (uint32_t bs = DAXFS_MIN_BLOCK_SIZE; bs <= DAXFS_MAX_BLOCK_SIZE; bs *= 2) {
+		uint64_t nblocks = m->size / bs;
+
+		if (nblocks < 2)
+			break;
+		memcpy(out, m->base + (nblocks - 1) * bs, sizeof(*out));
+		if (out->block_size == bs && super_validate(out, m->size, msg, sizeof(msg)) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
 static int load_bitmap(struct sbi *s, struct jbitmap *bm, uint64_t start_blk, uint64_t nbits)
 {
 	uint64_t words = DIV_ROUND_UP(nbits, 64);
@@ -89,6 +105,8 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 	memset(s, 0, sizeof(*s));
 	if (flags & SBI_RDONLY)
 		mflags |= MEDIA_RDONLY;
+	if (flags & SBI_PRIVATE)
+		mflags |= MEDIA_PRIVATE;
 	if (!(flags & SBI_SHARED))
 		mflags |= MEDIA_EXCL;
 	ret = media_open(&s->media, path, mflags, err, errlen);
@@ -99,6 +117,17 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 			 (unsigned long long)s->media.size);
 		ret = -EINVAL;
 		goto fail;
+	}
+	if (flags & SBI_BACKUP_SB) {
+		struct daxfs_super backup;
+
+		if (s->media.readonly || super_find_backup(&s->media, &backup)) {
+			snprintf(err, errlen, "%s: no usable superblock copy", path);
+			ret = -EUCLEAN;
+			goto fail;
+		}
+		media_copy(&s->media, s->media.base, &backup, sizeof(backup));
+		media_drain(&s->media);
 	}
 	memcpy(&s->sb, s->media.base, sizeof(s->sb));
 	ret = super_validate(&s->sb, s->media.size, msg, sizeof(msg));
@@ -122,7 +151,9 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 	s->journal.release_ctx = s;
 	if (flags & (SBI_NOREPLAY | SBI_RDONLY)) {
 		ret = journal_check(&s->journal, msg, sizeof(msg));
-		if (ret > 0 && (flags & SBI_RDONLY) && !(flags & SBI_NOREPLAY)) {
+		if (flags & SBI_NOREPLAY)
+			ret = 0;	/* the caller knows the journal is unusable and ignores it */
+		if (ret > 0 && (flags & SBI_RDONLY)) {
 			snprintf(err, errlen, "%s: the journal holds a transaction to replay; mount read-write once",
 				 path);
 			ret = -EROFS;
@@ -152,9 +183,10 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 		goto fail_bitmaps;
 	}
 	/* Metadata must be marked in use; anything else means the bitmap cannot be trusted. */
-	if (!jbitmap_all_set(&s->bbm, 0, s->sb.data_start) || !jbitmap_test(&s->bbm, s->sb.backup_sb) ||
-	    !jbitmap_test(&s->bbm, s->sb.orphan_head) || !jbitmap_test(&s->bbm, s->sb.busy_head) ||
-	    !jbitmap_test(&s->ibm, DAXFS_ROOT_INO - 1)) {
+	if (!(flags & SBI_CHECKER) &&
+	    (!jbitmap_all_set(&s->bbm, 0, s->sb.data_start) || !jbitmap_test(&s->bbm, s->sb.backup_sb) ||
+	     !jbitmap_test(&s->bbm, s->sb.orphan_head) || !jbitmap_test(&s->bbm, s->sb.busy_head) ||
+	     !jbitmap_test(&s->ibm, DAXFS_ROOT_INO - 1))) {
 		snprintf(err, errlen, "%s: the bitmaps do not cover the metadata: image corrupt", path);
 		ret = -EUCLEAN;
 		goto fail_bitmaps;

@@ -33,8 +33,13 @@ struct sbi {
 #define SBI_RDONLY	0x1	/* map read-only; fail if the journal needs replay */
 #define SBI_NOREPLAY	0x2	/* leave the journal alone (fsck -n) */
 #define SBI_SHARED	0x4	/* do not take the exclusive lock (fsck -n on a mounted image) */
+#define SBI_PRIVATE	0x8	/* copy-on-write mapping: replay and repairs stay in this process */
+#define SBI_BACKUP_SB	0x10	/* take the superblock from its copy in the last block */
+#define SBI_CHECKER	0x20	/* the checker: tolerate bitmaps it will verify and repair itself */
 
 int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errlen);
+/* Find a valid superblock copy at the end of an image of `bytes` (any block size); -ENOENT if none. */
+int super_find_backup(const struct media *m, struct daxfs_super *out);
 void sbi_close(struct sbi *s);
 
 /* Mark the image mounted (dirty) or cleanly unmounted, durably. */

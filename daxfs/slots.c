@@ -123,6 +123,8 @@ static int grow(struct slotlist *sl, struct tx *tx)
 	uint64_t blk, len;
 	int ret;
 
+	if (sl->nblocks == 0)
+		return -EUCLEAN;	/* loaded without its head block (a checker ignoring a corrupt list) */
 	if ((ret = reserve_capacity(sl, sl->nblocks + 1)))
 		return ret;
 	ret = sbi_alloc(s, &req, &blk, &len);

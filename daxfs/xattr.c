@@ -75,8 +75,8 @@ static const struct daxfs_xattr_block *read_block(struct fs *fs, const struct in
 	}
 	return xb;
 bad:
-	fprintf(stderr, "daxfs: inode %llu: extended attribute block %llu is corrupt; run fsck.daxfs\n",
-		(unsigned long long)ip->ino, (unsigned long long)blk);
+	fs_corrupt(fs, "inode %llu: extended attribute block %llu is corrupt", (unsigned long long)ip->ino,
+		   (unsigned long long)blk);
 	*err = -EIO;
 	return NULL;
 }

@@ -172,7 +172,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (media_open(&m, path, 0, err, sizeof(err)))
+	if (media_open(&m, path, force ? MEDIA_NOLOCK : 0, err, sizeof(err)))
 		die("%s", err);
 	if (format_media(&m, &p, err, sizeof(err)))
 		die("%s: %s", path, err);
