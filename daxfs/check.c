@@ -429,6 +429,21 @@ static void reset(struct ck *c)
 	c->r->was_dirty = dirty;
 }
 
+/* Busy extents are blocks in their own state: owned by the busy list, not by a file. */
+static int claim_busy(void *arg, uint64_t id, const uint64_t v[3])
+{
+	struct ck *c = arg;
+
+	if (v[1] == 0 || !sbi_data_block(c->s, v[0], v[1])) {
+		problem(c, false, "busy extent slot %llu: blocks %llu+%llu outside the data area", (unsigned long long)id,
+			(unsigned long long)v[0], (unsigned long long)v[1]);
+		return 0;
+	}
+	claim(c, v[0], v[1]);
+	c->r->busy += v[1];
+	return 0;
+}
+
 static int run_passes(struct ck *c)
 {
 	char msg[256];
@@ -440,7 +455,7 @@ static int run_passes(struct ck *c)
 	claim(c, c->s->sb.backup_sb, 1);
 	for (size_t i = 0; i < c->fs->orphans.nblocks; i++)
 		claim(c, c->fs->orphans.blocks[i], 1);
-	if (slots_load(&tmp, c->s, DAXFS_SLOTS_BUSY, c->s->sb.busy_head, NULL, NULL, msg, sizeof(msg)) == 0) {
+	if (slots_load(&tmp, c->s, DAXFS_SLOTS_BUSY, c->s->sb.busy_head, claim_busy, c, msg, sizeof(msg)) == 0) {
 		for (size_t i = 0; i < tmp.nblocks; i++)
 			claim(c, tmp.blocks[i], 1);
 	} else {
@@ -623,10 +638,8 @@ static int fix_unlinked(struct ck *c)
 		struct tx tx;
 
 		tx_init(&tx, &c->s->journal);
-		slots_lock(&c->fs->orphans);
 		slots_remove(&c->fs->orphans, &tx, c->stale_orphans.v[i][0]);
 		ret = fs_commit(c->fs, &tx);
-		slots_unlock(&c->fs->orphans);
 		if (ret)
 			return ret;
 		c->r->fixed++;
@@ -882,10 +895,10 @@ int check_image(const char *path, const struct check_opts *o, struct check_resul
 report:
 	if (o->mode != CHECK_PREEN || o->verbose || r->exit_code >= FSCK_UNFIXED)
 		fprintf(c.out,
-			"%s: %llu inodes (%llu directories), %llu data blocks in use, %llu orphans; "
+			"%s: %llu inodes (%llu directories), %llu data blocks in use (%llu busy), %llu orphans; "
 			"%llu problems%s, %llu repaired\n",
 			path, (unsigned long long)r->inodes, (unsigned long long)r->dirs,
-			(unsigned long long)r->blocks_used, (unsigned long long)r->orphans,
+			(unsigned long long)r->blocks_used, (unsigned long long)r->busy, (unsigned long long)r->orphans,
 			(unsigned long long)r->errors, o->mode == CHECK_READONLY ? "" : " left",
 			(unsigned long long)r->fixed);
 out:

@@ -26,13 +26,17 @@ struct daemon {
 	uint64_t init_unique;
 };
 
-/* An open file or directory: the fh of a FUSE request. */
+/* An open file or directory: the fh of a FUSE request.  Its pins die with it. */
 struct open_file {
 	struct inode *ip;
 	int flags;
+	struct pin_owner pins;
 };
 
 extern const struct fuse_lowlevel_ops daxfs_ll_ops;
+
+void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi, unsigned flags,
+	      const void *in_buf, size_t in_size, size_t out_size);
 
 /* Route the session's /dev/fuse traffic through hooks that grant FUSE_DIRECT_IO_ALLOW_MMAP. */
 int fuse_io_install(struct fuse_session *se, struct daemon *d);

@@ -39,13 +39,15 @@ static char *block_ptr(struct fs *fs, uint64_t pblk)
 struct free_ctx {
 	struct fs *fs;
 	struct tx *tx;
+	struct inode *ip;
 };
 
+/* Each freed media range goes through the policy: pinned blocks may become busy instead. */
 static void free_blocks(void *arg, uint64_t pblk, uint64_t len)
 {
 	struct free_ctx *fc = arg;
 
-	sbi_free(&fc->fs->sbi, fc->tx, pblk, len);
+	policy_free(fc->fs, fc->tx, fc->ip, pblk, len);
 }
 
 /*
@@ -54,7 +56,7 @@ static void free_blocks(void *arg, uint64_t pblk, uint64_t len)
  */
 static int unmap_blocks(struct fs *fs, struct inode *ip, struct tx *tx, uint64_t lblk, uint64_t len)
 {
-	struct free_ctx fc = { fs, tx };
+	struct free_ctx fc = { fs, tx, ip };
 	int ret;
 
 	for (;;) {
@@ -102,13 +104,27 @@ static void zero_mapped(struct fs *fs, struct inode *ip, uint64_t from, uint64_t
 	}
 }
 
-int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx)
+int file_truncate_check(struct fs *fs, struct inode *ip, uint64_t size)
+{
+	uint64_t first = DIV_ROUND_UP(size, fs_bs(fs));
+
+	if (size >= ip->d.size)
+		return 0;
+	return policy_before_free(fs, ip, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
+}
+
+int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx, bool ns_context)
 {
 	uint32_t bs = fs_bs(fs);
+	int ret;
 
 	if (size > DAXFS_MAX_FILE_SIZE) {
 		tx_free(tx);
 		return -EFBIG;
+	}
+	if (!ns_context && (ret = file_truncate_check(fs, ip, size))) {
+		tx_free(tx);
+		return ret;
 	}
 	if (size < ip->d.size) {
 		/* Bytes past the new EOF in its last block must read as zero if the file grows again. */
@@ -161,7 +177,7 @@ static int alloc_holes(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t 
 						 .flags = ALLOC_ALIGN };
 			uint64_t pblk, n;
 
-			if ((ret = sbi_alloc(s, &req, &pblk, &n)))
+			if ((ret = fs_alloc(fs, &req, &pblk, &n)))
 				goto out;
 			if ((ret = emap_insert(fs, tx, ip, lblk, pblk, n))) {
 				sbi_unalloc(s, pblk, n);
@@ -184,6 +200,34 @@ static int alloc_holes(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t 
 out:
 	*stop = lblk;
 	return ret;
+}
+
+int file_fill_holes(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t last)
+{
+	while (lblk <= last) {
+		bool allocated = false;
+		uint64_t stop;
+		struct tx tx;
+
+		tx_init(&tx, &fs->sbi.journal);
+		int ret = alloc_holes(fs, &tx, ip, lblk, last, 0, 0, &stop, &allocated);
+		if (allocated) {
+			/* The zeroes are durable before the blocks become part of the file. */
+			media_drain(fs_media(fs));
+			emap_log(fs, &tx, ip);
+			inode_log(fs, &tx, ip);
+			int cret = fs_commit(fs, &tx);
+			ret = ret ? ret : cret;
+		} else {
+			tx_free(&tx);
+		}
+		if (ret)
+			return ret;
+		if (stop == lblk)
+			return -ENOSPC;
+		lblk = stop;
+	}
+	return 0;
 }
 
 /* ---- read ---- */
@@ -378,6 +422,11 @@ static int punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len)
 	uint64_t end = off + len;
 	uint64_t first = DIV_ROUND_UP(off, bs), last = end >> sh;	/* whole blocks: [first, last) */
 	struct tx tx;
+	int ret;
+
+	/* The policy decides first (it may wait with the inode unlocked), before anything changes. */
+	if (first < last && (ret = policy_before_free(fs, ip, first, last - first)))
+		return ret;
 
 	if (first > last) {
 		/* Inside one block. */

@@ -81,17 +81,14 @@ int fs_recover_orphans(struct fs *fs, char *err, size_t errlen)
 	struct orphan_list ol = { 0 };
 	int ret = 0;
 
-	/* Snapshot the list: freeing an orphan removes its slot. */
-	slots_lock(&fs->orphans);
+	/* Snapshot the list (committed records): freeing an orphan removes its slot. */
 	for (size_t bi = 0; bi < fs->orphans.nblocks && ret == 0; bi++) {
-		const struct daxfs_slot *slot = (const void *)((const char *)sbi_block(&fs->sbi, fs->orphans.blocks[bi]) +
-							       sizeof(struct daxfs_slot_block));
+		const struct daxfs_slot *slot = slots_block(&fs->orphans, bi);
 
 		for (uint32_t i = 0; i < fs->orphans.per_block && ret == 0; i++)
 			if (slot[i].v[0])
 				ret = collect_orphan(&ol, bi * fs->orphans.per_block + i, slot[i].v);
 	}
-	slots_unlock(&fs->orphans);
 	for (size_t i = 0; i < ol.n && ret == 0; i++) {
 		uint64_t id = ol.v[i][0], ino = ol.v[i][1];
 		struct inode *ip;
@@ -101,10 +98,8 @@ int fs_recover_orphans(struct fs *fs, char *err, size_t errlen)
 		if (ret == -ESTALE) {
 			/* The inode was freed but the slot survived: drop the slot. */
 			tx_init(&tx, &fs->sbi.journal);
-			slots_lock(&fs->orphans);
 			slots_remove(&fs->orphans, &tx, id);
 			ret = fs_commit(fs, &tx);
-			slots_unlock(&fs->orphans);
 		} else if (ret == 0) {
 			pthread_rwlock_wrlock(&ip->lock);
 			ip->orphan = true;
@@ -114,10 +109,8 @@ int fs_recover_orphans(struct fs *fs, char *err, size_t errlen)
 				fs->orphans_recovered++;
 			} else {
 				tx_init(&tx, &fs->sbi.journal);
-				slots_lock(&fs->orphans);
 				slots_remove(&fs->orphans, &tx, id);
 				ret = fs_commit(fs, &tx);
-				slots_unlock(&fs->orphans);
 				ip->orphan = false;
 			}
 			pthread_rwlock_unlock(&ip->lock);
@@ -172,6 +165,20 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 		snprintf(err, errlen, "%s: %s", image, msg);
 		goto fail;
 	}
+	pthread_mutex_init(&fs->pol_lock, NULL);
+	fs->pol = cfg->policy;
+	if (!fs->pol.kind)
+		fs->pol.kind = DAXFS_POLICY_BUSY;
+	if (!fs->pol.admission)
+		fs->pol.admission = DAXFS_ADMIT_ALL;
+	pin_table_init(&fs->pins, cfg->max_pins, cfg->max_pins_per_file, NULL, NULL);
+	policy_init(fs);
+	/* No pin survives a restart: every busy extent on the media is reclaimable (queued for fs_start). */
+	ret = busy_load(&fs->busy, &fs->sbi, fs->sbi.sb.busy_head, !cfg->norecovery, msg, sizeof(msg));
+	if (ret) {
+		snprintf(err, errlen, "%s: %s", image, msg);
+		goto fail_busy;
+	}
 	if (!cfg->readonly && !cfg->norecovery) {
 		sbi_set_state(&fs->sbi, DAXFS_STATE_DIRTY);
 		ret = fs_recover_orphans(fs, msg, sizeof(msg));
@@ -183,6 +190,10 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 	*out = fs;
 	return 0;
 
+fail_busy:
+	busy_destroy(&fs->busy);
+	pin_table_destroy(&fs->pins);
+	pthread_mutex_destroy(&fs->pol_lock);
 fail:
 	slots_destroy(&fs->orphans);	/* safe on the zeroed struct too */
 	free(fs->buckets);
@@ -192,8 +203,40 @@ fail:
 	return ret;
 }
 
+int fs_start(struct fs *fs)
+{
+	if (fs->cfg.readonly || fs->cfg.norecovery)
+		return 0;
+	return reclaim_start(&fs->reclaim, fs, fs->cfg.reclaim_discard);
+}
+
+int fs_alloc(struct fs *fs, const struct alloc_req *req, uint64_t *start, uint64_t *len)
+{
+	int ret = sbi_alloc(&fs->sbi, req, start, len);
+
+	if (ret != -ENOSPC || !fs->reclaim.started)
+		return ret;
+	/*
+	 * Full, but reclaim may be about to give space back: wait for it, within bounds.  Space that
+	 * live pins hold is not coming back, so with nothing queued the answer is ENOSPC at once.
+	 */
+	uint64_t deadline = pin_now_ns() + fs->cfg.enospc_wait_ms * 1000000ull;
+	bool counted = false;
+	while (ret == -ENOSPC && pin_now_ns() < deadline && busy_wait_reclaim(&fs->busy, deadline)) {
+		if (!counted) {
+			STAT_ADD(fs, enospc_waits, 1);
+			counted = true;
+		}
+		ret = sbi_alloc(&fs->sbi, req, start, len);
+	}
+	return ret;
+}
+
 void fs_unmount(struct fs *fs)
 {
+	/* Pins die with the mount; what they held becomes reclaimable and is reclaimed before we close. */
+	pin_release_all(&fs->pins);
+	reclaim_stop(&fs->reclaim);
 	if (!fs->cfg.readonly && !fs->aborted)
 		icache_sync_all(fs);
 	for (size_t b = 0; b < fs->nbuckets; b++) {
@@ -209,6 +252,9 @@ void fs_unmount(struct fs *fs)
 	if (!fs->cfg.readonly && !fs->aborted)
 		sbi_set_state(&fs->sbi, DAXFS_STATE_CLEAN);
 	slots_destroy(&fs->orphans);
+	busy_destroy(&fs->busy);
+	pin_table_destroy(&fs->pins);
+	pthread_mutex_destroy(&fs->pol_lock);
 	free(fs->buckets);
 	free(fs->ino_map);
 	sbi_close(&fs->sbi);

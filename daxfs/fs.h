@@ -8,8 +8,10 @@
  *   fs->ns_lock                  namespace changes: create, link, unlink, rename, rmdir; orphans
  *   inode->lock                  one inode's attributes, extents, directory and xattrs; several
  *                                inodes are locked together only under ns_lock
- *   slot list locks              held until the transaction that changed the list commits
- *   icache_lock, ino_lock, allocator, journal    leaves
+ *   pins.lock                    pin table and media reference counts
+ *   busy.lock                    busy extents and the reclaim queue
+ *   pol_lock, slot list locks, icache_lock, ino_lock, allocator, journal    leaves
+ * Nothing waits for a pin to drop while holding ns_lock or an inode lock.
  * A transaction that changes an inode commits before that inode's lock is dropped.
  */
 #ifndef DAXFS_FS_H
@@ -24,6 +26,10 @@
 #include <sys/uio.h>
 
 #include "daxfs/format.h"
+#include "extent_busy.h"
+#include "mmap_pin.h"
+#include "policy.h"
+#include "reclaim.h"
 #include "sbi.h"
 #include "slots.h"
 
@@ -88,6 +94,12 @@ struct fs_config {
 	bool backup_sb;		/* use the superblock copy in the last block */
 	bool noreplay;		/* ignore the journal (a corrupt one, for the checker) */
 	bool noorphans;		/* start with an empty orphan list (a corrupt one, for the checker) */
+	struct policy_config policy;
+	uint32_t max_pins;		/* 0 = unlimited */
+	uint32_t max_pins_per_file;	/* 0 = unlimited */
+	bool reclaim_discard;		/* punch reclaimed blocks out of the image file */
+	uint64_t enospc_wait_ms;	/* how long an allocation waits for reclaim in flight */
+	bool single_threaded;		/* the daemon serves one request at a time: nothing may wait */
 	/* Where corruption reports go; NULL prints them to stderr. */
 	void (*report)(void *arg, const char *msg);
 	void *report_arg;
@@ -110,6 +122,21 @@ struct fs {
 	uint32_t next_generation;
 
 	struct slotlist orphans;
+	struct pin_table pins;
+	struct busy_tree busy;
+	struct reclaim reclaim;
+	pthread_mutex_t pol_lock;
+	struct policy_config pol;
+	struct fs_stats {
+		uint64_t frees_waited;
+		uint64_t free_wait_ns;
+		uint64_t frees_failed;
+		uint64_t unsafe_frees;
+		uint64_t unsafe_blocks;
+		uint64_t dma_ops;
+		uint64_t dma_bytes;
+		uint64_t enospc_waits;
+	} stats;			/* updated with atomic adds */
 	bool aborted;			/* a commit failed: refuse further changes */
 	uint64_t orphans_recovered;	/* at mount */
 	uint64_t corruptions;		/* reports of corrupt metadata */
@@ -128,7 +155,13 @@ static inline uint32_t fs_bs(const struct fs *fs)
 
 /* ---- fs.c: mount life cycle ---- */
 int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen);
+/* Start the background worker (reclaim).  Separate from fs_mount so a daemon can fork in between. */
+int fs_start(struct fs *fs);
+/* Drop every pin, drain reclaim, write back and close. */
 void fs_unmount(struct fs *fs);
+/* Allocate blocks, waiting up to enospc_wait_ms for reclaim in flight when the device is full. */
+int fs_alloc(struct fs *fs, const struct alloc_req *req, uint64_t *start, uint64_t *len);
+#define STAT_ADD(fs, field, n) __atomic_add_fetch(&(fs)->stats.field, (n), __ATOMIC_RELAXED)
 int fs_statfs(struct fs *fs, struct statvfs *st);
 /* Commit, aborting the file system when that fails (out of memory): changes then return EIO. */
 int fs_commit(struct fs *fs, struct tx *tx);
@@ -208,8 +241,15 @@ int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_
 ssize_t fs_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov);
 int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
 int fs_lseek(struct fs *fs, struct inode *ip, uint64_t off, int whence, uint64_t *res);
-/* With ip->lock held for writing: set the size, freeing blocks past it; commits tx (and more). */
-int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx);
+/*
+ * With ip->lock held for writing: set the size, freeing blocks past it; commits tx (and more).
+ * ns_context: called under ns_lock (freeing an unlinked inode), where pins never make it wait.
+ */
+int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx, bool ns_context);
+/* The policy's say before a truncate to size (may wait with ip unlocked): 0 or -EBUSY. */
+int file_truncate_check(struct fs *fs, struct inode *ip, uint64_t size);
+/* Allocate (zeroed) the holes of blocks [lblk, last] and commit, as a DAX write fault would. */
+int file_fill_holes(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t last);
 int file_read_iov(struct fs *fs, struct inode *ip, uint64_t off, size_t len, struct iovec *iov, int maxiov,
 		  int *niov, size_t *bytes);
 /* Copy out file bytes (long symlinks); returns the count. */

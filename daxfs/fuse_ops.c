@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
@@ -67,6 +68,10 @@ static void reply_entry(fuse_req_t req, int ret, const struct entry *e)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct daemon *d = userdata;
+
+	/* After daemonizing (threads do not survive the fork): start the reclaim worker. */
+	if (fs_start(d->fs))
+		fprintf(stderr, "daxfs: cannot start the reclaim worker; busy extents will wait for the next mount\n");
 
 	/*
 	 * Let the kernel clear setuid/setgid on write and chown (it sends us the mode change), as it
@@ -217,6 +222,7 @@ static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	if (!of)
 		return -ENOMEM;
+	pin_owner_init(&of->pins);
 	ret = fs_open(FS(req), ino, fi->flags, &of->ip);
 	if (ret) {
 		free(of);
@@ -325,6 +331,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct open_file *of = OF(fi);
 
 	(void)ino;
+	/* The file's pins go with it: what they held may now be reclaimed. */
+	pin_release_owner(&FS(req)->pins, &of->pins);
 	fs_release(FS(req), of->ip);
 	free(of);
 	reply_err(req, 0);
@@ -346,6 +354,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		reply_err(req, -ENOMEM);
 		return;
 	}
+	pin_owner_init(&of->pins);
 	ret = fs_open(FS(req), ino, O_RDONLY, &of->ip);
 	if (ret == 0 && !S_ISDIR(of->ip->d.mode)) {
 		fs_release(FS(req), of->ip);
@@ -586,4 +595,5 @@ const struct fuse_lowlevel_ops daxfs_ll_ops = {
 	.removexattr = op_removexattr,
 	.fallocate = op_fallocate,
 	.lseek = op_lseek,
+	.ioctl = op_ioctl,
 };

@@ -424,12 +424,9 @@ int inode_unlinked(struct fs *fs, struct tx *tx, struct inode *ip)
 	 */
 	if (ip->orphan)
 		return 0;
-	slots_lock(&fs->orphans);
 	ret = slots_add(&fs->orphans, tx, v, &ip->orphan_slot);
 	if (ret == 0)
 		ip->orphan = true;
-	/* The caller commits before releasing ns_lock, which serialises every orphan list change. */
-	slots_unlock(&fs->orphans);
 	return ret;
 }
 
@@ -442,7 +439,7 @@ int inode_free_media(struct fs *fs, struct inode *ip)
 		return 0;
 	if (S_ISREG(ip->d.mode) || S_ISDIR(ip->d.mode) || S_ISLNK(ip->d.mode)) {
 		tx_init(&tx, &fs->sbi.journal);
-		ret = file_truncate(fs, ip, 0, &tx);
+		ret = file_truncate(fs, ip, 0, &tx, true);
 		if (ret)
 			return ret;
 	}
@@ -453,11 +450,9 @@ int inode_free_media(struct fs *fs, struct inode *ip)
 	struct daxfs_inode zero = { 0 };
 	struct sbi *s = &fs->sbi;
 	tx_log(&tx, sbi_block_off(s, s->sb.itable_start) + (ip->ino - 1) * DAXFS_INODE_SIZE, &zero, sizeof(zero));
-	slots_lock(&fs->orphans);
 	if (ip->orphan)
 		slots_remove(&fs->orphans, &tx, ip->orphan_slot);
 	ret = fs_commit(fs, &tx);
-	slots_unlock(&fs->orphans);
 	if (ret == 0) {
 		ip->orphan = false;
 		ip->deleted = true;

@@ -131,8 +131,8 @@ void tx_init(struct tx *tx, struct journal *j)
 	tx->nrec = 0;
 	tx->ops = NULL;
 	tx->nops = tx->capops = 0;
-	tx->frees = NULL;
-	tx->nfrees = tx->capfrees = 0;
+	tx->deferred = NULL;
+	tx->ndeferred = tx->capdeferred = 0;
 	tx->err = 0;
 }
 
@@ -141,7 +141,7 @@ void tx_free(struct tx *tx)
 	if (tx->buf != tx->inline_buf)
 		free(tx->buf);
 	free(tx->ops);
-	free(tx->frees);
+	free(tx->deferred);
 	tx_init(tx, tx->j);
 }
 
@@ -231,28 +231,36 @@ void tx_bits(struct tx *tx, struct jbitmap *bm, uint64_t first, uint64_t n, bool
 	tx->ops[tx->nops++] = (struct tx_bitop){ .bm = bm, .first = first, .n = n, .set = set };
 }
 
-void tx_defer_free(struct tx *tx, uint64_t start, uint64_t len)
+void tx_defer(struct tx *tx, tx_deferred_fn fn, void *ctx, uint64_t start, uint64_t len)
 {
 	if (tx->err || len == 0)
 		return;
-	if (tx->nfrees > 0 && tx->frees[tx->nfrees - 1][0] + tx->frees[tx->nfrees - 1][1] == start) {
-		tx->frees[tx->nfrees - 1][1] += len;
-		return;
-	}
-	if (tx->nfrees == tx->capfrees) {
-		size_t cap = tx->capfrees ? tx->capfrees * 2 : 8;
-		void *nf = realloc(tx->frees, cap * sizeof(*tx->frees));
+	/* Consecutive ranges for the same callback (extents freed in order) merge into one call. */
+	if (tx->ndeferred > 0) {
+		struct tx_deferred *last = &tx->deferred[tx->ndeferred - 1];
 
-		if (!nf) {
+		if (last->fn == fn && last->ctx == ctx && last->start + last->len == start) {
+			last->len += len;
+			return;
+		}
+	}
+	if (tx->ndeferred == tx->capdeferred) {
+		size_t cap = tx->capdeferred ? tx->capdeferred * 2 : 8;
+		void *nd = realloc(tx->deferred, cap * sizeof(*tx->deferred));
+
+		if (!nd) {
 			tx->err = -ENOMEM;
 			return;
 		}
-		tx->frees = nf;
-		tx->capfrees = cap;
+		tx->deferred = nd;
+		tx->capdeferred = cap;
 	}
-	tx->frees[tx->nfrees][0] = start;
-	tx->frees[tx->nfrees][1] = len;
-	tx->nfrees++;
+	tx->deferred[tx->ndeferred++] = (struct tx_deferred){ .fn = fn, .ctx = ctx, .start = start, .len = len };
+}
+
+void tx_defer_free(struct tx *tx, uint64_t start, uint64_t len)
+{
+	tx_defer(tx, tx->j->release, tx->j->release_ctx, start, len);
 }
 
 static size_t bitop_bytes(const struct tx_bitop *op)
@@ -311,7 +319,7 @@ int tx_commit(struct tx *tx)
 		ret = tx->err;
 		goto out;
 	}
-	if (tx_empty(tx) && tx->nfrees == 0)
+	if (tx_empty(tx) && tx->ndeferred == 0)
 		goto out;
 	if (tx_bytes(tx) > tx_budget(j)) {
 		ret = -E2BIG;
@@ -345,9 +353,8 @@ int tx_commit(struct tx *tx)
 	j->commits++;
 	j->bytes += tx->len;
 	pthread_mutex_unlock(&j->lock);
-	for (size_t i = 0; i < tx->nfrees; i++)
-		if (j->release)
-			j->release(j->release_ctx, tx->frees[i][0], tx->frees[i][1]);
+	for (size_t i = 0; i < tx->ndeferred; i++)
+		tx->deferred[i].fn(tx->deferred[i].ctx, tx->deferred[i].start, tx->deferred[i].len);
 out:
 	tx_free(tx);
 	return ret;

@@ -29,12 +29,12 @@ struct jbitmap {
 	uint64_t nset;		/* bits set in shadow */
 };
 
-/* Called after a commit for each range the transaction released (tx_defer_free). */
-typedef void (*journal_release_fn)(void *ctx, uint64_t start, uint64_t len);
+/* Work a transaction hands over to run once it has committed: a range [start, start + len). */
+typedef void (*tx_deferred_fn)(void *ctx, uint64_t start, uint64_t len);
 
 struct journal {
 	struct media *m;
-	journal_release_fn release;
+	tx_deferred_fn release;		/* where tx_defer_free sends freed blocks */
 	void *release_ctx;
 	uint64_t off;		/* journal region in the image */
 	uint64_t size;
@@ -63,9 +63,14 @@ struct tx {
 	struct tx_bitop *ops;
 	size_t nops;
 	size_t capops;
-	uint64_t (*frees)[2];	/* ranges handed to journal->release after the commit */
-	size_t nfrees;
-	size_t capfrees;
+	struct tx_deferred {
+		tx_deferred_fn fn;
+		void *ctx;
+		uint64_t start;
+		uint64_t len;
+	} *deferred;		/* run in order after the commit */
+	size_t ndeferred;
+	size_t capdeferred;
 	int err;		/* first allocation failure, reported by tx_commit */
 	char inline_buf[TX_INLINE];
 };
@@ -99,6 +104,8 @@ void tx_bits(struct tx *tx, struct jbitmap *bm, uint64_t first, uint64_t n, bool
  * blocks freed by a transaction must not be reused before the free is durable.
  */
 void tx_defer_free(struct tx *tx, uint64_t start, uint64_t len);
+/* Run fn(ctx, start, len) after the commit (and not at all if the transaction is abandoned). */
+void tx_defer(struct tx *tx, tx_deferred_fn fn, void *ctx, uint64_t start, uint64_t len);
 /* Worst-case journal bytes this transaction needs; callers that loop keep it below tx_budget(). */
 size_t tx_bytes(const struct tx *tx);
 size_t tx_budget(const struct journal *j);

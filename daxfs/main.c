@@ -20,6 +20,14 @@
 struct options {
 	char *image;
 	char *cache;
+	char *policy;
+	char *pins;
+	char *reclaim;
+	unsigned long grace_ms;
+	unsigned long wait_timeout_ms;
+	unsigned long enospc_wait_ms;
+	unsigned max_pins;
+	unsigned max_pins_per_file;
 	double attr_timeout;
 	double entry_timeout;
 	int readonly;
@@ -33,6 +41,14 @@ enum { KEY_HELP, KEY_VERSION, KEY_RO, KEY_RW };
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
 static const struct fuse_opt option_spec[] = {
 	{ "cache=%s", offsetof(struct options, cache), 0 },
+	{ "policy=%s", offsetof(struct options, policy), 0 },
+	{ "pins=%s", offsetof(struct options, pins), 0 },
+	{ "reclaim=%s", offsetof(struct options, reclaim), 0 },
+	{ "grace_ms=%lu", offsetof(struct options, grace_ms), 0 },
+	{ "wait_timeout_ms=%lu", offsetof(struct options, wait_timeout_ms), 0 },
+	{ "enospc_wait_ms=%lu", offsetof(struct options, enospc_wait_ms), 0 },
+	{ "max_pins=%u", offsetof(struct options, max_pins), 0 },
+	{ "max_pins_per_file=%u", offsetof(struct options, max_pins_per_file), 0 },
 	{ "attr_timeout=%lf", offsetof(struct options, attr_timeout), 0 },
 	{ "entry_timeout=%lf", offsetof(struct options, entry_timeout), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -64,6 +80,19 @@ static void usage(const char *prog)
 	       "    attr_timeout=SECONDS   how long the kernel caches attributes (default 1)\n"
 	       "    entry_timeout=SECONDS  how long the kernel caches names (default 1)\n"
 	       "    ro                     mount read-only (the journal must not need replay)\n"
+	       "\n"
+	       "pins and policy (-o):\n"
+	       "    policy=busy|wait|fail|revoke|unsafe|deny-longterm\n"
+	       "                           what truncate, punch hole and O_TRUNC do with pinned\n"
+	       "                           blocks (default busy; deny-longterm = wait + pins=deny-longterm)\n"
+	       "    pins=allow|deny-longterm   refuse long-term pins (EOPNOTSUPP)\n"
+	       "    grace_ms=N             revoke: lease-break grace period (default 1000)\n"
+	       "    wait_timeout_ms=N      wait, revoke: give up with EBUSY after N ms (default 0: never)\n"
+	       "    max_pins=N             pins in total (ENFILE beyond; default 1000000)\n"
+	       "    max_pins_per_file=N    pins per open file (EMFILE beyond; default 65536)\n"
+	       "    reclaim=zero|discard   scrub reclaimed busy blocks by zeroing (default) or by\n"
+	       "                           punching them out of the image file (io_uring fallocate)\n"
+	       "    enospc_wait_ms=N       a full device waits up to N ms for reclaim in flight (default 1000)\n"
 	       "\n"
 	       "FUSE options (-o): allow_other, default_permissions, max_threads=N, clone_fd,\n"
 	       "max_idle_threads=N and the other options of mount.fuse3(8).\n", prog);
@@ -102,7 +131,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { .attr_timeout = 1.0, .entry_timeout = 1.0 };
+	struct options o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .grace_ms = 1000, .enospc_wait_ms = 1000,
+			     .max_pins = 1000000, .max_pins_per_file = 65536 };
 	struct fuse_cmdline_opts cl = { 0 };
 	struct daemon d = { 0 };
 	struct fs_config cfg = { 0 };
@@ -142,6 +172,38 @@ int main(int argc, char *argv[])
 	d.entry_timeout = o.entry_timeout;
 
 	cfg.readonly = o.readonly;
+	cfg.policy = (struct policy_config){ .kind = DAXFS_POLICY_BUSY, .admission = DAXFS_ADMIT_ALL,
+					     .grace_ms = o.grace_ms, .wait_timeout_ms = o.wait_timeout_ms };
+	if (o.policy && policy_parse(o.policy, &cfg.policy)) {
+		fprintf(stderr, "%s: policy=%s: expected busy, wait, fail, revoke, unsafe or deny-longterm\n", argv[0],
+			o.policy);
+		goto out_args;
+	}
+	if (o.pins) {
+		if (strcmp(o.pins, "allow") == 0) {
+			cfg.policy.admission = DAXFS_ADMIT_ALL;
+		} else if (strcmp(o.pins, "deny-longterm") == 0) {
+			cfg.policy.admission = DAXFS_ADMIT_DENY_LONGTERM;
+		} else {
+			fprintf(stderr, "%s: pins=%s: expected allow or deny-longterm\n", argv[0], o.pins);
+			goto out_args;
+		}
+	}
+	if (o.reclaim && strcmp(o.reclaim, "zero") && strcmp(o.reclaim, "discard")) {
+		fprintf(stderr, "%s: reclaim=%s: expected zero or discard\n", argv[0], o.reclaim);
+		goto out_args;
+	}
+	cfg.reclaim_discard = o.reclaim && strcmp(o.reclaim, "discard") == 0;
+	cfg.max_pins = o.max_pins;
+	cfg.max_pins_per_file = o.max_pins_per_file;
+	cfg.enospc_wait_ms = o.enospc_wait_ms;
+	cfg.single_threaded = cl.singlethread;
+	if (cl.singlethread && (cfg.policy.kind == DAXFS_POLICY_WAIT || cfg.policy.kind == DAXFS_POLICY_REVOKE)) {
+		/* A waiting truncate would hold the only thread, and the unpin it waits for could never run. */
+		fprintf(stderr, "%s: policy=%s needs the multi-threaded loop (drop -s)\n", argv[0],
+			daxfs_policy_str(cfg.policy.kind));
+		goto out_args;
+	}
 	/*
 	 * umount(8) returns before the previous daemon has finished writing the image back and let go
 	 * of its lock: give it a few seconds rather than fail an "umount; mount" sequence.
@@ -200,6 +262,9 @@ out_args:
 	free(cl.mountpoint);
 	free(o.image);
 	free(o.cache);
+	free(o.policy);
+	free(o.pins);
+	free(o.reclaim);
 	fuse_opt_free_args(&args);
 	return ret ? 1 : 0;
 }

@@ -132,6 +132,9 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set,
 		ret = -EFBIG;
 		goto out;
 	}
+	/* Pinned blocks past the new size: the policy may refuse, or wait (unlocking), before any change. */
+	if ((to_set & FS_SET_SIZE) && (ret = file_truncate_check(fs, ip, (uint64_t)attr->st_size)))
+		goto out;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (to_set & FS_SET_MODE)
 		d->mode = (uint16_t)((d->mode & S_IFMT) | (attr->st_mode & 07777));
@@ -162,7 +165,7 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set,
 	}
 	tx_init(&tx, &fs->sbi.journal);
 	if (to_set & FS_SET_SIZE) {
-		ret = file_truncate(fs, ip, (uint64_t)attr->st_size, &tx);
+		ret = file_truncate(fs, ip, (uint64_t)attr->st_size, &tx, false);
 	} else {
 		inode_log(fs, &tx, ip);
 		ret = fs_commit(fs, &tx);
@@ -187,7 +190,7 @@ static int store_symlink(struct fs *fs, struct tx *tx, struct inode *ip, const c
 		uint64_t pblk, n;
 		int ret;
 
-		if ((ret = sbi_alloc(&fs->sbi, &req, &pblk, &n)))
+		if ((ret = fs_alloc(fs, &req, &pblk, &n)))
 			return ret;
 		if ((ret = emap_insert(fs, tx, ip, 0, pblk, 1))) {
 			sbi_unalloc(&fs->sbi, pblk, 1);
@@ -678,15 +681,15 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
 		ret = -ENOENT;
 	} else {
 		inode_open(fs, ip);
-		if (trunc) {
+		if (trunc && (ret = file_truncate_check(fs, ip, 0)) == 0 && !ip->deleted) {
 			struct tx tx;
 
 			tx_init(&tx, &fs->sbi.journal);
 			inode_touch(ip, T_MTIME | T_CTIME);
-			ret = file_truncate(fs, ip, 0, &tx);
-			if (ret)
-				inode_close(fs, ip);
+			ret = file_truncate(fs, ip, 0, &tx, false);
 		}
+		if (ret)
+			inode_close(fs, ip);
 	}
 	pthread_rwlock_unlock(&ip->lock);
 	if (ret) {

@@ -115,12 +115,13 @@ static uint64_t slot_off(struct slotlist *sl, uint64_t id, uint64_t *blk, uint32
 	return sbi_block_off(sl->sbi, *blk) + sizeof(struct daxfs_slot_block) + *idx * sizeof(struct daxfs_slot);
 }
 
-/* Append a zeroed block to the chain; its slots become free. */
-static int grow(struct slotlist *sl, struct tx *tx)
+/* Append a zeroed block to the chain, in a transaction of its own; its slots become free. */
+static int grow(struct slotlist *sl)
 {
 	struct sbi *s = sl->sbi;
 	struct alloc_req req = { .want = 1, .flags = ALLOC_META };
 	uint64_t blk, len;
+	struct tx tx;
 	int ret;
 
 	if (sl->nblocks == 0)
@@ -130,18 +131,18 @@ static int grow(struct slotlist *sl, struct tx *tx)
 	ret = sbi_alloc(s, &req, &blk, &len);
 	if (ret)
 		return ret;
-	sbi_use(s, tx, blk, 1);
-
 	char *img = calloc(1, s->bs);
 	if (!img) {
 		sbi_unalloc(s, blk, 1);
 		return -ENOMEM;
 	}
+	tx_init(&tx, &s->journal);
+	sbi_use(s, &tx, blk, 1);
 	struct daxfs_slot_block *hdr = (void *)img;
 	hdr->magic = DAXFS_SLOT_MAGIC;
 	hdr->kind = sl->kind;
 	hdr->crc = daxfs_slot_block_csum(s->seed, blk, hdr);
-	tx_log(tx, sbi_block_off(s, blk), img, s->bs);
+	tx_log(&tx, sbi_block_off(s, blk), img, s->bs);
 	free(img);
 
 	/* Link it after the current tail. */
@@ -149,7 +150,11 @@ static int grow(struct slotlist *sl, struct tx *tx)
 	struct daxfs_slot_block th = *(struct daxfs_slot_block *)sbi_block(s, tail);
 	th.next = blk;
 	th.crc = daxfs_slot_block_csum(s->seed, tail, &th);
-	tx_log(tx, sbi_block_off(s, tail), &th, sizeof(th));
+	tx_log(&tx, sbi_block_off(s, tail), &th, sizeof(th));
+	if ((ret = tx_commit(&tx))) {
+		sbi_unalloc(s, blk, 1);
+		return ret;
+	}
 
 	uint64_t bi = sl->nblocks;
 	sl->blocks[sl->nblocks++] = blk;
@@ -174,24 +179,48 @@ static void write_slot(struct slotlist *sl, struct tx *tx, uint64_t id, const ui
 
 int slots_add(struct slotlist *sl, struct tx *tx, const uint64_t v[3], uint64_t *id)
 {
-	int ret;
+	int ret = 0;
 
-	if (sl->nfree == 0 && (ret = grow(sl, tx)))
-		return ret;
-	*id = sl->free[--sl->nfree];
-	sl->used++;
-	write_slot(sl, tx, *id, v);
-	return 0;
+	pthread_mutex_lock(&sl->lock);
+	if (sl->nfree == 0)
+		ret = grow(sl);
+	if (ret == 0) {
+		*id = sl->free[--sl->nfree];
+		sl->used++;
+		write_slot(sl, tx, *id, v);
+	}
+	pthread_mutex_unlock(&sl->lock);
+	return ret;
 }
 
 void slots_update(struct slotlist *sl, struct tx *tx, uint64_t id, const uint64_t v[3])
 {
+	pthread_mutex_lock(&sl->lock);
 	write_slot(sl, tx, id, v);
+	pthread_mutex_unlock(&sl->lock);
+}
+
+/* After the commit that cleared them: slots [id, id + n) may be used again. */
+static void release_slots(void *ctx, uint64_t id, uint64_t n)
+{
+	struct slotlist *sl = ctx;
+
+	pthread_mutex_lock(&sl->lock);
+	for (uint64_t i = id; i < id + n; i++)
+		sl->free[sl->nfree++] = i;	/* reserve_capacity keeps room for every slot */
+	pthread_mutex_unlock(&sl->lock);
 }
 
 void slots_remove(struct slotlist *sl, struct tx *tx, uint64_t id)
 {
+	pthread_mutex_lock(&sl->lock);
 	write_slot(sl, tx, id, NULL);
 	sl->used--;
-	sl->free[sl->nfree++] = id;	/* reserve_capacity keeps room for every slot */
+	pthread_mutex_unlock(&sl->lock);
+	tx_defer(tx, release_slots, sl, id, 1);
+}
+
+const struct daxfs_slot *slots_block(const struct slotlist *sl, size_t bi)
+{
+	return (const void *)((const char *)sbi_block(sl->sbi, sl->blocks[bi]) + sizeof(struct daxfs_slot_block));
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Slot lists: persistent sets of small records (orphan inodes now, busy extents later), stored in a
- * chain of blocks that starts at a fixed head block.  The list lock is held from the first change
- * until the transaction carrying it commits, so transactions touching one list commit in the order
- * they changed it and a slot is never reused before its removal is durable.
+ * Slot lists: persistent sets of small records (orphan inodes, busy extents), stored in a chain of
+ * blocks that starts at a fixed head block.  Records are independent bytes, written by the caller's
+ * transaction.  The two things that could make concurrent transactions step on each other are
+ * handled here: the chain grows in a transaction of its own, committed at once, and a removed
+ * slot becomes free again only after the transaction that cleared it has committed.
  */
 #ifndef DAXFS_SLOTS_H
 #define DAXFS_SLOTS_H
@@ -34,21 +35,13 @@ int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head,
 	       char *err, size_t errlen);
 void slots_destroy(struct slotlist *sl);
 
-static inline void slots_lock(struct slotlist *sl)
-{
-	pthread_mutex_lock(&sl->lock);
-}
-
-static inline void slots_unlock(struct slotlist *sl)
-{
-	pthread_mutex_unlock(&sl->lock);
-}
-
-/* With the lock held: store a record (growing the chain if needed) and return its id. */
+/* Store a record in tx and return its slot id (growing the chain first if it is full). */
 int slots_add(struct slotlist *sl, struct tx *tx, const uint64_t v[3], uint64_t *id);
-/* With the lock held: clear a record. */
+/* Clear a record in tx; the slot is reusable once tx has committed. */
 void slots_remove(struct slotlist *sl, struct tx *tx, uint64_t id);
-/* With the lock held: rewrite a record in place. */
+/* Rewrite a record in tx. */
 void slots_update(struct slotlist *sl, struct tx *tx, uint64_t id, const uint64_t v[3]);
+/* The records of one chain block (for walking the list in DRAM order). */
+const struct daxfs_slot *slots_block(const struct slotlist *sl, size_t bi);
 
 #endif

@@ -214,7 +214,7 @@ static int store(struct fs *fs, struct inode *ip, struct daxfs_xattr_block *nb)
 		struct alloc_req req = { .goal = s->sb.data_start, .want = 1 };
 		uint64_t blk, n;
 
-		if ((ret = sbi_alloc(s, &req, &blk, &n))) {
+		if ((ret = fs_alloc(fs, &req, &blk, &n))) {
 			tx_free(&tx);
 			return ret;
 		}

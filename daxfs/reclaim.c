@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+#include "reclaim.h"
+
+#include <errno.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fs.h"
+#include "util.h"
+
+#define BATCH 64
+
+/* Punch the extents out of the image file; returns a mask of the ones that failed. */
+static uint64_t discard_batch(struct reclaim *rc, struct busy_ext **v, size_t n)
+{
+	struct sbi *s = &rc->fs->sbi;
+	uint64_t failed = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&rc->ring);
+
+		io_uring_prep_fallocate(sqe, s->media.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					(off_t)sbi_block_off(s, v[i]->start), (off_t)(v[i]->len << s->bshift));
+		io_uring_sqe_set_data64(sqe, i);
+	}
+	int sub = io_uring_submit_and_wait(&rc->ring, (unsigned)n);
+	if (sub < (int)n)
+		failed = n == 64 ? ~0ULL : (1ULL << n) - 1;	/* whatever was not submitted */
+	for (int i = 0; i < sub; i++) {
+		struct io_uring_cqe *cqe;
+
+		if (io_uring_wait_cqe(&rc->ring, &cqe))
+			break;
+		if (cqe->res < 0)
+			failed |= 1ULL << io_uring_cqe_get_data64(cqe);
+		else
+			failed &= ~(1ULL << io_uring_cqe_get_data64(cqe));
+		io_uring_cqe_seen(&rc->ring, cqe);
+	}
+	return failed;
+}
+
+static void *worker(void *arg)
+{
+	struct reclaim *rc = arg;
+	struct fs *fs = rc->fs;
+	struct sbi *s = &fs->sbi;
+	struct busy_ext *v[BATCH];
+	size_t n;
+
+	while ((n = busy_take(&fs->busy, v, BATCH, &rc->stop)) > 0) {
+		uint64_t zero_mask = ~0ULL;
+		struct tx tx;
+
+		if (rc->discard)
+			zero_mask = discard_batch(rc, v, n);
+		for (size_t i = 0; i < n; i++) {
+			if (zero_mask & (1ULL << i))
+				media_fill(&s->media, sbi_block(s, v[i]->start), 0, v[i]->len << s->bshift);
+		}
+		if (rc->discard && zero_mask)
+			rc->discard_errors += (uint64_t)__builtin_popcountll(zero_mask & (n == 64 ? ~0ULL : (1ULL << n) - 1));
+		/* The scrub is durable before the blocks can be allocated again. */
+		media_drain(&s->media);
+		tx_init(&tx, &s->journal);
+		for (size_t i = 0; i < n; i++) {
+			slots_remove(&fs->busy.slots, &tx, v[i]->slot);
+			sbi_free(s, &tx, v[i]->start, v[i]->len);
+		}
+		if (fs_commit(fs, &tx)) {
+			/* The file system is read-only now; the extents stay busy on the media. */
+			busy_abandon(&fs->busy, v, n);
+			continue;
+		}
+		uint64_t now = pin_now_ns();
+		pthread_mutex_lock(&fs->busy.lock);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t lat = now - v[i]->unpinned_ns;
+
+			rc->extents++;
+			rc->blocks += v[i]->len;
+			rc->latency_ns_total += lat;
+			rc->latency_ns_max = MAX(rc->latency_ns_max, lat);
+		}
+		pthread_mutex_unlock(&fs->busy.lock);
+		busy_done(&fs->busy, v, n);
+	}
+	return NULL;
+}
+
+int reclaim_start(struct reclaim *rc, struct fs *fs, bool discard)
+{
+	int ret;
+
+	rc->fs = fs;
+	rc->stop = false;
+	rc->discard = discard && fs->sbi.media.kind == MEDIA_FILE && !fs->sbi.media.private_map;
+	if (rc->discard && (ret = io_uring_queue_init(BATCH, &rc->ring, 0)) < 0) {
+		fprintf(stderr, "daxfs: io_uring unavailable (%s); reclaim will zero instead of discarding\n",
+			strerror(-ret));
+		rc->discard = false;
+	}
+	ret = pthread_create(&rc->thread, NULL, worker, rc);
+	if (ret) {
+		if (rc->discard)
+			io_uring_queue_exit(&rc->ring);
+		return -ret;
+	}
+	rc->started = true;
+	return 0;
+}
+
+void reclaim_stop(struct reclaim *rc)
+{
+	if (!rc->started)
+		return;
+	busy_drain(&rc->fs->busy);
+	pthread_mutex_lock(&rc->fs->busy.lock);
+	__atomic_store_n(&rc->stop, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&rc->fs->busy.queued);
+	pthread_mutex_unlock(&rc->fs->busy.lock);
+	pthread_join(rc->thread, NULL);
+	if (rc->discard)
+		io_uring_queue_exit(&rc->ring);
+	rc->started = false;
+}
