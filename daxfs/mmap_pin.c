@@ -230,6 +230,16 @@ bool pin_any_locked(struct pin_table *tab, uint64_t start, uint64_t len)
 	return s && s->start < start + len;
 }
 
+size_t pin_segments_locked(struct pin_table *tab)
+{
+	struct pin_seg *s;
+	size_t n = 0;
+
+	RB_FOREACH(s, pin_segs, &tab->segs)
+		n++;
+	return n;
+}
+
 uint32_t pin_max_count_locked(struct pin_table *tab, uint64_t start, uint64_t len)
 {
 	uint32_t best = 0;

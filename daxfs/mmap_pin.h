@@ -112,6 +112,8 @@ void pin_unref_locked(struct pin_table *tab, uint64_t start, uint64_t len);
 typedef void (*pin_run_fn)(void *arg, uint64_t start, uint64_t len, uint32_t count);
 void pin_runs_locked(struct pin_table *tab, uint64_t start, uint64_t len, pin_run_fn fn, void *arg);
 bool pin_any_locked(struct pin_table *tab, uint64_t start, uint64_t len);
+/* Segments in the reference tree (equal neighbours are always merged). */
+size_t pin_segments_locked(struct pin_table *tab);
 uint32_t pin_max_count_locked(struct pin_table *tab, uint64_t start, uint64_t len);
 
 /*
