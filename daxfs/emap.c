@@ -399,6 +399,12 @@ static size_t pending_bytes(const struct fs *fs, const struct inode *ip)
 	return (size_t)(ip->map.ndirty + 2) * (fs_bs(fs) + 64);
 }
 
+/*
+ * Blocks handed to `freed` at a time.  A freed range can split into many pinned and unpinned runs,
+ * each adding to the transaction; bounding the piece keeps every step well inside the journal.
+ */
+#define FREE_PIECE 512
+
 int emap_remove(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t lblk, uint64_t len, emap_free_fn freed,
 		void *arg)
 {
@@ -415,46 +421,41 @@ int emap_remove(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t lblk, u
 			return -EAGAIN;
 		struct daxfs_extent *e = at(ip, c);
 		uint64_t e_end = e->lblk + e->len;
-		uint64_t s = MAX(e->lblk, lblk), t = MIN(e_end, end);
-		uint64_t fp = e->pblk + (s - e->lblk);
 
-		if (s > e->lblk && t < e_end) {
-			/* Punch inside one extent: keep both ends.  The insert may need a block, so it goes first. */
-			struct daxfs_extent right = { .lblk = t, .pblk = e->pblk + (t - e->lblk),
-						      .len = (uint32_t)(e_end - t) };
-			struct emap_cursor rc = { c.leaf, c.rec + 1 };
+		if (e->lblk < lblk) {
+			/*
+			 * The range starts inside this extent: split it there, so what follows only ever
+			 * removes from the front of an extent.  The new record goes in first (it may need a
+			 * block); only then is the old one cut short.
+			 */
+			struct daxfs_extent right = { .lblk = lblk, .pblk = e->pblk + (lblk - e->lblk),
+						      .len = (uint32_t)(e_end - lblk) };
 
-			if ((ret = insert_rec(fs, tx, ip, rc, &right)))
+			if ((ret = insert_rec(fs, tx, ip, (struct emap_cursor){ c.leaf, c.rec + 1 }, &right)))
 				return ret;
-			c = find_pos(ip, lblk);
+			c = find_pos(ip, lblk);	/* the left part: it comes first and still reaches past lblk */
 			e = at(ip, c);
-			e->len = (uint32_t)(s - e->lblk);
+			e->len = (uint32_t)(lblk - e->lblk);
 			mark_dirty(ip, c.leaf, c.rec);
-			freed(arg, fp, t - s);
-			ip->d.blocks -= t - s;
-			return 0;
+			c = find_pos(ip, lblk);	/* now the right part */
+			continue;
 		}
-		freed(arg, fp, t - s);
-		ip->d.blocks -= t - s;
-		if (s == e->lblk && t == e_end) {
+		uint64_t t = MIN(MIN(e_end, end), e->lblk + FREE_PIECE);
+
+		freed(arg, e->pblk, t - e->lblk);
+		ip->d.blocks -= t - e->lblk;
+		if (t == e_end) {
 			uint32_t leaves = ip->map.nleaves;
 
 			delete_rec(fs, tx, ip, c);
-			if (ip->map.nleaves < leaves || c.rec >= ip->map.leaves[c.leaf].count) {
-				/* The leaf went away or ended: continue from the next extent. */
-				c = find_pos(ip, t);
-			}
-			continue;
-		}
-		if (s == e->lblk) {
+			if (ip->map.nleaves < leaves || c.rec >= ip->map.leaves[c.leaf].count)
+				c = find_pos(ip, t);	/* the leaf went away or ended */
+		} else {
 			e->pblk += t - e->lblk;
 			e->len = (uint32_t)(e_end - t);
 			e->lblk = t;
-		} else {
-			e->len = (uint32_t)(s - e->lblk);
+			mark_dirty(ip, c.leaf, c.rec);
 		}
-		mark_dirty(ip, c.leaf, c.rec);
-		c = find_pos(ip, t);
 	}
 	return 0;
 }
