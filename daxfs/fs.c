@@ -173,6 +173,14 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 		fs->pol.admission = DAXFS_ADMIT_ALL;
 	pin_table_init(&fs->pins, cfg->max_pins, cfg->max_pins_per_file, NULL, NULL);
 	policy_init(fs);
+	/*
+	 * The kernel never looks up the root, so no lookup reference would keep it cached; without this
+	 * hold every operation in it would reload (and re-check) the whole directory.
+	 */
+	if ((ret = inode_get(fs, DAXFS_ROOT_INO, &fs->root))) {
+		snprintf(err, errlen, "%s: the root directory: %s", image, strerror(-ret));
+		goto fail_root;
+	}
 	/* No pin survives a restart: every busy extent on the media is reclaimable (queued for fs_start). */
 	ret = busy_load(&fs->busy, &fs->sbi, fs->sbi.sb.busy_head, !cfg->norecovery, msg, sizeof(msg));
 	if (ret) {
@@ -184,7 +192,7 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 		ret = fs_recover_orphans(fs, msg, sizeof(msg));
 		if (ret) {
 			snprintf(err, errlen, "%s: %s", image, msg);
-			goto fail;
+			goto fail_busy;
 		}
 	}
 	*out = fs;
@@ -192,6 +200,8 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 
 fail_busy:
 	busy_destroy(&fs->busy);
+	inode_put(fs, fs->root);
+fail_root:
 	pin_table_destroy(&fs->pins);
 	pthread_mutex_destroy(&fs->pol_lock);
 fail:

@@ -121,6 +121,7 @@ struct fs {
 	uint64_t ino_rotor;
 	uint32_t next_generation;
 
+	struct inode *root;		/* held for the life of the mount: the kernel never looks it up */
 	struct slotlist orphans;
 	struct pin_table pins;
 	struct busy_tree busy;

@@ -72,7 +72,7 @@ struct tx {
 	size_t ndeferred;
 	size_t capdeferred;
 	int err;		/* first allocation failure, reported by tx_commit */
-	char inline_buf[TX_INLINE];
+	_Alignas(8) char inline_buf[TX_INLINE];	/* records are read through struct pointers */
 };
 
 int journal_init(struct journal *j, struct media *m, uint64_t off, uint64_t size);
