@@ -203,6 +203,26 @@ int alloc_get(struct allocator *a, const struct alloc_req *req, uint64_t *start,
 		want = MIN(want, fe->start + fe->len - at);
 		goto take;
 	}
+	/* 1b: the goal is taken: the nearest free space after it, if close, keeps the file together. */
+	if (req->goal && !(req->flags & ALLOC_ALIGN && want >= a->align / 2)) {
+		struct free_ext key = { .start = req->goal };
+
+		fe = RB_NFIND(free_by_start, &a->by_start, &key);
+		if (fe && fe->start - req->goal < a->align) {
+			at = fe->start;
+			want = MIN(want, fe->len);
+			goto take;
+		}
+	}
+	/*
+	 * Metadata with no better place goes to the top of free space, away from data, so it never
+	 * plugs a hole a file will want to fill.
+	 */
+	if ((req->flags & (ALLOC_META | ALLOC_TOP)) && (fe = RB_MAX(free_by_start, &a->by_start)) != NULL) {
+		want = MIN(want, fe->len);
+		at = fe->start + fe->len - want;
+		goto take;
+	}
 	/* 2: large requests keep file and media offsets congruent modulo 2 MiB (huge-page mappable). */
 	if ((req->flags & ALLOC_ALIGN) && a->align > 1 && want >= a->align / 2 &&
 	    (fe = find_aligned(a, req, &at)) != NULL)

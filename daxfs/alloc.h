@@ -34,8 +34,14 @@ struct allocator {
 	uint32_t align;		/* blocks in DAXFS_HUGE_ALIGN */
 };
 
-#define ALLOC_META	0x1	/* metadata: may dip into the reserve */
+#define ALLOC_META	0x1	/* metadata: may dip into the reserve; placed like ALLOC_TOP */
 #define ALLOC_ALIGN	0x2	/* place at pblk = lblk (mod align) when the request is large */
+#define ALLOC_TOP	0x4	/* when the goal fails, take from the top of free space (metadata placement) */
+/*
+ * Order of preference: extend in place at goal; the nearest free space after goal (within 2 MiB);
+ * for metadata, the top of free space; 2 MiB-congruent placement for large requests; best fit; the
+ * largest piece.
+ */
 
 struct alloc_req {
 	uint64_t goal;		/* preferred first block (the block after the file's previous extent), 0 = none */

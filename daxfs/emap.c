@@ -257,8 +257,8 @@ static int split_leaf(struct fs *fs, struct tx *tx, struct inode *ip, uint32_t l
 {
 	struct sbi *s = &fs->sbi;
 	struct emap *map = &ip->map;
-	struct alloc_req req = { .goal = map->leaves[li].pblk ? map->leaves[li].pblk + 1 : 0, .want = 1,
-				 .flags = ALLOC_META };
+	/* Next to the previous extent block, or (the first one) wherever metadata goes. */
+	struct alloc_req req = { .goal = li ? map->leaves[li].pblk + 1 : 0, .want = 1, .flags = ALLOC_META };
 	uint64_t blk, n;
 	int ret;
 

@@ -246,8 +246,11 @@ int main(int argc, char *argv[])
 		struct fuse_loop_config *lc = fuse_loop_cfg_create();
 
 		fuse_loop_cfg_set_clone_fd(lc, cl.clone_fd);
-		fuse_loop_cfg_set_idle_threads(lc, cl.max_idle_threads);
-		fuse_loop_cfg_set_max_threads(lc, cl.max_threads);
+		/* libfuse marks options not given as UINT_MAX; leave its defaults alone then. */
+		if (cl.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(lc, cl.max_idle_threads);
+		if (cl.max_threads != UINT_MAX)
+			fuse_loop_cfg_set_max_threads(lc, cl.max_threads);
 		ret = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}

@@ -77,12 +77,18 @@ void media_drain(struct media *m)
 		sync_pending();
 }
 
+/*
+ * Emulated pmem gets the same non-temporal stores as real pmem (bulk copies skip the cache, as
+ * they would on the device); only the durability step differs.
+ */
+#define NT_FLAGS (PMEM_F_MEM_NONTEMPORAL | PMEM_F_MEM_NOFLUSH)
+
 void media_copy(struct media *m, void *dst, const void *src, size_t len)
 {
 	if (m->is_pmem) {
 		pmem_memcpy(dst, src, len, PMEM_F_MEM_NODRAIN);
 	} else {
-		pmem_memcpy(dst, src, len, PMEM_F_MEM_NOFLUSH);
+		pmem_memcpy(dst, src, len, len >= 4096 ? NT_FLAGS : PMEM_F_MEM_NOFLUSH);
 		media_flush(m, dst, len);
 	}
 }
@@ -92,7 +98,7 @@ void media_fill(struct media *m, void *dst, int c, size_t len)
 	if (m->is_pmem) {
 		pmem_memset(dst, c, len, PMEM_F_MEM_NODRAIN);
 	} else {
-		pmem_memset(dst, c, len, PMEM_F_MEM_NOFLUSH);
+		pmem_memset(dst, c, len, len >= 4096 ? NT_FLAGS : PMEM_F_MEM_NOFLUSH);
 		media_flush(m, dst, len);
 	}
 }
@@ -205,6 +211,12 @@ int media_open(struct media *m, const char *path, int flags, char *err, size_t e
 		}
 		m->size = maplen;
 	}
+	/*
+	 * 2 MiB pages where the backing allows them (a tmpfs mounted huge=advise or within_size, like
+	 * device DAX): FUSE replies are copied out of this mapping page by page, so the page size
+	 * decides much of the read cost.
+	 */
+	madvise(m->base, m->size, MADV_HUGEPAGE);
 	m->is_pmem = is_pmem;
 	m->readonly = ro;
 	m->private_map = priv;

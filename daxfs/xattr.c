@@ -211,7 +211,7 @@ static int store(struct fs *fs, struct inode *ip, struct daxfs_xattr_block *nb)
 	if (nb && nb->count == 0)
 		nb = NULL;
 	if (nb && !ip->d.xattr_blk) {
-		struct alloc_req req = { .goal = s->sb.data_start, .want = 1 };
+		struct alloc_req req = { .want = 1, .flags = ALLOC_TOP };
 		uint64_t blk, n;
 
 		if ((ret = fs_alloc(fs, &req, &blk, &n))) {

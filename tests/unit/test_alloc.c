@@ -312,7 +312,7 @@ static void test_reserve(void **state)
 	assert_int_equal(alloc_avail_blocks(&a), 0);
 	assert_int_equal(get_ret(&a, 1, 0), -ENOSPC);
 	e = get(&a, 1, 0, 0, ALLOC_META);
-	assert_int_equal(e.start, 500);
+	assert_int_equal(e.start, 549);	/* metadata without a goal: the top of free space */
 	alloc_destroy(&a);
 }
 
@@ -479,7 +479,37 @@ static int model_alloc(struct allocator *a, struct model *m, const struct alloc_
 	uint64_t avail = (req->flags & ALLOC_META) ? m->nfree : (m->nfree > RESERVE ? m->nfree - RESERVE : 0);
 	uint64_t w = req->want < avail ? req->want : avail;
 	bool goal_free = req->goal >= BASE && req->goal < BASE + NB && !m->used[req->goal - BASE];
-	bool align = !goal_free && (req->flags & ALLOC_ALIGN) && w >= SALIGN / 2;
+	bool large_align = (req->flags & ALLOC_ALIGN) && w >= SALIGN / 2;
+	/* A taken goal: the first free run after it, if it starts within SALIGN blocks. */
+	uint64_t near_start = 0, near_len = 0;
+	if (req->goal && !goal_free && !large_align) {
+		for (uint64_t b = req->goal >= BASE ? req->goal - BASE : 0; b < NB; b++) {
+			if (!m->used[b]) {
+				if (b + BASE - req->goal < SALIGN) {
+					near_start = b + BASE;
+					while (b < NB && !m->used[b])
+						b++;
+					near_len = b + BASE - near_start;
+				}
+				break;
+			}
+		}
+	}
+	/* Metadata whose goal failed (or that had none): the top of the highest free run. */
+	uint64_t top_end = 0, top_len = 0;
+	bool top = !goal_free && !near_len && (req->flags & (ALLOC_META | ALLOC_TOP));
+	if (top) {
+		for (uint64_t b = NB; b-- > 0;) {
+			if (!m->used[b]) {
+				top_end = b + 1 + BASE;
+				while (b > 0 && !m->used[b - 1])
+					b--;
+				top_len = top_end - (b + BASE);
+				break;
+			}
+		}
+	}
+	bool align = !goal_free && !near_len && !top && large_align;
 	uint64_t maxrun = 0, fit_start = 0, fit_len = 0;
 	uint64_t s = 0, l = 0;
 
@@ -508,6 +538,14 @@ static int model_alloc(struct allocator *a, struct model *m, const struct alloc_
 		/* Extend in place: exactly the goal, as far as its free run reaches. */
 		assert_int_equal(s, req->goal);
 		st->goals++;
+	} else if (near_len) {
+		/* The goal is taken: the nearest free run after it keeps the file together. */
+		assert_int_equal(s, near_start);
+		assert_int_equal(l, w < near_len ? w : near_len);
+	} else if (top) {
+		/* Metadata goes to the top of free space, away from data. */
+		assert_int_equal(s + l, top_end);
+		assert_int_equal(l, w < top_len ? w : top_len);
 	} else if (align) {
 		if (s % SALIGN == req->lblk % SALIGN)
 			st->aligned++;
