@@ -76,8 +76,11 @@ static int unmap_blocks(struct fs *fs, struct inode *ip, struct tx *tx, uint64_t
 	return fs_commit(fs, tx);
 }
 
-/* Zero the mapped bytes of [from, to), which lie in one block. */
-static void zero_in_block(struct fs *fs, struct inode *ip, uint64_t from, uint64_t to)
+/*
+ * Zero the mapped bytes of [from, to), which lie in one block, as part of tx: the partial block at
+ * the edge of a truncate or punch changes atomically with the rest of it.
+ */
+static void zero_in_block(struct fs *fs, struct inode *ip, struct tx *tx, uint64_t from, uint64_t to)
 {
 	struct emap_cursor c;
 	struct daxfs_extent e;
@@ -85,8 +88,8 @@ static void zero_in_block(struct fs *fs, struct inode *ip, uint64_t from, uint64
 
 	if (from >= to || !emap_seek(ip, lblk, &c, &e) || e.lblk > lblk)
 		return;
-	char *p = block_ptr(fs, e.pblk + (lblk - e.lblk)) + (from & bmask(fs));
-	media_fill(fs_media(fs), p, 0, to - from);
+	uint64_t off = sbi_block_off(&fs->sbi, e.pblk + (lblk - e.lblk)) + (from & bmask(fs));
+	tx_log_data(tx, off, zero_buf, to - from);
 }
 
 /* Zero every mapped byte of [from, to). */
@@ -126,13 +129,9 @@ int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx,
 		tx_free(tx);
 		return ret;
 	}
-	if (size < ip->d.size) {
-		/* Bytes past the new EOF in its last block must read as zero if the file grows again. */
-		if (size & bmask(fs)) {
-			zero_in_block(fs, ip, size, MIN(ROUND_UP(size, bs), ip->d.size));
-			media_drain(fs_media(fs));
-		}
-	}
+	/* Bytes past the new EOF in its last block must read as zero if the file grows again. */
+	if (size < ip->d.size && (size & bmask(fs)))
+		zero_in_block(fs, ip, tx, size, MIN(ROUND_UP(size, bs), ip->d.size));
 	bool shrink = size < ip->d.size;
 	ip->d.size = size;
 	if (!shrink) {
@@ -428,17 +427,16 @@ static int punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len)
 	if (first < last && (ret = policy_before_free(fs, ip, first, last - first)))
 		return ret;
 
-	if (first > last) {
-		/* Inside one block. */
-		zero_in_block(fs, ip, off, end);
-	} else {
-		zero_in_block(fs, ip, off, first << sh);
-		if (end & bmask(fs))
-			zero_in_block(fs, ip, last << sh, end);
-	}
-	media_drain(fs_media(fs));
 	inode_touch(ip, T_MTIME | T_CTIME);
 	tx_init(&tx, &fs->sbi.journal);
+	if (first > last) {
+		/* Inside one block. */
+		zero_in_block(fs, ip, &tx, off, end);
+	} else {
+		zero_in_block(fs, ip, &tx, off, first << sh);
+		if (end & bmask(fs))
+			zero_in_block(fs, ip, &tx, last << sh, end);
+	}
 	if (first >= last) {
 		inode_log(fs, &tx, ip);
 		return fs_commit(fs, &tx);

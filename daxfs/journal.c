@@ -133,6 +133,7 @@ void tx_init(struct tx *tx, struct journal *j)
 	tx->nops = tx->capops = 0;
 	tx->deferred = NULL;
 	tx->ndeferred = tx->capdeferred = 0;
+	tx->data = false;
 	tx->err = 0;
 }
 
@@ -202,6 +203,12 @@ void tx_log(struct tx *tx, uint64_t off, const void *src, size_t len)
 	memset((char *)(r + 1) + len, 0, DAXFS_JREC_LEN(len) - sizeof(*r) - len);
 	tx->len += DAXFS_JREC_LEN(len);
 	tx->nrec++;
+}
+
+void tx_log_data(struct tx *tx, uint64_t off, const void *src, size_t len)
+{
+	tx_log(tx, off, src, len);
+	tx->data = true;
 }
 
 void tx_bits(struct tx *tx, struct jbitmap *bm, uint64_t first, uint64_t n, bool set)
@@ -350,6 +357,10 @@ int tx_commit(struct tx *tx)
 		p += DAXFS_JREC_LEN(r->len);
 	}
 	media_drain(m);
+	if (tx->data) {
+		write_header(j, 0, 0, NULL);
+		media_drain(m);
+	}
 	j->commits++;
 	j->bytes += tx->len;
 	pthread_mutex_unlock(&j->lock);

@@ -71,6 +71,7 @@ struct tx {
 	} *deferred;		/* run in order after the commit */
 	size_t ndeferred;
 	size_t capdeferred;
+	bool data;		/* logged bytes of file data: empty the journal once applied */
 	int err;		/* first allocation failure, reported by tx_commit */
 	_Alignas(8) char inline_buf[TX_INLINE];	/* records are read through struct pointers */
 };
@@ -97,6 +98,13 @@ static inline bool tx_empty(const struct tx *tx)
 
 /* Record that bytes [off, off + len) of the image become src.  A later record of the same range wins. */
 void tx_log(struct tx *tx, uint64_t off, const void *src, size_t len);
+/*
+ * Like tx_log, for bytes of a file's data block (the zeroed tail of a truncated block).  Replaying
+ * the last transaction is only harmless while it touches metadata alone, which no one writes
+ * outside transactions; data may be rewritten in place after the commit, so such a transaction
+ * empties the journal once it is applied.
+ */
+void tx_log_data(struct tx *tx, uint64_t off, const void *src, size_t len);
 /* Set or clear bits [first, first + n) of bm at commit. */
 void tx_bits(struct tx *tx, struct jbitmap *bm, uint64_t first, uint64_t n, bool set);
 /*

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libpmem.h>
+#include <pthread.h>
 #include <linux/fs.h>
 #include <signal.h>
 #include <stdio.h>
@@ -63,13 +64,84 @@ void media_flush(struct media *m, const void *addr, size_t len)
 	npending++;
 }
 
+/* ---- crash simulation ---- */
+
+struct undo {
+	struct undo *next;
+	char *addr;
+	size_t len;
+	char old[];
+};
+
+static pthread_mutex_t undo_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Remember what [addr, addr + len) held, so a torn crash can put it back. */
+static void undo_record(struct media *m, void *addr, size_t len)
+{
+	struct undo *u = malloc(sizeof(*u) + len);
+
+	if (!u)
+		return;
+	u->addr = addr;
+	u->len = len;
+	memcpy(u->old, addr, len);
+	pthread_mutex_lock(&undo_lock);
+	u->next = m->undo;
+	m->undo = u;
+	pthread_mutex_unlock(&undo_lock);
+}
+
+static void undo_forget(struct media *m)
+{
+	pthread_mutex_lock(&undo_lock);
+	while (m->undo) {
+		struct undo *u = m->undo;
+
+		m->undo = u->next;
+		free(u);
+	}
+	pthread_mutex_unlock(&undo_lock);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* The crash: undo (all or some) stores that no drain made durable, newest first. */
+static void undo_tear(struct media *m)
+{
+	for (struct undo *u = m->undo; u; u = u->next) {
+		if (m->torn == MEDIA_TORN_ALL) {
+			memcpy(u->addr, u->old, u->len);
+			continue;
+		}
+		for (size_t off = 0; off < u->len;) {
+			size_t line = 64 - ((uintptr_t)(u->addr + off) & 63);
+			size_t n = MIN(line, u->len - off);
+
+			if (xorshift(&m->torn_seed) & 1)
+				memcpy(u->addr + off, u->old + off, n);
+			off += n;
+		}
+	}
+}
+
 void media_drain(struct media *m)
 {
 	if (unlikely(m->crash_at != 0)) {
 		uint64_t n = __atomic_add_fetch(&m->drains, 1, __ATOMIC_SEQ_CST);
 
-		if (n == m->crash_at)
+		if (n == m->crash_at) {
+			if (m->torn)
+				undo_tear(m);
 			kill(getpid(), SIGKILL);
+		}
+		if (m->torn)
+			undo_forget(m);
 	}
 	if (m->is_pmem)
 		pmem_drain();
@@ -85,6 +157,8 @@ void media_drain(struct media *m)
 
 void media_copy(struct media *m, void *dst, const void *src, size_t len)
 {
+	if (unlikely(m->torn))
+		undo_record(m, dst, len);
 	if (m->is_pmem) {
 		pmem_memcpy(dst, src, len, PMEM_F_MEM_NODRAIN);
 	} else {
@@ -95,6 +169,8 @@ void media_copy(struct media *m, void *dst, const void *src, size_t len)
 
 void media_fill(struct media *m, void *dst, int c, size_t len)
 {
+	if (unlikely(m->torn))
+		undo_record(m, dst, len);
 	if (m->is_pmem) {
 		pmem_memset(dst, c, len, PMEM_F_MEM_NODRAIN);
 	} else {
@@ -224,6 +300,15 @@ int media_open(struct media *m, const char *path, int flags, char *err, size_t e
 	const char *crash = getenv("DAXFS_CRASH_AT");
 	if (crash && *crash)
 		m->crash_at = strtoull(crash, NULL, 0);
+	const char *torn = getenv("DAXFS_CRASH_TORN");
+	if (m->crash_at && torn) {
+		if (strcmp(torn, "all") == 0) {
+			m->torn = MEDIA_TORN_ALL;
+		} else if (strncmp(torn, "random", 6) == 0) {
+			m->torn = MEDIA_TORN_RANDOM;
+			m->torn_seed = torn[6] == ':' ? strtoull(torn + 7, NULL, 0) | 1 : 0x9e3779b97f4a7c15ull;
+		}
+	}
 	return 0;
 fail:
 	close(m->fd);
@@ -243,6 +328,7 @@ void media_close(struct media *m)
 	}
 	if (m->fd >= 0)
 		close(m->fd);
+	undo_forget(m);
 	free(m->path);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;

@@ -8,6 +8,11 @@
  *
  * Crash-point injection: with DAXFS_CRASH_AT=N in the environment the process kills itself with
  * SIGKILL on entering the N-th drain, so tests can stop the file system at every durability point.
+ * DAXFS_CRASH_TORN=all also drops every store since the previous drain before dying (on a real
+ * device they may not have reached the media); DAXFS_CRASH_TORN=random:SEED drops each 64-byte
+ * line of them with probability 1/2.  The torn modes keep an undo log of the stores between drains
+ * and assume the crashing test writes from one thread.  With neither variable set none of this
+ * costs more than a predicted branch.
  */
 #ifndef DAXFS_MEDIA_H
 #define DAXFS_MEDIA_H
@@ -17,6 +22,10 @@
 #include <stdint.h>
 
 enum media_kind { MEDIA_FILE, MEDIA_DEVDAX, MEDIA_BLOCKDEV };
+
+#define MEDIA_TORN_ALL		1
+#define MEDIA_TORN_RANDOM	2
+struct undo;
 
 struct media {
 	char *path;
@@ -30,6 +39,9 @@ struct media {
 	bool in_use;		/* a private map of an image a daemon holds: a snapshot, maybe mid-change */
 	uint64_t crash_at;	/* drain number to die at, 0 = never */
 	uint64_t drains;	/* drains so far (atomic) */
+	int torn;		/* 0, MEDIA_TORN_ALL or MEDIA_TORN_RANDOM */
+	uint64_t torn_seed;
+	struct undo *undo;	/* stores since the last drain, newest first */
 };
 
 #define MEDIA_RDONLY	0x1	/* map read-only */
