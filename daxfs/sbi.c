@@ -131,6 +131,20 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 	}
 	memcpy(&s->sb, s->media.base, sizeof(s->sb));
 	ret = super_validate(&s->sb, s->media.size, msg, sizeof(msg));
+	if (ret == -EUCLEAN && !(flags & (SBI_NOREPLAY | SBI_RDONLY))) {
+		/*
+		 * A superblock torn by a crash while a transaction rewrote it is repaired by replaying
+		 * that transaction, and the journal can be found without it: the geometry never changes,
+		 * and the copy in the last block has it.  So take the geometry from the copy, replay, and
+		 * judge the primary afterwards.
+		 */
+		struct daxfs_super backup;
+
+		if (super_find_backup(&s->media, &backup) == 0 && s->sb.magic == DAXFS_SB_MAGIC) {
+			s->sb = backup;
+			ret = 0;
+		}
+	}
 	if (ret) {
 		snprintf(err, errlen, "%s: %s", path, msg);
 		goto fail;
