@@ -112,10 +112,27 @@ static void free_locked(struct allocator *a, uint64_t start, uint64_t len)
 
 void alloc_free(struct allocator *a, uint64_t start, uint64_t len)
 {
-	if (len == 0)
-		return;
+	uint64_t cur = start, end = start + len;
+
 	pthread_mutex_lock(&a->lock);
-	free_locked(a, start, len);
+	/*
+	 * Only a corrupt image frees a block twice, but the index must stay a set of disjoint
+	 * extents whatever happens: add only the parts not already free.
+	 */
+	while (cur < end) {
+		struct free_ext *fe = containing(a, cur);
+
+		if (fe) {
+			cur = fe->start + fe->len;
+			continue;
+		}
+		struct free_ext key = { .start = cur };
+		struct free_ext *next = RB_NFIND(free_by_start, &a->by_start, &key);
+		uint64_t gap_end = next ? MIN(next->start, end) : end;
+
+		free_locked(a, cur, gap_end - cur);
+		cur = gap_end;
+	}
 	pthread_mutex_unlock(&a->lock);
 }
 

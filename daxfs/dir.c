@@ -203,8 +203,8 @@ int dir_load(struct fs *fs, struct inode *dir)
 	d->table = calloc(d->cap, sizeof(*d->table));
 	if (!d->table)
 		return -ENOMEM;
-	if (dir->d.size % bs || dir->d.size / bs > UINT32_MAX)
-		return dir_corrupt(fs, dir, 0, 0, "size is not a whole number of blocks");
+	if (dir->d.size % bs || dir->d.size / bs > MIN(UINT32_MAX, fs->sbi.data_blocks))
+		return dir_corrupt(fs, dir, 0, 0, "size is not a whole number of blocks, or too large");
 	uint32_t nblocks = (uint32_t)(dir->d.size / bs);
 	if ((ret = grow_blocks(d, nblocks)))
 		return ret;

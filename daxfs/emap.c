@@ -92,7 +92,8 @@ int emap_load(struct fs *fs, struct inode *ip)
 	for (uint64_t blk = ip->d.ext_next; blk; ) {
 		const struct daxfs_extent_block *eb = sbi_block(s, blk);
 
-		if (!sbi_data_block(s, blk, 1) || map->nleaves > ip->d.blocks)
+		/* d.blocks may be corrupt too: the data area bounds any honest chain. */
+		if (!sbi_data_block(s, blk, 1) || map->nleaves > ip->d.blocks || map->nleaves > s->data_blocks)
 			return corrupt(fs, ip, "extent chain leaves the data area or loops", blk);
 		if (eb->magic != DAXFS_EXTENT_MAGIC || eb->ino != ip->ino || eb->count == 0 || eb->count > per ||
 		    eb->crc != daxfs_extent_block_csum(s->seed, blk, eb))

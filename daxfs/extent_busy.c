@@ -57,11 +57,26 @@ struct load_ctx {
 	bool recover;
 };
 
+/* Does [start, start + len) meet an extent already in the tree? */
+static bool overlaps(struct busy_tree *bt, uint64_t start, uint64_t len)
+{
+	struct busy_ext key = { .start = start };
+	struct busy_ext *next = RB_NFIND(busy_by_start, &bt->tree, &key);
+	struct busy_ext *prev = next ? RB_PREV(busy_by_start, &bt->tree, next) : RB_MAX(busy_by_start, &bt->tree);
+
+	return (next && next->start < start + len) || (prev && prev->start + prev->len > start);
+}
+
 static int load_one(void *arg, uint64_t id, const uint64_t v[3])
 {
 	struct load_ctx *lc = arg;
 
-	if (v[1] == 0 || !sbi_data_block(lc->s, v[0], v[1]))
+	/*
+	 * Reclaim will free these blocks: a record that overlaps another, or covers blocks the bitmap
+	 * says are free, is corruption, and acting on it would free something twice.
+	 */
+	if (v[1] == 0 || !sbi_data_block(lc->s, v[0], v[1]) || overlaps(lc->bt, v[0], v[1]) ||
+	    !jbitmap_all_set(&lc->s->bbm, v[0], v[1]))
 		return -EUCLEAN;
 	struct busy_ext *be = insert(lc->bt, v[0], v[1], v[2], id, DAXFS_BUSY_PINNED);
 	if (!be)

@@ -181,8 +181,12 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 		snprintf(err, errlen, "%s: the root directory: %s", image, strerror(-ret));
 		goto fail_root;
 	}
-	/* No pin survives a restart: every busy extent on the media is reclaimable (queued for fs_start). */
-	ret = busy_load(&fs->busy, &fs->sbi, fs->sbi.sb.busy_head, !cfg->norecovery, msg, sizeof(msg));
+	/*
+	 * No pin survives a restart: every busy extent on the media is reclaimable (queued for
+	 * fs_start).  The checker reads and judges the busy list itself, so it starts with none.
+	 */
+	ret = busy_load(&fs->busy, &fs->sbi, cfg->norecovery ? 0 : fs->sbi.sb.busy_head, !cfg->norecovery, msg,
+			sizeof(msg));
 	if (ret) {
 		snprintf(err, errlen, "%s: %s", image, msg);
 		goto fail_busy;

@@ -153,6 +153,12 @@ static int inode_load(struct fs *fs, uint64_t ino, struct inode **out)
 		fs_corrupt(fs, "inode %llu: bad checksum or file type", (unsigned long long)ino);
 		return -EIO;
 	}
+	/* A checksum only says the record is what was written; also refuse what no writer produces. */
+	if ((di->flags & DAXFS_IF_INLINE_SYMLINK) && (!S_ISLNK(di->mode) || di->size >= DAXFS_INLINE_SYMLINK)) {
+		fs_corrupt(fs, "inode %llu: inline symlink of %llu bytes", (unsigned long long)ino,
+			   (unsigned long long)di->size);
+		return -EIO;
+	}
 	ip = inode_new(ino);
 	if (!ip)
 		return -ENOMEM;

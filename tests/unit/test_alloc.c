@@ -683,6 +683,27 @@ static void test_random_against_model(void **state)
 	free(m);
 }
 
+/* A block freed twice (a corrupt image) must not make the index overlap or count it twice. */
+static void test_double_free_is_clipped(void **state)
+{
+	struct allocator a;
+	uint64_t s, l;
+
+	(void)state;
+	alloc_init(&a, 0, 512);
+	alloc_free(&a, 100, 50);
+	alloc_free(&a, 120, 50);	/* overlaps [120, 150) */
+	alloc_free(&a, 90, 100);	/* covers everything, and more on both sides */
+	assert_int_equal(alloc_free_blocks(&a), 100);
+	assert_int_equal(a.nextents, 1);
+	struct alloc_req req = { .want = 1000 };
+	assert_int_equal(alloc_get(&a, &req, &s, &l), 0);
+	assert_int_equal(s, 90);
+	assert_int_equal(l, 100);
+	assert_int_equal(alloc_free_blocks(&a), 0);
+	alloc_destroy(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -692,6 +713,7 @@ int main(void)
 		cmocka_unit_test(test_goal),
 		cmocka_unit_test(test_align),
 		cmocka_unit_test(test_reserve),
+		cmocka_unit_test(test_double_free_is_clipped),
 		cmocka_unit_test(test_fragmented_partial),
 		cmocka_unit_test(test_take),
 		cmocka_unit_test(test_random_against_model),
