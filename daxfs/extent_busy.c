@@ -32,8 +32,8 @@ static void init(struct busy_tree *bt)
 	TAILQ_INIT(&bt->queue);
 }
 
-static struct busy_ext *insert(struct busy_tree *bt, uint64_t start, uint64_t len, uint64_t ino, uint64_t slot,
-			       uint32_t state)
+struct busy_ext *busy_track_locked(struct busy_tree *bt, uint64_t start, uint64_t len, uint64_t ino, uint64_t slot,
+				   uint32_t state)
 {
 	struct busy_ext *be = calloc(1, sizeof(*be));
 
@@ -78,7 +78,7 @@ static int load_one(void *arg, uint64_t id, const uint64_t v[3])
 	if (v[1] == 0 || !sbi_data_block(lc->s, v[0], v[1]) || overlaps(lc->bt, v[0], v[1]) ||
 	    !jbitmap_all_set(&lc->s->bbm, v[0], v[1]))
 		return -EUCLEAN;
-	struct busy_ext *be = insert(lc->bt, v[0], v[1], v[2], id, DAXFS_BUSY_PINNED);
+	struct busy_ext *be = busy_track_locked(lc->bt, v[0], v[1], v[2], id, DAXFS_BUSY_PINNED);
 	if (!be)
 		return -ENOMEM;
 	if (lc->recover)
@@ -116,7 +116,7 @@ int busy_add_locked(struct busy_tree *bt, struct tx *tx, uint64_t start, uint64_
 
 	if (ret)
 		return ret;
-	if (!insert(bt, start, len, ino, slot, DAXFS_BUSY_PENDING))
+	if (!busy_track_locked(bt, start, len, ino, slot, DAXFS_BUSY_PENDING))
 		return -ENOMEM;
 	bt->created++;
 	return 0;

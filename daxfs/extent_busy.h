@@ -52,6 +52,9 @@ struct busy_tree {
 int busy_load(struct busy_tree *bt, struct sbi *s, uint64_t head, bool recover, char *err, size_t errlen);
 void busy_destroy(struct busy_tree *bt);
 
+/* Track an extent in DRAM only (its record already exists, or a benchmark of the tree). */
+struct busy_ext *busy_track_locked(struct busy_tree *bt, uint64_t start, uint64_t len, uint64_t ino, uint64_t slot,
+				   uint32_t state);
 /* Record [start, start + len) as busy in tx, PENDING until busy_committed. */
 int busy_add_locked(struct busy_tree *bt, struct tx *tx, uint64_t start, uint64_t len, uint64_t ino);
 /* Visit the busy extents overlapping [start, start + len). */

@@ -9,36 +9,36 @@
 #include "fs.h"
 #include "util.h"
 
-#define BATCH 64
+/* Extents per reclaim transaction: big batches amortise the commit when a mass unpin queues many. */
+#define BATCH 256
 
-/* Punch the extents out of the image file; returns a mask of the ones that failed. */
-static uint64_t discard_batch(struct reclaim *rc, struct busy_ext **v, size_t n)
+/* Punch the extents out of the image file; failed[i] says which must be zeroed instead. */
+static void discard_batch(struct reclaim *rc, struct busy_ext **v, size_t n, bool *failed)
 {
 	struct sbi *s = &rc->fs->sbi;
-	uint64_t failed = 0;
+	size_t queued = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&rc->ring);
 
+		failed[i] = true;	/* until its completion says otherwise */
+		if (!sqe)
+			continue;
 		io_uring_prep_fallocate(sqe, s->media.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					(off_t)sbi_block_off(s, v[i]->start), (off_t)(v[i]->len << s->bshift));
 		io_uring_sqe_set_data64(sqe, i);
+		queued++;
 	}
-	int sub = io_uring_submit_and_wait(&rc->ring, (unsigned)n);
-	if (sub < (int)n)
-		failed = n == 64 ? ~0ULL : (1ULL << n) - 1;	/* whatever was not submitted */
+	int sub = io_uring_submit_and_wait(&rc->ring, (unsigned)queued);
 	for (int i = 0; i < sub; i++) {
 		struct io_uring_cqe *cqe;
 
 		if (io_uring_wait_cqe(&rc->ring, &cqe))
 			break;
-		if (cqe->res < 0)
-			failed |= 1ULL << io_uring_cqe_get_data64(cqe);
-		else
-			failed &= ~(1ULL << io_uring_cqe_get_data64(cqe));
+		if (cqe->res == 0)
+			failed[io_uring_cqe_get_data64(cqe)] = false;
 		io_uring_cqe_seen(&rc->ring, cqe);
 	}
-	return failed;
 }
 
 static void *worker(void *arg)
@@ -47,20 +47,23 @@ static void *worker(void *arg)
 	struct fs *fs = rc->fs;
 	struct sbi *s = &fs->sbi;
 	struct busy_ext *v[BATCH];
+	bool zero[BATCH];
 	size_t n;
 
 	while ((n = busy_take(&fs->busy, v, BATCH, &rc->stop)) > 0) {
-		uint64_t zero_mask = ~0ULL;
 		struct tx tx;
 
+		for (size_t i = 0; i < n; i++)
+			zero[i] = true;
 		if (rc->discard)
-			zero_mask = discard_batch(rc, v, n);
+			discard_batch(rc, v, n, zero);
 		for (size_t i = 0; i < n; i++) {
-			if (zero_mask & (1ULL << i))
-				media_fill(&s->media, sbi_block(s, v[i]->start), 0, v[i]->len << s->bshift);
+			if (!zero[i])
+				continue;
+			if (rc->discard)
+				rc->discard_errors++;
+			media_fill(&s->media, sbi_block(s, v[i]->start), 0, v[i]->len << s->bshift);
 		}
-		if (rc->discard && zero_mask)
-			rc->discard_errors += (uint64_t)__builtin_popcountll(zero_mask & (n == 64 ? ~0ULL : (1ULL << n) - 1));
 		/* The scrub is durable before the blocks can be allocated again. */
 		media_drain(&s->media);
 		tx_init(&tx, &s->journal);

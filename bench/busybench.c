@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * busybench: the busy-extent machinery at a million entries, in process (no FUSE).
+ *
+ *   busybench IMAGE_DIR
+ *
+ *   tree    the DRAM tree, as XFS's is: 1M inserts, 1M overlap queries with "still pinned?"
+ *           checks against a pin table holding every other extent (the trim), 1M removals (the
+ *           clear).  Target < 1 s in all.
+ *   persistent  the same million with their records committed in batches, and reclaimed (discard)
+ *           by the worker, a transaction per batch.
+ *   mount   an image holding 1M busy extents (left by a process that died): time to mount,
+ *           which loads and queues them all, and time until reclaim (discard) has freed them.
+ *           Target < 2 s for the mount.
+ *
+ * Output: one "metric=... value=... unit=..." line per figure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "super.h"
+
+#define N 1000000ull
+#define BATCH 20000
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report(const char *metric, double value, const char *unit)
+{
+	printf("busybench metric=%s value=%.4f unit=%s\n", metric, value, unit);
+	fflush(stdout);
+}
+
+static void make_image(const char *path, uint64_t bytes)
+{
+	struct mkfs_params p = { .ninodes = 1024, .journal_bytes = 8 << 20 };
+	struct media m;
+	char err[256];
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || ftruncate(fd, (off_t)bytes) < 0) {
+		perror(path);
+		exit(1);
+	}
+	close(fd);
+	if (media_open(&m, path, 0, err, sizeof(err)) || format_media(&m, &p, err, sizeof(err))) {
+		fprintf(stderr, "busybench: %s\n", err);
+		exit(1);
+	}
+	media_close(&m);
+}
+
+static struct fs *mount_it(const char *path, bool discard)
+{
+	struct fs_config cfg = { .reclaim_discard = discard };
+	struct fs *fs;
+	char err[512];
+
+	if (fs_mount(&fs, path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "busybench: %s\n", err);
+		exit(1);
+	}
+	return fs;
+}
+
+/*
+ * 1M one-block busy extents at every other block of the data area, each marked in use, recorded
+ * in committed batches: what a truncate under a million pins leaves behind.
+ */
+static void add_busy(struct fs *fs)
+{
+	uint64_t base = fs->sbi.sb.data_start + 64;
+
+	for (uint64_t i = 0; i < N; i += BATCH) {
+		struct tx tx;
+
+		tx_init(&tx, &fs->sbi.journal);
+		pthread_mutex_lock(&fs->busy.lock);
+		for (uint64_t k = i; k < i + BATCH && k < N; k++) {
+			uint64_t b = base + 2 * k;
+
+			if (alloc_take(&fs->sbi.alloc, b, 1) || busy_add_locked(&fs->busy, &tx, b, 1, 7)) {
+				fprintf(stderr, "busybench: cannot make block %llu busy\n", (unsigned long long)b);
+				exit(1);
+			}
+			sbi_use(&fs->sbi, &tx, b, 1);
+		}
+		pthread_mutex_unlock(&fs->busy.lock);
+		if (fs_commit(fs, &tx)) {
+			fprintf(stderr, "busybench: commit failed\n");
+			exit(1);
+		}
+	}
+}
+
+struct trim_ctx {
+	struct fs *fs;
+	uint64_t pinned;
+	uint64_t queued;
+	uint64_t now;
+};
+
+static void trim_one(void *arg, struct busy_ext *be)
+{
+	struct trim_ctx *t = arg;
+
+	/* What the post-commit step and an unpin notification do: still pinned, or reclaimable? */
+	if (be->state == DAXFS_BUSY_PENDING)
+		be->state = DAXFS_BUSY_PINNED;
+	if (pin_any_locked(&t->fs->pins, be->start, be->len)) {
+		t->pinned++;
+	} else if (be->state != DAXFS_BUSY_RECLAIMING) {
+		busy_queue_locked(&t->fs->busy, be, t->now);
+		t->queued++;
+	}
+}
+
+/*
+ * The tree alone, as XFS's busy-extent tree is (DRAM, no records): 1M inserts, 1M trims (overlap
+ * query plus "still pinned?" against a pin table holding every other extent), 1M removals.
+ */
+static void bench_dram_tree(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/busybench-dram.img", dir);
+	make_image(path, 16ull << 30);
+	struct fs *fs = mount_it(path, false);
+	uint64_t base = fs->sbi.sb.data_start + 64;
+	bool stop = false;
+	struct busy_ext **v = malloc(4096 * sizeof(*v));
+
+	pthread_mutex_lock(&fs->pins.lock);
+	for (uint64_t k = 0; k < N; k += 2)
+		pin_ref_locked(&fs->pins, base + 2 * k, 1);
+	pthread_mutex_unlock(&fs->pins.lock);
+	double t0 = now();
+	pthread_mutex_lock(&fs->busy.lock);
+	for (uint64_t k = 0; k < N; k++)
+		busy_track_locked(&fs->busy, base + 2 * k, 1, 7, k, DAXFS_BUSY_PENDING);
+	pthread_mutex_unlock(&fs->busy.lock);
+	double t1 = now();
+	struct trim_ctx tc = { fs, 0, 0, pin_now_ns() };
+	pthread_mutex_lock(&fs->pins.lock);
+	pthread_mutex_lock(&fs->busy.lock);
+	for (uint64_t k = 0; k < N; k++)
+		busy_visit_locked(&fs->busy, base + 2 * k, 1, trim_one, &tc);
+	pthread_mutex_unlock(&fs->busy.lock);
+	pthread_mutex_unlock(&fs->pins.lock);
+	double t2 = now();
+	/* Clear: the still-pinned half queued too, then everything taken and removed as reclaim would. */
+	pthread_mutex_lock(&fs->busy.lock);
+	for (struct busy_ext *be = busy_first_locked(&fs->busy); be; be = busy_next_locked(&fs->busy, be))
+		busy_queue_locked(&fs->busy, be, tc.now);
+	pthread_mutex_unlock(&fs->busy.lock);
+	size_t n;
+	while (fs->busy.queued_extents && (n = busy_take(&fs->busy, v, 4096, &stop)) > 0)
+		busy_done(&fs->busy, v, n);
+	double t3 = now();
+	if (tc.pinned != N / 2 || fs->busy.nextents != 0) {
+		fprintf(stderr, "busybench: tree trim saw %llu pinned; %llu left\n", (unsigned long long)tc.pinned,
+			(unsigned long long)fs->busy.nextents);
+		exit(1);
+	}
+	report("tree_insert_1M_s", t1 - t0, "s");
+	report("tree_trim_1M_s", t2 - t1, "s");
+	report("tree_clear_1M_s", t3 - t2, "s");
+	report("tree_total_1M_s", t3 - t0, "s");
+	free(v);
+	fs_unmount(fs);
+	unlink(path);
+}
+
+/* The same with persistence: records committed in batches, then reclaim (discard) and its commits. */
+static void bench_tree(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/busybench-tree.img", dir);
+	make_image(path, 16ull << 30);	/* sparse: only metadata is touched */
+	struct fs *fs = mount_it(path, true);
+
+	/* Every other extent stays pinned during the trim: half are skipped, half queued. */
+	uint64_t base = fs->sbi.sb.data_start + 64;
+	pthread_mutex_lock(&fs->pins.lock);
+	for (uint64_t k = 0; k < N; k += 2)
+		pin_ref_locked(&fs->pins, base + 2 * k, 1);
+	pthread_mutex_unlock(&fs->pins.lock);
+
+	double t0 = now();
+	add_busy(fs);
+	double t1 = now();
+	struct trim_ctx tc = { fs, 0, 0, pin_now_ns() };
+	pthread_mutex_lock(&fs->pins.lock);
+	pthread_mutex_lock(&fs->busy.lock);
+	for (uint64_t k = 0; k < N; k++)
+		busy_visit_locked(&fs->busy, base + 2 * k, 1, trim_one, &tc);
+	pthread_mutex_unlock(&fs->busy.lock);
+	pthread_mutex_unlock(&fs->pins.lock);
+	double t2 = now();
+	/* The clear: unpin the rest and let the reclaim worker (discard) free everything. */
+	if (fs_start(fs))
+		exit(1);
+	pthread_mutex_lock(&fs->pins.lock);
+	for (uint64_t k = 0; k < N; k += 2)
+		pin_unref_locked(&fs->pins, base + 2 * k, 1);
+	pthread_mutex_unlock(&fs->pins.lock);
+	busy_drain(&fs->busy);
+	double t3 = now();
+	if (tc.pinned != N / 2 || tc.queued != N / 2 || fs->busy.nextents != 0) {
+		fprintf(stderr, "busybench: trim saw %llu pinned, %llu queued; %llu left\n",
+			(unsigned long long)tc.pinned, (unsigned long long)tc.queued,
+			(unsigned long long)fs->busy.nextents);
+		exit(1);
+	}
+	report("persistent_insert_1M_s", t1 - t0, "s");
+	report("persistent_trim_1M_s", t2 - t1, "s");
+	report("persistent_reclaim_1M_s", t3 - t2, "s");
+	report("persistent_total_1M_s", t3 - t0, "s");
+	fs_unmount(fs);
+	unlink(path);
+}
+
+static void bench_mount(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/busybench-mount.img", dir);
+	make_image(path, 16ull << 30);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct fs *fs = mount_it(path, true);
+
+		add_busy(fs);
+		_exit(0);	/* die with a million busy extents on the media */
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		exit(1);
+	double t0 = now();
+	struct fs *fs = mount_it(path, true);
+	double t1 = now();
+	if (fs->busy.nextents != N) {
+		fprintf(stderr, "busybench: mount found %llu busy extents\n", (unsigned long long)fs->busy.nextents);
+		exit(1);
+	}
+	fs_start(fs);
+	busy_drain(&fs->busy);
+	double t2 = now();
+	report("mount_1M_busy_s", t1 - t0, "s");
+	report("mount_1M_busy_reclaimed_s", t2 - t0, "s");
+	fs_unmount(fs);
+	unlink(path);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: busybench IMAGE_DIR\n");
+		return 2;
+	}
+	bench_dram_tree(argv[1]);
+	bench_tree(argv[1]);
+	bench_mount(argv[1]);
+	return 0;
+}

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pinbench: pins through a mounted daxfs, against references measured in the same run.
+ *
+ *   pinbench MOUNTPOINT SCRATCH_DIR
+ *
+ *   pinpair    pin + unpin of 4 KiB, one client, pairs per second; the reference is an empty
+ *              control ioctl (INFO) round trip: a pair is two of them.  Target >= 35k pairs/s.
+ *   truncate   ftruncate of a 1 GiB file holding 10k pinned 4 KiB ranges (10k busy extents
+ *              made in one go).  Target < 20 ms.
+ *   reclaim    a 1 GiB busy extent unpinned: the daemon's own unpin-to-free latency, as
+ *              bandwidth, against pmem_memset_persist over 1 GiB of a mapping of a file in
+ *              SCRATCH_DIR.  Target >= 0.6x.
+ * Each figure is the median of RUNS (5) runs after a warm-up.  Output: "metric=... value=... unit=...".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libpmem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daxfs/libdaxfs.h"
+
+#define RUNS 5
+#define GiB (1ull << 30)
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report(const char *metric, double value, const char *unit)
+{
+	printf("pinbench metric=%s value=%.4f unit=%s\n", metric, value, unit);
+	fflush(stdout);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "pinbench: %s: %s\n", what, strerror(err));
+	exit(1);
+}
+
+static int make_file(const char *dir, const char *name, uint64_t size)
+{
+	static char buf[1 << 20];
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		die(path, errno);
+	memset(buf, 0x5a, sizeof(buf));
+	for (uint64_t off = 0; off < size; off += sizeof(buf))
+		if (pwrite(fd, buf, sizeof(buf), (off_t)off) != sizeof(buf))
+			die("write", errno);
+	return fd;
+}
+
+/* Wait until no busy extent is left; returns the daemon's latest reclaim latency (s). */
+static double wait_reclaimed(int fd)
+{
+	struct daxfs_ioc_stats st;
+
+	for (int i = 0; i < 100000; i++) {
+		if (daxfs_stats(fd, &st))
+			die("stats", errno);
+		if (st.busy_extents == 0)
+			return (double)st.reclaim_latency_ns_max / 1e9;
+		usleep(200);
+	}
+	die("reclaim never finished", ETIMEDOUT);
+	return 0;
+}
+
+static void bench_pinpair(const char *mnt)
+{
+	const int n = 50000;
+	double pair[RUNS], rtt[RUNS];
+	int fd = make_file(mnt, "pinpair", 16 << 20);
+
+	for (int r = -1; r < RUNS; r++) {
+		struct daxfs_ioc_info info;
+		double t0 = now();
+
+		for (int i = 0; i < n; i++)
+			if (daxfs_info(fd, &info))
+				die("info", errno);
+		double t1 = now();
+		for (int i = 0; i < n; i++) {
+			struct daxfs_ioc_pin a = { .size = sizeof(a), .offset = (uint64_t)(i % 4096) * 4096,
+						   .length = 4096 };
+			struct daxfs_ioc_unpin u = { .size = sizeof(u) };
+
+			if (ioctl(fd, DAXFS_IOC_PIN, &a))
+				die("pin", errno);
+			u.pin_id = a.pin_id;
+			if (ioctl(fd, DAXFS_IOC_UNPIN, &u))
+				die("unpin", errno);
+		}
+		double t2 = now();
+		if (r >= 0) {
+			rtt[r] = (t1 - t0) / n;
+			pair[r] = n / (t2 - t1);
+		}
+	}
+	close(fd);
+	double p = median(pair, RUNS), t = median(rtt, RUNS);
+	report("pin_unpin_pairs_per_s", p, "pairs/s");
+	report("ioctl_rtt_us", t * 1e6, "us");
+	report("pin_unpin_vs_two_rtt", p * 2 * t, "ratio");
+}
+
+static void bench_truncate(const char *mnt)
+{
+	double v[RUNS];
+
+	for (int r = -1; r < RUNS; r++) {
+		int fd = make_file(mnt, "trunc", GiB);
+
+		/* 10k pins, 4 KiB each, spread over the whole gigabyte. */
+		for (int i = 0; i < 10000; i++) {
+			struct daxfs_ioc_pin a = { .size = sizeof(a), .flags = DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM,
+						   .offset = (uint64_t)i * (GiB / 10000 / 4096) * 4096, .length = 4096 };
+
+			if (ioctl(fd, DAXFS_IOC_PIN, &a))
+				die("pin", errno);
+		}
+		double t0 = now();
+		if (ftruncate(fd, 0))
+			die("ftruncate", errno);
+		double t1 = now();
+		struct daxfs_ioc_stats st;
+		daxfs_stats(fd, &st);
+		if (st.busy_extents != 10000) {
+			fprintf(stderr, "pinbench: %llu busy extents after the truncate, not 10000\n", st.busy_extents);
+			exit(1);
+		}
+		close(fd);	/* drops the pins: all 10k extents reclaimed */
+		wait_reclaimed(fd = open(mnt, O_RDONLY));
+		close(fd);
+		if (r >= 0)
+			v[r] = t1 - t0;
+	}
+	report("truncate_1G_10k_pins_ms", median(v, RUNS) * 1e3, "ms");
+}
+
+static void bench_reclaim(const char *mnt, const char *scratch)
+{
+	double daxfs[RUNS], ref[RUNS];
+	char path[512];
+
+	/* The reference: the same amount zeroed and made persistent by libpmem, in one call. */
+	snprintf(path, sizeof(path), "%s/pinbench-ref.img", scratch);
+	size_t maplen;
+	int is_pmem;
+	char *p = pmem_map_file(path, GiB, PMEM_FILE_CREATE, 0600, &maplen, &is_pmem);
+	if (!p)
+		die(path, errno);
+	memset(p, 1, GiB);	/* fault the pages in first: the daemon's blocks are allocated too */
+	for (int r = -1; r < RUNS; r++) {
+		double t0 = now();
+		pmem_memset_persist(p, 0, GiB);
+		if (!is_pmem)
+			pmem_msync(p, GiB);
+		if (r >= 0)
+			ref[r] = GiB / (now() - t0);
+	}
+	pmem_unmap(p, maplen);
+	unlink(path);
+
+	for (int r = -1; r < RUNS; r++) {
+		int fd = make_file(mnt, "reclaim", GiB);
+		struct daxfs_pin pin;
+		int ret = daxfs_pin(fd, 0, GiB, DAXFS_PIN_WRITE, &pin);
+
+		if (ret)
+			die("pin", -ret);
+		if (ftruncate(fd, 0))
+			die("ftruncate", errno);
+		/* Unpin: the daemon zeroes the gigabyte and frees it; it times that itself. */
+		if ((ret = daxfs_unpin(fd, pin.id)))
+			die("unpin", -ret);
+		double lat = wait_reclaimed(fd);
+		daxfs_pin_free(&pin);
+		close(fd);
+		if (r >= 0)
+			daxfs[r] = GiB / lat;
+	}
+	double d = median(daxfs, RUNS), m = median(ref, RUNS);
+	report("reclaim_GiB_per_s", d / GiB, "GiB/s");
+	report("pmem_memset_persist_GiB_per_s", m / GiB, "GiB/s");
+	report("reclaim_vs_memset_persist", d / m, "ratio");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: pinbench MOUNTPOINT SCRATCH_DIR\n");
+		return 2;
+	}
+	bench_pinpair(argv[1]);
+	bench_truncate(argv[1]);
+	bench_reclaim(argv[1], argv[2]);
+	return 0;
+}
