@@ -164,9 +164,14 @@ static bool reserve(struct tx *tx, size_t more)
 	return true;
 }
 
-/* The same inode or block is often logged several times by one operation: reuse its record. */
+/*
+ * The same inode or block is often logged several times by one operation: reuse its record, but
+ * only if no later record overlaps it.  Records apply in order, so rewriting an earlier one in
+ * place would let a later, overlapping one (a wider bitmap range, say) put back older bytes.
+ */
 static struct daxfs_journal_record *find_record(struct tx *tx, uint64_t off, size_t len)
 {
+	struct daxfs_journal_record *match = NULL;
 	char *p = tx->buf;
 	char *end = tx->buf + tx->len;
 
@@ -176,10 +181,12 @@ static struct daxfs_journal_record *find_record(struct tx *tx, uint64_t off, siz
 		struct daxfs_journal_record *r = (void *)p;
 
 		if (r->off == off && r->len == len)
-			return r;
+			match = r;
+		else if (match && ranges_overlap(r->off, r->len, off, len))
+			match = NULL;
 		p += DAXFS_JREC_LEN(r->len);
 	}
-	return NULL;
+	return match;
 }
 
 void tx_log(struct tx *tx, uint64_t off, const void *src, size_t len)
