@@ -431,10 +431,15 @@ int emap_remove(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t lblk, u
 			 */
 			struct daxfs_extent right = { .lblk = lblk, .pblk = e->pblk + (lblk - e->lblk),
 						      .len = (uint32_t)(e_end - lblk) };
+			uint64_t left_lblk = e->lblk;
 
 			if ((ret = insert_rec(fs, tx, ip, (struct emap_cursor){ c.leaf, c.rec + 1 }, &right)))
 				return ret;
-			c = find_pos(ip, lblk);	/* the left part: it comes first and still reaches past lblk */
+			/*
+			 * Find the left part by its own start: the insert may have split the leaf, and a
+			 * search for lblk would land in the new leaf, on the right part.
+			 */
+			c = find_pos(ip, left_lblk);
 			e = at(ip, c);
 			e->len = (uint32_t)(lblk - e->lblk);
 			mark_dirty(ip, c.leaf, c.rec);
