@@ -111,7 +111,7 @@ int file_truncate_check(struct fs *fs, struct inode *ip, uint64_t size)
 {
 	uint64_t first = DIV_ROUND_UP(size, fs_bs(fs));
 
-	if (size >= ip->d.size)
+	if (size > ip->d.size)
 		return 0;
 	return policy_before_free(fs, ip, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
 }
@@ -132,7 +132,11 @@ int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx,
 	/* Bytes past the new EOF in its last block must read as zero if the file grows again. */
 	if (size < ip->d.size && (size & bmask(fs)))
 		zero_in_block(fs, ip, tx, size, MIN(ROUND_UP(size, bs), ip->d.size));
-	bool shrink = size < ip->d.size;
+	/*
+	 * Truncating to the current size or below also drops blocks preallocated past EOF
+	 * (fallocate KEEP_SIZE), as ext4 and XFS do; growing keeps them.
+	 */
+	bool shrink = size <= ip->d.size;
 	ip->d.size = size;
 	if (!shrink) {
 		inode_log(fs, tx, ip);
@@ -201,15 +205,25 @@ out:
 	return ret;
 }
 
+/* Blocks of [first, last] not yet mapped: what an allocation must find. */
+static uint64_t holes_in(const struct inode *ip, uint64_t first, uint64_t last);
+
 int file_fill_holes(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t last)
 {
+	int ret;
+
+	/* Nothing to fill is fine anywhere; filling needs a writable file system. */
+	if (holes_in(ip, lblk, last) == 0)
+		return 0;
+	if ((ret = fs_writable(fs)))
+		return ret;
 	while (lblk <= last) {
 		bool allocated = false;
 		uint64_t stop;
 		struct tx tx;
 
 		tx_init(&tx, &fs->sbi.journal);
-		int ret = alloc_holes(fs, &tx, ip, lblk, last, 0, 0, &stop, &allocated);
+		ret = alloc_holes(fs, &tx, ip, lblk, last, 0, 0, &stop, &allocated);
 		if (allocated) {
 			/* The zeroes are durable before the blocks become part of the file. */
 			media_drain(fs_media(fs));

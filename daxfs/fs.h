@@ -99,7 +99,6 @@ struct fs_config {
 	uint32_t max_pins_per_file;	/* 0 = unlimited */
 	bool reclaim_discard;		/* punch reclaimed blocks out of the image file */
 	uint64_t enospc_wait_ms;	/* how long an allocation waits for reclaim in flight */
-	bool single_threaded;		/* the daemon serves one request at a time: nothing may wait */
 	/* Where corruption reports go; NULL prints them to stderr. */
 	void (*report)(void *arg, const char *msg);
 	void *report_arg;
@@ -320,6 +319,12 @@ int fs_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size);
 int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **ip);
 int fs_release(struct fs *fs, struct inode *ip);
 int fs_fsync(struct fs *fs, struct inode *ip);
+/*
+ * A write or O_TRUNC by someone other than root clears setuid, and setgid when group-executable,
+ * as Linux does for writers without CAP_FSETID.  The kernel does this itself only on its cached
+ * write path, so direct I/O needs it here.
+ */
+int fs_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid);
 /*
  * readdirplus: entries from cookie `pos` with their attributes; each emitted entry (other than "."
  * and "..") holds a lookup reference, which the caller forgets again if it cannot send it.

@@ -149,7 +149,8 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set,
 		d->atime_sec = attr->st_atim.tv_sec;
 		d->atime_nsec = (uint32_t)attr->st_atim.tv_nsec;
 	}
-	if (to_set & FS_SET_MTIME_NOW) {
+	/* truncate(2) and ftruncate(2) change mtime even when the kernel does not say so. */
+	if ((to_set & FS_SET_MTIME_NOW) || ((to_set & FS_SET_SIZE) && !(to_set & FS_SET_MTIME))) {
 		d->mtime_sec = now.tv_sec;
 		d->mtime_nsec = (uint32_t)now.tv_nsec;
 	} else if (to_set & FS_SET_MTIME) {
@@ -668,7 +669,8 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
 
 	if (ret)
 		return ret;
-	bool trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(ip->d.mode);
+	/* As Linux does, O_TRUNC truncates even with O_RDONLY (the kernel already set its size to 0). */
+	bool trunc = (flags & O_TRUNC) && S_ISREG(ip->d.mode);
 	if (trunc && (ret = fs_writable(fs))) {
 		inode_put(fs, ip);
 		return ret;
@@ -710,6 +712,27 @@ int fs_release(struct fs *fs, struct inode *ip)
 			ret = inode_release_last(fs, ip);
 	}
 	inode_put(fs, ip);
+	return ret;
+}
+
+int fs_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid)
+{
+	int ret = 0;
+
+	if (uid == 0)
+		return 0;
+	pthread_rwlock_wrlock(&ip->lock);
+	uint16_t mode = ip->d.mode, kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
+	if (S_ISREG(mode) && (mode & kill) && !fs_writable(fs)) {
+		struct tx tx;
+
+		ip->d.mode = (uint16_t)(mode & ~kill);
+		inode_touch(ip, T_CTIME);
+		tx_init(&tx, &fs->sbi.journal);
+		inode_log(fs, &tx, ip);
+		ret = fs_commit(fs, &tx);
+	}
+	pthread_rwlock_unlock(&ip->lock);
 	return ret;
 }
 
