@@ -65,6 +65,7 @@ static int do_stats(struct fs *fs, struct daxfs_ioc_stats *st)
 	st->blocks = fs->sbi.data_blocks;
 	st->free_blocks = alloc_free_blocks(&fs->sbi.alloc);
 	pthread_mutex_lock(&fs->pins.lock);
+	pin_revoke_expired_locked(&fs->pins, pin_now_ns());
 	st->pins_active = fs->pins.npins;
 	st->pins_created = fs->pins.created;
 	st->pins_released = fs->pins.released;
@@ -121,6 +122,7 @@ static int do_list_pins(struct fs *fs, struct daxfs_ioc_list_pins *l)
 	l->size = sizeof(*l);
 	l->start = start;
 	pthread_mutex_lock(&fs->pins.lock);
+	pin_revoke_expired_locked(&fs->pins, now);
 	l->total = (uint32_t)fs->pins.npins;
 	for (p = pin_first_locked(&fs->pins); p; p = pin_next_locked(&fs->pins, p)) {
 		if (i++ < start)

@@ -43,6 +43,7 @@ void pin_table_init(struct pin_table *tab, uint32_t max_total, uint32_t max_per_
 	pthread_condattr_destroy(&ca);
 	RB_INIT(&tab->ids);
 	RB_INIT(&tab->segs);
+	LIST_INIT(&tab->breaks);
 	tab->next_id = 1;
 	tab->max_total = max_total;
 	tab->max_per_owner = max_per_owner;
@@ -249,6 +250,35 @@ uint32_t pin_max_count_locked(struct pin_table *tab, uint64_t start, uint64_t le
 	return best;
 }
 
+static void note_deadline(struct pin_table *tab, uint64_t deadline_ns)
+{
+	if (!tab->next_deadline_ns || deadline_ns < tab->next_deadline_ns)
+		tab->next_deadline_ns = deadline_ns;
+}
+
+static bool holds_any(const struct pin *p, uint64_t start, uint64_t len)
+{
+	for (uint32_t i = 0; i < p->next; i++)
+		if (ranges_overlap(p->ext[i].pblk, p->ext[i].len, start, len))
+			return true;
+	return false;
+}
+
+/* The earliest deadline of a pending break covering any block of p, or 0. */
+static uint64_t break_deadline(struct pin_table *tab, const struct pin *p)
+{
+	uint64_t deadline = 0;
+	struct lease_break *lb;
+
+	LIST_FOREACH(lb, &tab->breaks, link) {
+		for (uint32_t i = 0; i < lb->n; i++)
+			if (holds_any(p, lb->ranges[i].pblk, lb->ranges[i].len) &&
+			    (!deadline || lb->deadline_ns < deadline))
+				deadline = lb->deadline_ns;
+	}
+	return deadline;
+}
+
 /* ---- pins ---- */
 
 int pin_add_locked(struct pin_table *tab, struct pin_owner *o, uint64_t ino, uint64_t lblk, uint64_t nblocks,
@@ -293,6 +323,11 @@ int pin_add_locked(struct pin_table *tab, struct pin_owner *o, uint64_t ino, uin
 	p->state = DAXFS_PIN_ACTIVE;
 	p->pid = pid;
 	p->created_ns = pin_now_ns();
+	/* Blocks whose lease is being broken: the new pin is under the same deadline from birth. */
+	if (!LIST_EMPTY(&tab->breaks) && (p->deadline_ns = break_deadline(tab, p)) != 0) {
+		p->state = DAXFS_PIN_REVOKING;
+		note_deadline(tab, p->deadline_ns);
+	}
 	RB_INSERT(pin_ids, &tab->ids, p);
 	TAILQ_INSERT_TAIL(&o->pins, p, owner_link);
 	o->npins++;
@@ -305,7 +340,10 @@ int pin_add_locked(struct pin_table *tab, struct pin_owner *o, uint64_t ino, uin
 int pin_lookup_locked(struct pin_table *tab, const struct pin_owner *o, uint64_t id, struct pin **out)
 {
 	struct pin key = { .id = id };
-	struct pin *p = RB_FIND(pin_ids, &tab->ids, &key);
+	struct pin *p;
+
+	pin_revoke_expired_locked(tab, pin_now_ns());
+	p = RB_FIND(pin_ids, &tab->ids, &key);
 
 	if (!p)
 		return -ENOENT;
@@ -374,14 +412,6 @@ struct pin *pin_next_locked(struct pin_table *tab, struct pin *p)
 	return RB_NEXT(pin_ids, &tab->ids, p);
 }
 
-static bool holds_any(const struct pin *p, uint64_t start, uint64_t len)
-{
-	for (uint32_t i = 0; i < p->next; i++)
-		if (ranges_overlap(p->ext[i].pblk, p->ext[i].len, start, len))
-			return true;
-	return false;
-}
-
 uint32_t pin_break_locked(struct pin_table *tab, uint64_t start, uint64_t len, uint64_t deadline_ns)
 {
 	struct pin *p;
@@ -394,10 +424,24 @@ uint32_t pin_break_locked(struct pin_table *tab, uint64_t start, uint64_t len, u
 		if (p->state == DAXFS_PIN_ACTIVE) {
 			p->state = DAXFS_PIN_REVOKING;
 			p->deadline_ns = deadline_ns;
+			note_deadline(tab, deadline_ns);
 		}
 		n++;
 	}
 	return n;
+}
+
+void pin_break_begin_locked(struct pin_table *tab, struct lease_break *lb)
+{
+	LIST_INSERT_HEAD(&tab->breaks, lb, link);
+	for (uint32_t i = 0; i < lb->n; i++)
+		pin_break_locked(tab, lb->ranges[i].pblk, lb->ranges[i].len, lb->deadline_ns);
+}
+
+void pin_break_end_locked(struct pin_table *tab, struct lease_break *lb)
+{
+	(void)tab;
+	LIST_REMOVE(lb, link);
 }
 
 uint32_t pin_revoke_expired_locked(struct pin_table *tab, uint64_t now_ns)
@@ -405,12 +449,19 @@ uint32_t pin_revoke_expired_locked(struct pin_table *tab, uint64_t now_ns)
 	struct pin *p;
 	uint32_t n = 0;
 
+	if (!tab->next_deadline_ns || now_ns < tab->next_deadline_ns)
+		return 0;	/* the common case costs a comparison */
+	tab->next_deadline_ns = 0;
 	RB_FOREACH(p, pin_ids, &tab->ids) {
-		if (p->state == DAXFS_PIN_REVOKING && p->deadline_ns <= now_ns) {
+		if (p->state != DAXFS_PIN_REVOKING)
+			continue;
+		if (p->deadline_ns <= now_ns) {
 			p->state = DAXFS_PIN_REVOKED;
 			drop_refs(tab, p);
 			tab->revoked++;
 			n++;
+		} else {
+			note_deadline(tab, p->deadline_ns);
 		}
 	}
 	return n;

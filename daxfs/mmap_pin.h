@@ -58,6 +58,17 @@ struct pin_seg {
 RB_HEAD(pin_ids, pin);
 RB_HEAD(pin_segs, pin_seg);
 
+/*
+ * A lease break in progress: while an operation waits for the blocks in `ranges` to be given up,
+ * every pin on them (including one taken meanwhile) is REVOKING with this deadline.
+ */
+struct lease_break {
+	LIST_ENTRY(lease_break) link;
+	const struct pin_ext *ranges;
+	uint32_t n;
+	uint64_t deadline_ns;
+};
+
 /* Called, with the table locked, for each media range whose pin count dropped to zero. */
 typedef void (*pin_unpinned_fn)(void *ctx, uint64_t start, uint64_t len);
 
@@ -73,6 +84,8 @@ struct pin_table {
 	uint32_t max_per_owner;
 	pin_unpinned_fn unpinned;
 	void *ctx;
+	LIST_HEAD(, lease_break) breaks;
+	uint64_t next_deadline_ns;	/* earliest deadline of a REVOKING pin, 0 = none */
 	/* statistics */
 	uint64_t created;
 	uint64_t released;
@@ -121,6 +134,14 @@ uint32_t pin_max_count_locked(struct pin_table *tab, uint64_t start, uint64_t le
  * given deadline.  Returns how many pins were affected.
  */
 uint32_t pin_break_locked(struct pin_table *tab, uint64_t start, uint64_t len, uint64_t deadline_ns);
+/* Start a lease break over lb->ranges (the caller keeps lb alive until it ends the break). */
+void pin_break_begin_locked(struct pin_table *tab, struct lease_break *lb);
+/*
+ * End it: new pins on those blocks are no longer born REVOKING.  Pins already told keep their
+ * deadline whether or not the operation waited it out: a broken lease stays broken, and the pin is
+ * revoked when its deadline passes (checked whenever pins are looked up or listed).
+ */
+void pin_break_end_locked(struct pin_table *tab, struct lease_break *lb);
 /* Revoke REVOKING pins whose deadline has passed: their blocks are no longer theirs.  Returns the count. */
 uint32_t pin_revoke_expired_locked(struct pin_table *tab, uint64_t now_ns);
 

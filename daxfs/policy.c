@@ -41,8 +41,6 @@ int policy_set(struct fs *fs, const struct policy_config *pc)
 	if (pc->kind < DAXFS_POLICY_BUSY || pc->kind > DAXFS_POLICY_UNSAFE ||
 	    (pc->admission != DAXFS_ADMIT_ALL && pc->admission != DAXFS_ADMIT_DENY_LONGTERM))
 		return -EINVAL;
-	if (fs->cfg.single_threaded && (pc->kind == DAXFS_POLICY_WAIT || pc->kind == DAXFS_POLICY_REVOKE))
-		return -EDEADLK;	/* the unpin it would wait for could never be served */
 	pthread_mutex_lock(&fs->pol_lock);
 	fs->pol = *pc;
 	pthread_mutex_unlock(&fs->pol_lock);
@@ -233,24 +231,21 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 			if (pc.wait_timeout_ms)
 				wait_deadline = now + pc.wait_timeout_ms * 1000000ull;
 		}
-		if (pc.kind == DAXFS_POLICY_REVOKE && !revoke_deadline) {
-			/* Break the lease: the holders have the grace period to unpin. */
-			revoke_deadline = now + pc.grace_ms * 1000000ull;
-			for (uint32_t i = 0; i < nr; i++)
-				pin_break_locked(&fs->pins, r[i].pblk, r[i].len, revoke_deadline);
+		/* Break the lease: the holders have the grace period to unpin (one deadline for the operation). */
+		struct lease_break lb = { .ranges = r, .n = nr };
+		if (pc.kind == DAXFS_POLICY_REVOKE) {
+			if (!revoke_deadline)
+				revoke_deadline = now + pc.grace_ms * 1000000ull;
+			lb.deadline_ns = revoke_deadline;
+			pin_break_begin_locked(&fs->pins, &lb);
 		}
 		/* Wait with the inode unlocked: the holder may need it to finish and unpin. */
 		pthread_rwlock_unlock(&ip->lock);
 		while (any_pinned(fs, r, nr)) {
 			now = pin_now_ns();
-			if (revoke_deadline) {
-				/* Pins taken since the lease broke are under the same deadline. */
-				for (uint32_t i = 0; i < nr; i++)
-					pin_break_locked(&fs->pins, r[i].pblk, r[i].len, revoke_deadline);
-				if (now >= revoke_deadline) {
-					pin_revoke_expired_locked(&fs->pins, now);
-					continue;
-				}
+			if (revoke_deadline && now >= revoke_deadline) {
+				pin_revoke_expired_locked(&fs->pins, now);
+				continue;
 			}
 			if (now >= wait_deadline)
 				break;
@@ -266,6 +261,8 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 				pthread_cond_timedwait(&fs->pins.changed, &fs->pins.lock, &ts);
 		}
 		bool timed_out = any_pinned(fs, r, nr) && pin_now_ns() >= wait_deadline;
+		if (lb.deadline_ns)
+			pin_break_end_locked(&fs->pins, &lb);
 		pthread_mutex_unlock(&fs->pins.lock);
 		free(r);
 		pthread_rwlock_wrlock(&ip->lock);
