@@ -6,7 +6,9 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "fs.h"
 
@@ -24,13 +26,20 @@ struct daemon {
 	bool kernel_allows_mmap;
 	bool allow_mmap_granted;
 	uint64_t init_unique;
+	/* Open files, so those whose release never arrives (unmount races close) are released at exit. */
+	pthread_mutex_t of_lock;
+	LIST_HEAD(, open_file) open_files;
 };
+
+/* Release every open file still known (daemon shutdown): pins, then the open itself. */
+void release_open_files(struct daemon *d);
 
 /* An open file or directory: the fh of a FUSE request.  Its pins die with it. */
 struct open_file {
 	struct inode *ip;
 	int flags;
 	struct pin_owner pins;
+	LIST_ENTRY(open_file) link;	/* in daemon.open_files */
 };
 
 extern const struct fuse_lowlevel_ops daxfs_ll_ops;

@@ -6,7 +6,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,43 @@ static struct fs *FS(fuse_req_t req)
 static struct open_file *OF(const struct fuse_file_info *fi)
 {
 	return (struct open_file *)(uintptr_t)fi->fh;
+}
+
+static void track(fuse_req_t req, struct open_file *of)
+{
+	pthread_mutex_lock(&D(req)->of_lock);
+	LIST_INSERT_HEAD(&D(req)->open_files, of, link);
+	pthread_mutex_unlock(&D(req)->of_lock);
+}
+
+static void untrack(fuse_req_t req, struct open_file *of)
+{
+	pthread_mutex_lock(&D(req)->of_lock);
+	LIST_REMOVE(of, link);
+	pthread_mutex_unlock(&D(req)->of_lock);
+}
+
+/* Undo an open: the request failed or its reply could not be sent. */
+static void close_file(fuse_req_t req, struct open_file *of)
+{
+	untrack(req, of);
+	pin_release_owner(&FS(req)->pins, &of->pins);
+	fs_release(FS(req), of->ip);
+	free(of);
+}
+
+void release_open_files(struct daemon *d)
+{
+	struct open_file *of;
+
+	pthread_mutex_lock(&d->of_lock);
+	while ((of = LIST_FIRST(&d->open_files)) != NULL) {
+		LIST_REMOVE(of, link);
+		pin_release_owner(&d->fs->pins, &of->pins);
+		fs_release(d->fs, of->ip);
+		free(of);
+	}
+	pthread_mutex_unlock(&d->of_lock);
 }
 
 static void reply_err(fuse_req_t req, int ret)
@@ -131,12 +170,103 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, D(req)->attr_timeout);
 }
 
+/*
+ * Under the wait and revoke policies a truncate, punch or O_TRUNC open can block until a holder
+ * unpins.  It must not block a request-loop thread: libfuse has ten at most by default (one with
+ * -s), and the unpin it waits for needs one of them.  Such requests run on a thread of their own
+ * and reply from there; the rest are served in the loop as usual.
+ */
+enum offload_kind { OFF_SETATTR, OFF_FALLOCATE, OFF_OPEN };
+
+struct offload {
+	fuse_req_t req;
+	enum offload_kind kind;
+	fuse_ino_t ino;
+	struct stat attr;
+	int to_set;
+	int mode;
+	off_t off;
+	off_t len;
+	bool has_fi;
+	struct fuse_file_info fi;	/* a copy: the loop's is gone once the callback returns */
+};
+
+#define MAX_OFFLOADED 1024
+static unsigned offloaded;
+
+static bool may_wait(fuse_req_t req)
+{
+	struct policy_config pc;
+
+	policy_get(FS(req), &pc);
+	return pc.kind == DAXFS_POLICY_WAIT || pc.kind == DAXFS_POLICY_REVOKE;
+}
+
+static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set);
+static void do_fallocate(fuse_req_t req, int mode, off_t off, off_t len, struct fuse_file_info *fi);
+static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+static void *offload_main(void *arg)
+{
+	struct offload *o = arg;
+
+	switch (o->kind) {
+	case OFF_SETATTR:
+		do_setattr(o->req, o->ino, &o->attr, o->to_set);
+		break;
+	case OFF_FALLOCATE:
+		do_fallocate(o->req, o->mode, o->off, o->len, &o->fi);
+		break;
+	case OFF_OPEN:
+		do_open(o->req, o->ino, &o->fi);
+		break;
+	}
+	free(o);
+	__atomic_sub_fetch(&offloaded, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* Hand the request to its own thread; false (the caller serves it inline) if that is not possible. */
+static bool offload(const struct offload *tmpl)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	struct offload *o;
+
+	if (__atomic_add_fetch(&offloaded, 1, __ATOMIC_RELAXED) > MAX_OFFLOADED || !(o = malloc(sizeof(*o)))) {
+		__atomic_sub_fetch(&offloaded, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	*o = *tmpl;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int ret = pthread_create(&t, &attr, offload_main, o);
+	pthread_attr_destroy(&attr);
+	if (ret) {
+		free(o);
+		__atomic_sub_fetch(&offloaded, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	return true;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+	(void)fi;
+	if ((to_set & FUSE_SET_ATTR_SIZE) && may_wait(req)) {
+		struct offload o = { .req = req, .kind = OFF_SETATTR, .ino = ino, .attr = *attr, .to_set = to_set };
+
+		if (offload(&o))
+			return;
+	}
+	do_setattr(req, ino, attr, to_set);
+}
+
+static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set)
 {
 	struct stat st;
 	int ret;
 
-	(void)fi;
 	/* FUSE_SET_ATTR_* and FS_SET_* share their values. */
 	ret = fs_setattr(FS(req), ino, attr, to_set, &st);
 	if (ret)
@@ -229,6 +359,11 @@ static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return ret;
 	}
 	of->flags = fi->flags;
+	track(req, of);
+	if ((fi->flags & O_TRUNC) && (ret = fs_kill_priv(FS(req), of->ip, fuse_req_ctx(req)->uid))) {
+		close_file(req, of);
+		return ret;
+	}
 	fi->fh = (uintptr_t)of;
 	if (D(req)->cache == CACHE_DAX)
 		fi->direct_io = 1;
@@ -239,13 +374,23 @@ static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if ((fi->flags & O_TRUNC) && may_wait(req)) {
+		struct offload o = { .req = req, .kind = OFF_OPEN, .ino = ino, .has_fi = true, .fi = *fi };
+
+		if (offload(&o))
+			return;
+	}
+	do_open(req, ino, fi);
+}
+
+static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
 	int ret = open_common(req, ino, fi);
 
 	if (ret) {
 		reply_err(req, ret);
 	} else if (fuse_reply_open(req, fi) == -ENOENT) {
-		fs_release(FS(req), OF(fi)->ip);
-		free(OF(fi));
+		close_file(req, OF(fi));
 	}
 }
 
@@ -270,8 +415,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	fill_param(req, &e, &p);
 	if (fuse_reply_create(req, &p, fi) == -ENOENT) {
-		fs_release(FS(req), OF(fi)->ip);
-		free(OF(fi));
+		close_file(req, OF(fi));
 		inode_forget(FS(req), e.ino, 1);
 	}
 }
@@ -312,7 +456,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		reply_err(req, -EINVAL);
 		return;
 	}
-	ret = fs_write(FS(req), OF(fi)->ip, (uint64_t)off, &iov, 1);
+	if ((ret = fs_kill_priv(FS(req), OF(fi)->ip, fuse_req_ctx(req)->uid)) == 0)
+		ret = fs_write(FS(req), OF(fi)->ip, (uint64_t)off, &iov, 1);
 	if (ret < 0)
 		reply_err(req, (int)ret);
 	else
@@ -321,13 +466,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct open_file *of = OF(fi);
-
 	(void)ino;
 	/* The file's pins go with it: what they held may now be reclaimed. */
-	pin_release_owner(&FS(req)->pins, &of->pins);
-	fs_release(FS(req), of->ip);
-	free(of);
+	close_file(req, OF(fi));
 	reply_err(req, 0);
 }
 
@@ -359,10 +500,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fi->fh = (uintptr_t)of;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		fs_release(FS(req), of->ip);
-		free(of);
-	}
+	track(req, of);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		close_file(req, of);
 }
 
 struct dirbuf {
@@ -529,6 +669,18 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 			 struct fuse_file_info *fi)
 {
 	(void)ino;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && may_wait(req)) {
+		struct offload o = { .req = req, .kind = OFF_FALLOCATE, .mode = mode, .off = off, .len = len,
+				     .has_fi = true, .fi = *fi };
+
+		if (offload(&o))
+			return;
+	}
+	do_fallocate(req, mode, off, len, fi);
+}
+
+static void do_fallocate(fuse_req_t req, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
 	if (off < 0 || len <= 0) {
 		reply_err(req, -EINVAL);
 		return;

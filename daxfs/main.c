@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <mntent.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,25 @@ static void usage(const char *prog)
 	       "max_idle_threads=N and the other options of mount.fuse3(8).\n", prog);
 }
 
+/* Where the image is mounted now, if it is (a daemon holding it while it exits is not mounted). */
+static bool mounted_at(const char *image, char *where, size_t len)
+{
+	char real[PATH_MAX];
+	struct mntent *me;
+	bool found = false;
+	FILE *f;
+
+	if (!realpath(image, real) || !(f = setmntent("/proc/self/mounts", "r")))
+		return false;
+	while (!found && (me = getmntent(f)))
+		if (strcmp(me->mnt_type, "fuse.daxfs") == 0 && strcmp(me->mnt_fsname, real) == 0) {
+			snprintf(where, len, "%s", me->mnt_dir);
+			found = true;
+		}
+	endmntent(f);
+	return found;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct options *o = data;
@@ -134,7 +154,7 @@ int main(int argc, char *argv[])
 	struct options o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .grace_ms = 1000, .enospc_wait_ms = 1000,
 			     .max_pins = 1000000, .max_pins_per_file = 65536 };
 	struct fuse_cmdline_opts cl = { 0 };
-	struct daemon d = { 0 };
+	struct daemon d = { .of_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct fs_config cfg = { 0 };
 	struct fuse_session *se = NULL;
 	char err[512], image_abs[PATH_MAX], fsname[PATH_MAX + 64];
@@ -197,13 +217,7 @@ int main(int argc, char *argv[])
 	cfg.max_pins = o.max_pins;
 	cfg.max_pins_per_file = o.max_pins_per_file;
 	cfg.enospc_wait_ms = o.enospc_wait_ms;
-	cfg.single_threaded = cl.singlethread;
-	if (cl.singlethread && (cfg.policy.kind == DAXFS_POLICY_WAIT || cfg.policy.kind == DAXFS_POLICY_REVOKE)) {
-		/* A waiting truncate would hold the only thread, and the unpin it waits for could never run. */
-		fprintf(stderr, "%s: policy=%s needs the multi-threaded loop (drop -s)\n", argv[0],
-			daxfs_policy_str(cfg.policy.kind));
-		goto out_args;
-	}
+
 	/*
 	 * umount(8) returns before the previous daemon has finished writing the image back and let go
 	 * of its lock: give it a few seconds rather than fail an "umount; mount" sequence.
@@ -213,6 +227,11 @@ int main(int argc, char *argv[])
 
 		if (r == 0)
 			break;
+		char where[PATH_MAX];
+		if (r == -EBUSY && mounted_at(o.image, where, sizeof(where))) {
+			fprintf(stderr, "daxfs: cannot mount %s: already mounted at %s\n", o.image, where);
+			goto out_args;
+		}
 		if (r != -EBUSY || tries == 100) {
 			fprintf(stderr, "daxfs: cannot mount %s\n", err);
 			goto out_args;
@@ -255,6 +274,8 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_destroy(lc);
 	}
 	fuse_session_unmount(se);
+	/* Releases that never arrived (an unmount racing a close): pins drop, orphans are freed. */
+	release_open_files(&d);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:

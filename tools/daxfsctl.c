@@ -220,11 +220,7 @@ static int cmd_policy(int fd, const char *path, int argc, char **argv)
 				p.policy = k;
 			}
 		}
-		int ret = daxfs_policy_set(fd, p.policy, p.admission, p.grace_ms, p.wait_timeout_ms);
-		if (ret == -EDEADLK)
-			die("daxfsctl: %s: the daemon runs single-threaded (-s): %s would deadlock", path,
-			    daxfs_policy_str(p.policy));
-		check(ret, "set policy", path);
+		check(daxfs_policy_set(fd, p.policy, p.admission, p.grace_ms, p.wait_timeout_ms), "set policy", path);
 		check(daxfs_policy_get(fd, &p), "policy", path);
 	}
 	if (json)
