@@ -124,6 +124,8 @@ int h_mount(struct mnt *m, const char *opts)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		/* The daemon must not inherit the test's descriptors: they would pin other mounts. */
+		close_range(3, ~0U, 0);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}

@@ -1,0 +1,874 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pins through the control ABI on a mounted daxfs: what PIN returns, every documented errno, extent
+ * and listing pagination, the pin limits, long-term admission and who may change the policy, and
+ * pins dropping when their open file goes away (close, or the holder killed).
+ *
+ * The busy-extent scenarios and the truncate policies are in test_pins_policy.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pins_util.h"
+
+/* Check that every extent lies in the data area and that the media holds the file's stream there. */
+static void check_extents_on_media(const struct mnt *m, const struct daxfs_ioc_info *in, const struct daxfs_pin *p,
+				   unsigned seed)
+{
+	for (uint32_t i = 0; i < p->nextents; i++) {
+		const struct daxfs_pin_extent *e = &p->ext[i];
+		char *buf = malloc(e->len);
+
+		assert_non_null(buf);
+		if (e->media_off < in->data_offset || e->media_off + e->len > in->media_size)
+			fail_msg("extent %u media [%llu, +%llu) outside the data area [%llu, %llu)", i,
+				 (unsigned long long)e->media_off, (unsigned long long)e->len,
+				 (unsigned long long)in->data_offset, (unsigned long long)in->media_size);
+		pu_read_media(m, e->media_off, buf, e->len);
+		long d = pu_pat_diff(buf, e->len, e->file_off, seed);
+		if (d >= 0)
+			fail_msg("extent %u: media byte %llu does not hold file byte %llu", i,
+				 (unsigned long long)(e->media_off + (uint64_t)d), (unsigned long long)(e->file_off + (uint64_t)d));
+		free(buf);
+	}
+}
+
+static void test_pin_extents_and_holes(void **state)
+{
+	struct daxfs_ioc_info in;
+	struct daxfs_ioc_pin_status ps;
+	struct mnt m;
+	struct stat st;
+	char f[512], h[512];
+
+	(void)state;
+	pu_setup(&m, "pinabi", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	snprintf(h, sizeof(h), "%s", P(&m, "H"));
+	int dfd = pu_dirfd(&m);
+	assert_int_equal(daxfs_info(dfd, &in), 0);
+	assert_int_equal(in.block_size, BS);
+	assert_int_equal(in.media_size, 64 * MiB);
+	assert_true(in.data_offset > 0 && in.data_offset < in.media_size && in.data_offset % BS == 0);
+	assert_int_equal(in.media_kind, DAXFS_MEDIA_FILE);
+	assert_string_equal(in.media_path, m.image);
+
+	pu_write_file(f, 1 * MiB, 1);
+	int fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+	assert_ok(fstat(fd, &st));
+
+	/* An unaligned range widens to whole blocks: [5000, 15000) is blocks 1..3. */
+	struct daxfs_pin p = pu_pin(fd, 5000, 10000, 0);
+	assert_int_equal(p.offset, 4096);
+	assert_int_equal(p.length, 3 * BS);
+	assert_true(p.id != 0);
+	check_extents_on_media(&m, &in, &p, 1);
+
+	assert_int_equal(daxfs_pin_status(fd, p.id, &ps), 0);
+	assert_int_equal(ps.state, DAXFS_PIN_ACTIVE);
+	assert_int_equal(ps.offset, 4096);
+	assert_int_equal(ps.length, 3 * BS);
+	assert_int_equal(ps.flags, 0);
+	assert_int_equal(ps.nextents, p.nextents);
+	assert_int_equal(ps.deadline_ns, 0);
+
+	struct daxfs_pin_info *pi;
+	uint32_t n;
+	assert_int_equal(daxfs_list_pins(dfd, &pi, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(pi[0].pin_id, p.id);
+	assert_int_equal(pi[0].ino, st.st_ino);
+	assert_int_equal(pi[0].offset, 4096);
+	assert_int_equal(pi[0].length, 3 * BS);
+	assert_int_equal(pi[0].state, DAXFS_PIN_ACTIVE);
+	assert_int_equal(pi[0].pid, getpid());
+	assert_int_equal(pi[0].nextents, p.nextents);
+	free(pi);
+
+	struct daxfs_ioc_stats s = pu_stats(dfd);
+	assert_int_equal(s.pins_active, 1);
+	assert_int_equal(s.pins_created, 1);
+	assert_int_equal(s.pinned_blocks, 3);
+
+	assert_int_equal(daxfs_unpin(fd, p.id), 0);
+	assert_int_equal(daxfs_unpin(fd, p.id), -ENOENT);
+	s = pu_stats(dfd);
+	assert_int_equal(s.pins_active, 0);
+	assert_int_equal(s.pins_released, 1);
+	assert_int_equal(s.pinned_blocks, 0);
+	daxfs_pin_free(&p);
+	assert_true(pu_check_file(f, 0, 1 * MiB, 1));	/* a read pin changes nothing */
+
+	/* Pinning a hole allocates zeroed blocks, as a DAX write fault would. */
+	int hfd = open(h, O_RDWR | O_CREAT, 0644);
+	assert_true(hfd >= 0);
+	assert_ok(ftruncate(hfd, 1 * MiB));
+	assert_ok(fstat(hfd, &st));
+	assert_int_equal(st.st_blocks, 0);
+	uint64_t bfree0 = pu_bfree(&m);
+	p = pu_pin(hfd, 64 * KiB, 8 * KiB, DAXFS_PIN_WRITE);
+	assert_int_equal(p.offset, 64 * KiB);
+	assert_int_equal(p.length, 8 * KiB);
+	assert_ok(fstat(hfd, &st));
+	assert_int_equal(st.st_blocks, 16);
+	assert_int_equal(st.st_size, 1 * MiB);
+	assert_int_equal(pu_bfree(&m), bfree0 - 2);
+	assert_true(pu_file_zero(h, 0, 1 * MiB));
+	for (uint32_t i = 0; i < p.nextents; i++)
+		assert_true(pu_media_zero(&m, p.ext[i].media_off, p.ext[i].len));
+	assert_int_equal(lseek(hfd, 0, SEEK_DATA), 64 * KiB);
+	/* The last byte of the file pins the last block. */
+	struct daxfs_pin q = pu_pin(hfd, 1 * MiB - 1, 1, 0);
+	assert_int_equal(q.offset, 1 * MiB - BS);
+	assert_int_equal(q.length, BS);
+	assert_ok(fstat(hfd, &st));
+	assert_int_equal(st.st_blocks, 24);
+	daxfs_pin_free(&q);
+	daxfs_pin_free(&p);
+
+	assert_ok(close(hfd));
+	assert_ok(close(fd));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_ok(close(dfd));
+	pu_finish(&m);
+}
+
+/* Raw ioctl returning -errno, for the malformed requests libdaxfs cannot make. */
+static int raw(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) < 0 ? -errno : 0;
+}
+
+static void test_pin_errors(void **state)
+{
+	struct mnt m;
+	char f[512], e[512];
+
+	(void)state;
+	pu_setup(&m, "pinerr", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	snprintf(e, sizeof(e), "%s", P(&m, "empty"));
+	pu_write_file(f, 1 * MiB, 2);
+	pu_write_file(e, 0, 0);
+	int dfd = pu_dirfd(&m);
+	int fd = open(f, O_RDWR), ro = open(f, O_RDONLY), efd = open(e, O_RDWR);
+	assert_true(fd >= 0 && ro >= 0 && efd >= 0);
+	struct daxfs_pin p;
+
+	/* Ranges: nothing at or beyond EOF, nothing empty. */
+	assert_int_equal(daxfs_pin(fd, 1 * MiB, 1, 0, &p), -EINVAL);
+	assert_int_equal(daxfs_pin(fd, 1 * MiB - BS, 2 * BS, 0, &p), -EINVAL);
+	assert_int_equal(daxfs_pin(fd, 2 * MiB, BS, 0, &p), -EINVAL);
+	assert_int_equal(daxfs_pin(fd, 4096, UINT64_MAX, 0, &p), -EINVAL);
+	assert_int_equal(daxfs_pin(fd, 0, 0, 0, &p), -EINVAL);
+	assert_int_equal(daxfs_pin(efd, 0, 1, 0, &p), -EINVAL);
+	/* Flags. */
+	assert_int_equal(daxfs_pin(fd, 0, BS, 0x4, &p), -EINVAL);
+	assert_int_equal(daxfs_pin(fd, 0, BS, 0x80000000u, &p), -EINVAL);
+	/* Access mode: write pins need a writable open file. */
+	assert_int_equal(daxfs_pin(ro, 0, BS, DAXFS_PIN_WRITE, &p), -EBADF);
+	assert_int_equal(daxfs_pin(ro, 0, BS, DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM, &p), -EBADF);
+	struct daxfs_pin rp = pu_pin(ro, 0, BS, 0);
+	struct daxfs_pin rlp = pu_pin(ro, BS, BS, DAXFS_PIN_LONGTERM);
+	assert_int_equal(pu_stats(dfd).pins_active, 2);
+
+	/* Commands daxfs does not know. */
+	struct daxfs_ioc_unpin un = { .size = sizeof(un), .pin_id = rp.id };
+	assert_int_equal(raw(fd, _IOWR(DAXFS_IOC_MAGIC, 77, struct daxfs_ioc_unpin), &un), -ENOTTY);
+	assert_int_equal(raw(fd, _IOW(DAXFS_IOC_MAGIC, 1, struct daxfs_ioc_unpin), &un), -ENOTTY);
+	assert_int_equal(raw(fd, _IOR('x', 3, uint64_t), &un), -ENOTTY);
+
+	/* A wrong size field. */
+	struct daxfs_ioc_pin *pa = calloc(1, sizeof(*pa));
+	assert_non_null(pa);
+	const uint32_t bad_sizes[] = { 0, sizeof(*pa) - 8, sizeof(*pa) + 8, 16 };
+	for (size_t i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++) {
+		memset(pa, 0, sizeof(*pa));
+		pa->size = bad_sizes[i];
+		pa->length = BS;
+		assert_int_equal(raw(fd, DAXFS_IOC_PIN, pa), -EINVAL);
+	}
+	un.size = sizeof(un) - 4;
+	assert_int_equal(raw(ro, DAXFS_IOC_UNPIN, &un), -EINVAL);
+	struct daxfs_ioc_pin_status ps = { .size = sizeof(ps) + 1, .pin_id = rp.id };
+	assert_int_equal(raw(ro, DAXFS_IOC_PIN_STATUS, &ps), -EINVAL);
+	struct daxfs_ioc_policy pol = { .size = 8, .op = DAXFS_POLICY_GET };
+	assert_int_equal(raw(dfd, DAXFS_IOC_POLICY, &pol), -EINVAL);
+	/* Reserved fields. */
+	for (int i = 0; i < 2; i++) {
+		memset(pa, 0, sizeof(*pa));
+		pa->size = sizeof(*pa);
+		pa->length = BS;
+		pa->reserved[i] = 1;
+		assert_int_equal(raw(fd, DAXFS_IOC_PIN, pa), -EINVAL);
+	}
+	un = (struct daxfs_ioc_unpin){ .size = sizeof(un), .reserved = 1, .pin_id = rp.id };
+	assert_int_equal(raw(ro, DAXFS_IOC_UNPIN, &un), -EINVAL);
+	pol = (struct daxfs_ioc_policy){ .size = sizeof(pol), .op = DAXFS_POLICY_SET, .policy = DAXFS_POLICY_BUSY,
+					 .admission = DAXFS_ADMIT_ALL, .grace_ms = 1000 };
+	pol.reserved[3] = 1;
+	assert_int_equal(raw(dfd, DAXFS_IOC_POLICY, &pol), -EINVAL);
+	/* None of the refused requests did anything: the two pins are all there is. */
+	struct daxfs_ioc_stats s = pu_stats(dfd);
+	assert_int_equal(s.pins_active, 2);
+	assert_int_equal(s.pins_created, 2);
+	assert_int_equal(daxfs_pin_status(ro, rp.id, &ps), 0);
+
+	/* Unknown pin ids. */
+	assert_int_equal(daxfs_unpin(fd, 999999), -ENOENT);
+	assert_int_equal(daxfs_unpin(fd, 0), -ENOENT);
+	assert_int_equal(daxfs_pin_status(fd, 999999, &ps), -ENOENT);
+	assert_int_equal(daxfs_dma(fd, 999999, DAXFS_DMA_VERIFY_PATTERN, 0, 32, 0, NULL, NULL), -ENOENT);
+	struct daxfs_ioc_pin_extents *pe = calloc(1, sizeof(*pe));
+	assert_non_null(pe);
+	pe->size = sizeof(*pe);
+	pe->pin_id = 999999;
+	assert_int_equal(raw(fd, DAXFS_IOC_PIN_EXTENTS, pe), -ENOENT);
+
+	/* DMA through a read pin may only read. */
+	struct daxfs_pin wp = pu_pin(fd, 0, 64 * KiB, DAXFS_PIN_WRITE);
+	struct daxfs_pin rdp = pu_pin(fd, 0, 64 * KiB, 0);
+	uint64_t mis = 0, first = 0;
+	assert_int_equal(daxfs_dma(fd, rdp.id, DAXFS_DMA_WRITE_PATTERN, 0, 64 * KiB, 1, NULL, NULL), -EACCES);
+	assert_int_equal(daxfs_dma(fd, rdp.id, DAXFS_DMA_ZERO, 0, 64 * KiB, 1, NULL, NULL), -EACCES);
+	assert_int_equal(daxfs_dma(fd, rdp.id, DAXFS_DMA_VERIFY_PATTERN, 0, 64 * KiB, 1, &mis, &first), 0);
+	assert_int_equal(mis, 64 * KiB / DAXFS_DMA_UNIT);	/* the file holds its stream, no units */
+	assert_int_equal(first, 0);
+	assert_true(pu_check_file(f, 0, 1 * MiB, 2));	/* the refused writes wrote nothing */
+
+	/* DMA offsets and lengths: multiples of 32 inside the pin. */
+	const struct { uint64_t off, len; } bad[] = {
+		{ 16, 64 }, { 0, 48 }, { 0, 0 }, { 64 * KiB, 32 }, { 64 * KiB - 32, 64 }, { 0, 64 * KiB + 32 },
+		{ 32, UINT64_MAX - 31 }, { UINT64_MAX - 31, 64 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = daxfs_dma(fd, wp.id, DAXFS_DMA_WRITE_PATTERN, bad[i].off, bad[i].len, 1, NULL, NULL);
+		if (r != -EINVAL)
+			fail_msg("DMA offset %llu length %llu: expected EINVAL, got %d", (unsigned long long)bad[i].off,
+				 (unsigned long long)bad[i].len, r);
+	}
+	assert_int_equal(daxfs_dma(fd, wp.id, 0, 0, 32, 1, NULL, NULL), -EINVAL);
+	assert_int_equal(daxfs_dma(fd, wp.id, 4, 0, 32, 1, NULL, NULL), -EINVAL);
+	struct daxfs_ioc_dma dma = { .size = sizeof(dma), .op = DAXFS_DMA_VERIFY_PATTERN, .pin_id = wp.id, .length = 32 };
+	dma.reserved[1] = 1;
+	assert_int_equal(raw(fd, DAXFS_IOC_DMA, &dma), -EINVAL);
+	assert_true(pu_check_file(f, 0, 1 * MiB, 2));
+
+	/* A good DMA lands exactly where asked, as traceable units, and verify sees exactly that. */
+	assert_int_equal(daxfs_dma(fd, wp.id, DAXFS_DMA_WRITE_PATTERN, 4096, 8192, 7, NULL, NULL), 0);
+	assert_int_equal(daxfs_dma(fd, wp.id, DAXFS_DMA_VERIFY_PATTERN, 4096, 8192, 7, &mis, &first), 0);
+	assert_int_equal(mis, 0);
+	assert_int_equal(first, UINT64_MAX);
+	assert_int_equal(daxfs_dma(fd, wp.id, DAXFS_DMA_VERIFY_PATTERN, 0, 64 * KiB, 7, &mis, &first), 0);
+	assert_int_equal(mis, (64 * KiB - 8192) / DAXFS_DMA_UNIT);
+	assert_int_equal(first, 0);
+	assert_int_equal(daxfs_dma(fd, wp.id, DAXFS_DMA_VERIFY_PATTERN, 4096, 8192, 8, &mis, &first), 0);
+	assert_int_equal(mis, 8192 / DAXFS_DMA_UNIT);
+	assert_int_equal(first, 4096);
+	char buf[8192];
+	assert_int_equal(pread(fd, buf, sizeof(buf), 4096), (ssize_t)sizeof(buf));
+	assert_int_equal(pu_count_units(buf, sizeof(buf), wp.id, 7), sizeof(buf) / DAXFS_DMA_UNIT);
+	for (size_t i = 0; i < sizeof(buf); i += DAXFS_DMA_UNIT) {
+		struct daxfs_dma_unit u;
+
+		assert_true(daxfs_pattern_decode(buf + i, &u));
+		/* The unit names the media byte it sits at: the pin's extent for file offset 4096 + i. */
+		uint64_t want = UINT64_MAX;
+		for (uint32_t k = 0; k < wp.nextents; k++)
+			if (wp.ext[k].file_off <= 4096 + i && 4096 + i < wp.ext[k].file_off + wp.ext[k].len)
+				want = wp.ext[k].media_off + (4096 + i - wp.ext[k].file_off);
+		assert_int_equal(u.media_off, want);
+	}
+	assert_true(pu_check_file(f, 0, 4096, 2));
+	assert_true(pu_check_file(f, 12288, 1 * MiB - 12288, 2));
+	assert_int_equal(daxfs_dma(fd, wp.id, DAXFS_DMA_ZERO, 4096, 4096, 0, NULL, NULL), 0);
+	assert_true(pu_file_zero(f, 4096, 4096));
+	assert_true(pu_check_file(f, 12288, 1 * MiB - 12288, 2));
+
+	/* A pin belongs to the open file that took it: a second open of the same file may not use it. */
+	int fd2 = open(f, O_RDWR);
+	assert_true(fd2 >= 0);
+	assert_int_equal(daxfs_unpin(fd2, wp.id), -EBADF);
+	assert_int_equal(daxfs_pin_status(fd2, wp.id, &ps), -EBADF);
+	assert_int_equal(daxfs_dma(fd2, wp.id, DAXFS_DMA_VERIFY_PATTERN, 0, 32, 7, NULL, NULL), -EBADF);
+	assert_int_equal(daxfs_dma(fd2, wp.id, DAXFS_DMA_WRITE_PATTERN, 0, 32, 7, NULL, NULL), -EBADF);
+	memset(pe, 0, sizeof(*pe));
+	pe->size = sizeof(*pe);
+	pe->pin_id = wp.id;
+	assert_int_equal(raw(fd2, DAXFS_IOC_PIN_EXTENTS, pe), -EBADF);
+	assert_int_equal(daxfs_unpin(efd, wp.id), -EBADF);	/* another file altogether */
+	assert_int_equal(daxfs_unpin(dfd, wp.id), -EBADF);	/* the directory */
+	assert_int_equal(daxfs_pin_status(fd, wp.id, &ps), 0);	/* still there for its owner */
+	assert_int_equal(ps.state, DAXFS_PIN_ACTIVE);
+	assert_int_equal(ps.flags, DAXFS_PIN_WRITE);
+	assert_int_equal(raw(fd, DAXFS_IOC_PIN_EXTENTS, pe), 0);
+	assert_int_equal(pe->nextents, wp.nextents);
+	assert_int_equal(daxfs_unpin(fd, wp.id), 0);
+	assert_int_equal(daxfs_unpin(fd, rdp.id), 0);
+	assert_int_equal(daxfs_unpin(ro, rp.id), 0);
+	assert_int_equal(daxfs_unpin(ro, rlp.id), 0);
+	assert_int_equal(pu_stats(dfd).pins_active, 0);
+
+	daxfs_pin_free(&wp);
+	daxfs_pin_free(&rdp);
+	daxfs_pin_free(&rp);
+	daxfs_pin_free(&rlp);
+	free(pa);
+	free(pe);
+	close(fd2);
+	close(fd);
+	close(ro);
+	close(efd);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/* A file of > DAXFS_PIN_EXT_MAX extents: the reply pages, and daxfs_pin gathers all of it in order. */
+static void test_pin_extents_paging(void **state)
+{
+	struct daxfs_ioc_info in;
+	struct mnt m;
+	char a[512], b[512], buf[4096];
+	const unsigned nblk = 300;
+
+	(void)state;
+	pu_setup(&m, "pinpage", "64M", NULL);
+	snprintf(a, sizeof(a), "%s", P(&m, "A"));
+	snprintf(b, sizeof(b), "%s", P(&m, "B"));
+	int dfd = pu_dirfd(&m);
+	assert_int_equal(daxfs_info(dfd, &in), 0);
+	int fa = open(a, O_RDWR | O_CREAT, 0644), fb = open(b, O_RDWR | O_CREAT, 0644);
+	assert_true(fa >= 0 && fb >= 0);
+	/* Alternate single-block appends: each file's next block is taken by the other, so neither extends in place. */
+	for (unsigned i = 0; i < nblk; i++) {
+		pu_pat_fill(buf, sizeof(buf), (uint64_t)i * BS, 3);
+		assert_int_equal(pwrite(fa, buf, BS, (off_t)(i * BS)), (ssize_t)BS);
+		pu_pat_fill(buf, sizeof(buf), (uint64_t)i * BS, 4);
+		assert_int_equal(pwrite(fb, buf, BS, (off_t)(i * BS)), (ssize_t)BS);
+	}
+	struct daxfs_pin pa = pu_pin(fa, 0, nblk * BS, 0);
+	struct daxfs_pin pb = pu_pin(fb, 0, nblk * BS, 0);
+	print_message("extents: A %u, B %u\n", pa.nextents, pb.nextents);
+	if (pa.nextents <= DAXFS_PIN_EXT_MAX)
+		fail_msg("could not fragment A: %u extents", pa.nextents);
+	assert_int_equal(pa.length, nblk * BS);
+	check_extents_on_media(&m, &in, &pa, 3);
+	check_extents_on_media(&m, &in, &pb, 4);
+	for (uint32_t i = 0; i < pb.nextents; i++)
+		assert_false(pu_ext_overlap(pa.ext, pa.nextents, pb.ext[i].media_off, pb.ext[i].len));
+
+	/* The paging command itself: the second page, an exact end, and past the end. */
+	struct daxfs_ioc_pin_extents *pe = calloc(1, sizeof(*pe));
+	assert_non_null(pe);
+	pe->size = sizeof(*pe);
+	pe->pin_id = pa.id;
+	pe->start = DAXFS_PIN_EXT_MAX;
+	assert_int_equal(ioctl(fa, DAXFS_IOC_PIN_EXTENTS, pe), 0);
+	assert_int_equal(pe->nextents, pa.nextents);
+	uint32_t want = pa.nextents - DAXFS_PIN_EXT_MAX < DAXFS_PIN_EXT_MAX ? pa.nextents - DAXFS_PIN_EXT_MAX
+									    : DAXFS_PIN_EXT_MAX;
+	assert_int_equal(pe->nreturned, want);
+	assert_memory_equal(pe->ext, pa.ext + DAXFS_PIN_EXT_MAX, want * sizeof(pe->ext[0]));
+	pe->start = pa.nextents;
+	assert_int_equal(ioctl(fa, DAXFS_IOC_PIN_EXTENTS, pe), 0);
+	assert_int_equal(pe->nreturned, 0);
+	pe->start = UINT32_MAX;
+	assert_int_equal(ioctl(fa, DAXFS_IOC_PIN_EXTENTS, pe), 0);
+	assert_int_equal(pe->nreturned, 0);
+
+	free(pe);
+	daxfs_pin_free(&pa);
+	daxfs_pin_free(&pb);
+	close(fa);
+	close(fb);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/* The mount-wide commands work on the mount point; PIN on a directory does not. */
+static void test_mount_point_ioctls(void **state)
+{
+	struct daxfs_ioc_info in, in2;
+	struct daxfs_ioc_policy pol;
+	struct mnt m;
+	struct stat st;
+	char f[512];
+
+	(void)state;
+	pu_setup(&m, "pindir", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	int dfd = pu_dirfd(&m);
+	assert_int_equal(daxfs_info(dfd, &in), 0);
+	assert_int_equal(in.block_size, BS);
+	assert_int_equal(in.media_size, 64 * MiB);
+	struct daxfs_ioc_stats s = pu_stats(dfd);
+	assert_true(s.blocks > 0 && s.blocks < 64 * MiB / BS);
+	assert_int_equal(s.free_blocks, pu_bfree(&m));
+	assert_int_equal(s.pins_active, 0);
+	assert_int_equal(s.busy_extents, 0);
+	assert_int_equal(pu_npins(dfd), 0);
+	assert_int_equal(pu_nbusy(dfd), 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_int_equal(pol.policy, DAXFS_POLICY_BUSY);
+	assert_int_equal(pol.admission, DAXFS_ADMIT_ALL);
+	assert_int_equal(pol.grace_ms, 1000);
+	assert_int_equal(pol.wait_timeout_ms, 0);
+	struct daxfs_pin p;
+	assert_int_equal(daxfs_pin(dfd, 0, 1, 0, &p), -EINVAL);
+	assert_int_equal(daxfs_pin(dfd, 0, BS, DAXFS_PIN_LONGTERM, &p), -EINVAL);
+	assert_ok(mkdir(P(&m, "sub"), 0755));
+	int sub = open(P(&m, "sub"), O_RDONLY | O_DIRECTORY);
+	assert_true(sub >= 0);
+	assert_int_equal(daxfs_info(sub, &in2), 0);
+	assert_memory_equal(in.uuid, in2.uuid, sizeof(in.uuid));
+	assert_int_equal(daxfs_pin(sub, 0, 1, 0, &p), -EINVAL);
+	close(sub);
+
+	/* LIST_PINS pages at 200: 310 pins, one on every other block of a 4 MiB file. */
+	const unsigned npins = 310;
+	pu_write_file(f, 4 * MiB, 5);
+	int fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+	assert_ok(fstat(fd, &st));
+	uint64_t *ids = calloc(npins, sizeof(*ids)), *media = calloc(npins, sizeof(*media));
+	assert_true(ids && media);
+	for (unsigned i = 0; i < npins; i++) {
+		p = pu_pin(fd, 2 * i * BS, BS, 0);
+		assert_int_equal(p.nextents, 1);
+		ids[i] = p.id;
+		media[i] = p.ext[0].media_off;
+		daxfs_pin_free(&p);
+	}
+	struct daxfs_pin_info *pi;
+	uint32_t n;
+	assert_int_equal(daxfs_list_pins(dfd, &pi, &n), 0);
+	assert_int_equal(n, npins);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(pi[i].pin_id, ids[i]);	/* id order, nothing lost or repeated across pages */
+		assert_int_equal(pi[i].offset, 2 * i * BS);
+		assert_int_equal(pi[i].ino, st.st_ino);
+	}
+	free(pi);
+
+	/* LIST_BUSY pages at 300: truncating makes one busy extent per pinned block. */
+	assert_ok(ftruncate(fd, 0));
+	struct daxfs_busy_info *bi = pu_busy(dfd, &n);
+	assert_int_equal(n, npins);
+	s = pu_stats(dfd);
+	assert_int_equal(s.busy_extents, npins);
+	assert_int_equal(s.busy_blocks, npins);
+	for (unsigned i = 0; i < n; i++) {
+		if (i > 0)
+			assert_true(bi[i].media_off > bi[i - 1].media_off);	/* media order */
+		assert_int_equal(bi[i].len, BS);
+		assert_int_equal(bi[i].ino, st.st_ino);
+		assert_int_equal(bi[i].state, DAXFS_BUSY_PINNED);
+		assert_int_equal(bi[i].pins, 1);
+		bool found = false;
+		for (unsigned k = 0; k < npins && !found; k++)
+			found = media[k] == bi[i].media_off;
+		assert_true(found);
+	}
+	free(bi);
+	/* Closing the file drops every pin; reclaim then empties the list. */
+	uint64_t bfree = pu_bfree(&m);
+	assert_ok(close(fd));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree + npins, 5000));
+	s = pu_stats(dfd);
+	assert_int_equal(s.reclaimed_blocks, npins);
+	assert_int_equal(s.busy_blocks, 0);
+	free(ids);
+	free(media);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/* max_pins_per_file=3 gives EMFILE on the 4th pin of one open file, max_pins=5 ENFILE on the 6th overall. */
+static void test_pin_limits(void **state)
+{
+	struct daxfs_pin p[8], x;
+	struct mnt m;
+	char f[512], g[512];
+
+	(void)state;
+	pu_setup(&m, "pinlim", "64M", "max_pins_per_file=3,max_pins=5");
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	snprintf(g, sizeof(g), "%s", P(&m, "G"));
+	pu_write_file(f, 1 * MiB, 6);
+	pu_write_file(g, 1 * MiB, 7);
+	int dfd = pu_dirfd(&m);
+	int f1 = open(f, O_RDWR), f2 = open(f, O_RDWR), g1 = open(g, O_RDONLY);
+	assert_true(f1 >= 0 && f2 >= 0 && g1 >= 0);
+	for (int i = 0; i < 3; i++)
+		p[i] = pu_pin(f1, (uint64_t)i * BS, BS, 0);
+	assert_int_equal(daxfs_pin(f1, 0, BS, 0, &x), -EMFILE);
+	assert_int_equal(daxfs_pin(f1, 0, BS, DAXFS_PIN_WRITE, &x), -EMFILE);
+	p[3] = pu_pin(f2, 0, BS, 0);	/* the limit is per open file, not per inode */
+	p[4] = pu_pin(g1, 0, BS, 0);
+	assert_int_equal(pu_npins(dfd), 5);
+	assert_int_equal(daxfs_pin(f2, 0, BS, 0, &x), -ENFILE);
+	assert_int_equal(daxfs_pin(g1, BS, BS, 0, &x), -ENFILE);
+	assert_int_equal(daxfs_pin(f1, 0, BS, 0, &x), -EMFILE);	/* both limits hit: the per-file one is reported */
+	struct daxfs_ioc_stats s = pu_stats(dfd);
+	assert_int_equal(s.pins_active, 5);
+	assert_int_equal(s.pins_refused, 5);
+
+	/* Unpinning makes room again, for exactly one more. */
+	assert_int_equal(daxfs_unpin(f1, p[0].id), 0);
+	p[5] = pu_pin(f2, BS, BS, 0);
+	assert_int_equal(daxfs_pin(g1, BS, BS, 0, &x), -ENFILE);
+	assert_int_equal(daxfs_unpin(f1, p[1].id), 0);
+	p[6] = pu_pin(f1, 0, BS, 0);
+	assert_int_equal(daxfs_pin(f1, 0, BS, 0, &x), -ENFILE);
+	/* Closing a file gives its pins back to the global budget. */
+	assert_ok(close(g1));
+	assert_true(PU_POLL(pu_npins(dfd) == 4, 5000));
+	p[7] = pu_pin(f2, 2 * BS, BS, 0);
+	assert_int_equal(daxfs_pin(f2, 3 * BS, BS, 0, &x), -EMFILE);
+	for (int i = 0; i < 8; i++)
+		daxfs_pin_free(&p[i]);
+	close(f1);
+	close(f2);
+	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	close(dfd);
+	pu_finish(&m);
+}
+
+/* In a child as uid/gid 1000: POLICY SET on the inherited descriptor; exit 0 when refused with EPERM. */
+static int policy_set_as_user(int dfd)
+{
+	pid_t pid = pu_fork();
+	int st;
+
+	if (pid == 0) {
+		struct daxfs_ioc_policy pol;
+
+		if (setgroups(0, NULL) || setgid(1000) || setuid(1000))
+			_exit(10);
+		if (daxfs_policy_get(dfd, &pol) != 0)
+			_exit(11);	/* reading is for everyone */
+		int r = daxfs_policy_set(dfd, DAXFS_POLICY_UNSAFE, DAXFS_ADMIT_ALL, 1000, 0);
+		_exit(r == -EPERM ? 0 : r == 0 ? 12 : 13);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void test_admission(void **state)
+{
+	struct daxfs_ioc_policy pol;
+	struct daxfs_pin p[4], x;
+	struct mnt m;
+	char f[512];
+
+	(void)state;
+	/* allow_other: the unprivileged child below may use the mount at all. */
+	pu_setup(&m, "pinadm", "64M", "pins=deny-longterm,allow_other");
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	pu_write_file(f, 1 * MiB, 8);
+	int dfd = pu_dirfd(&m);
+	int fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_int_equal(pol.policy, DAXFS_POLICY_BUSY);
+	assert_int_equal(pol.admission, DAXFS_ADMIT_DENY_LONGTERM);
+
+	assert_int_equal(daxfs_pin(fd, 0, BS, DAXFS_PIN_LONGTERM, &x), -EOPNOTSUPP);
+	assert_int_equal(daxfs_pin(fd, 0, BS, DAXFS_PIN_LONGTERM | DAXFS_PIN_WRITE, &x), -EOPNOTSUPP);
+	p[0] = pu_pin(fd, 0, BS, 0);
+	p[1] = pu_pin(fd, 0, BS, DAXFS_PIN_WRITE);
+	struct daxfs_ioc_stats s = pu_stats(dfd);
+	assert_int_equal(s.pins_refused, 2);
+	assert_int_equal(s.pins_active, 2);
+
+	/* Switch at run time, and back. */
+	assert_int_equal(daxfs_policy_set(dfd, DAXFS_POLICY_BUSY, DAXFS_ADMIT_ALL, 1000, 0), 0);
+	assert_int_equal(daxfs_policy_get(fd, &pol), 0);
+	assert_int_equal(pol.admission, DAXFS_ADMIT_ALL);
+	p[2] = pu_pin(fd, BS, BS, DAXFS_PIN_LONGTERM | DAXFS_PIN_WRITE);
+	assert_int_equal(daxfs_policy_set(dfd, DAXFS_POLICY_BUSY, DAXFS_ADMIT_DENY_LONGTERM, 1000, 0), 0);
+	assert_int_equal(daxfs_pin(fd, 0, BS, DAXFS_PIN_LONGTERM, &x), -EOPNOTSUPP);
+	p[3] = pu_pin(fd, 2 * BS, BS, 0);
+	assert_int_equal(pu_npins(dfd), 4);	/* the admitted long-term pin stays */
+	assert_int_equal(pu_stats(dfd).pins_refused, 3);
+
+	/* Malformed settings. */
+	assert_int_equal(daxfs_policy_set(dfd, 0, DAXFS_ADMIT_ALL, 1000, 0), -EINVAL);
+	assert_int_equal(daxfs_policy_set(dfd, DAXFS_POLICY_UNSAFE + 1, DAXFS_ADMIT_ALL, 1000, 0), -EINVAL);
+	assert_int_equal(daxfs_policy_set(dfd, DAXFS_POLICY_BUSY, 0, 1000, 0), -EINVAL);
+	assert_int_equal(daxfs_policy_set(dfd, DAXFS_POLICY_BUSY, DAXFS_ADMIT_DENY_LONGTERM + 1, 1000, 0), -EINVAL);
+	pol = (struct daxfs_ioc_policy){ .size = sizeof(pol), .op = 2 };
+	assert_int_equal(ioctl(dfd, DAXFS_IOC_POLICY, &pol) < 0 ? errno : 0, EINVAL);
+
+	/* Only root (or the daemon's user) may change the policy of the whole mount. */
+	assert_int_equal(policy_set_as_user(dfd), 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_int_equal(pol.policy, DAXFS_POLICY_BUSY);
+	assert_int_equal(pol.admission, DAXFS_ADMIT_DENY_LONGTERM);
+
+	for (int i = 0; i < 4; i++)
+		daxfs_pin_free(&p[i]);
+	close(fd);
+	close(dfd);
+	pu_finish(&m);
+
+	/* policy=deny-longterm is Linux's fsdax answer: wait, and no long-term pins. */
+	pu_setup(&m, "pinadm2", "64M", "policy=deny-longterm");
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	pu_write_file(f, 1 * MiB, 8);
+	dfd = pu_dirfd(&m);
+	fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_int_equal(pol.policy, DAXFS_POLICY_WAIT);
+	assert_int_equal(pol.admission, DAXFS_ADMIT_DENY_LONGTERM);
+	assert_int_equal(daxfs_pin(fd, 0, BS, DAXFS_PIN_LONGTERM, &x), -EOPNOTSUPP);
+	p[0] = pu_pin(fd, 0, BS, DAXFS_PIN_WRITE);
+	assert_int_equal(daxfs_unpin(fd, p[0].id), 0);
+	daxfs_pin_free(&p[0]);
+	close(fd);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/* Pins belong to the open file: a dup keeps them, the last close drops them, even in another process. */
+static void test_pin_drop_on_close(void **state)
+{
+	struct mnt m;
+	char f[512];
+	int go[2], ready[2];
+
+	(void)state;
+	pu_setup(&m, "pinclose", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	pu_write_file(f, 1 * MiB, 9);
+	int dfd = pu_dirfd(&m);
+
+	int fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+	struct daxfs_pin p = pu_pin(fd, 0, 64 * KiB, DAXFS_PIN_WRITE);
+	int dup_fd = dup(fd);
+	assert_true(dup_fd >= 0);
+	assert_ok(close(fd));
+	/* The open file lives on in the dup: its pin stays usable. */
+	struct daxfs_ioc_pin_status ps;
+	assert_int_equal(daxfs_pin_status(dup_fd, p.id, &ps), 0);
+	assert_int_equal(pu_npins(dfd), 1);
+	assert_ok(close(dup_fd));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	daxfs_pin_free(&p);
+
+	/* A child pins, reports, and closes while still alive: the close alone drops the pin. */
+	assert_ok(pipe(go));
+	assert_ok(pipe(ready));
+	pid_t pid = pu_fork();
+	if (pid == 0) {
+		char c;
+		struct daxfs_pin cp;
+		int cfd = open(f, O_RDWR);
+
+		if (cfd < 0 || daxfs_pin(cfd, 0, BS, DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM, &cp))
+			_exit(1);
+		if (write(ready[1], &cp.id, sizeof(cp.id)) != sizeof(cp.id) || read(go[0], &c, 1) != 1)
+			_exit(2);
+		close(cfd);
+		if (write(ready[1], "c", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(3);
+		_exit(0);
+	}
+	uint64_t id;
+	assert_int_equal(read(ready[0], &id, sizeof(id)), (ssize_t)sizeof(id));
+	struct daxfs_pin_info *pi;
+	uint32_t n;
+	assert_int_equal(daxfs_list_pins(dfd, &pi, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(pi[0].pin_id, id);
+	assert_int_equal(pi[0].pid, pid);
+	assert_int_equal(pi[0].flags, DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM);
+	free(pi);
+	char c;
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_int_equal(kill(pid, 0), 0);	/* the child is still alive */
+	assert_int_equal(write(go[1], "g", 1), 1);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(go[0]);
+	close(go[1]);
+	close(ready[0]);
+	close(ready[1]);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/* kill -9 the holder: its pin goes, and the busy extent a truncate made under it is reclaimed. */
+static void test_pin_drop_on_holder_death(void **state)
+{
+	struct mnt m;
+	char f[512];
+	int ready[2];
+
+	(void)state;
+	pu_setup(&m, "pinkill", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	pu_write_file(f, 4 * MiB, 10);
+	int dfd = pu_dirfd(&m);
+	assert_ok(pipe(ready));
+	pid_t pid = pu_fork();
+	if (pid == 0) {
+		struct daxfs_pin cp;
+		int cfd = open(f, O_RDWR);
+
+		if (cfd < 0 || daxfs_pin(cfd, 0, 1 * MiB, DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM, &cp) ||
+		    daxfs_dma(cfd, cp.id, DAXFS_DMA_WRITE_PATTERN, 0, 1 * MiB, 42, NULL, NULL))
+			_exit(1);
+		if (write(ready[1], &cp.id, sizeof(cp.id)) != sizeof(cp.id))
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	uint64_t id;
+	assert_int_equal(read(ready[0], &id, sizeof(id)), (ssize_t)sizeof(id));
+	struct daxfs_pin_info *pi;
+	uint32_t n;
+	assert_int_equal(daxfs_list_pins(dfd, &pi, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(pi[0].pid, pid);
+	assert_int_equal(pi[0].length, 1 * MiB);
+	free(pi);
+
+	uint64_t bfree0 = pu_bfree(&m);
+	assert_ok(truncate(f, 0));
+	uint64_t bfree1 = pu_bfree(&m);
+	assert_int_equal(bfree1, bfree0 + 3 * MiB / BS);	/* the pinned 1 MiB stays in use */
+	struct daxfs_ioc_stats s = pu_stats(dfd);
+	assert_int_equal(s.busy_blocks, 1 * MiB / BS);
+
+	assert_ok(kill(pid, SIGKILL));
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree1 + 1 * MiB / BS, 5000));
+	s = pu_stats(dfd);
+	assert_true(s.reclaimed_extents >= 1);
+	assert_int_equal(s.reclaimed_blocks, 1 * MiB / BS);
+	assert_int_equal(s.pins_released, 1);
+	close(ready[0]);
+	close(ready[1]);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/*
+ * A read-only mount: read pins of data work; nothing may allocate, so a read pin over a hole is
+ * refused (EROFS) rather than filling it, and the daemon must survive the request.
+ */
+static void test_pin_readonly_mount(void **state)
+{
+	struct daxfs_pin x;
+	struct mnt m;
+	char f[512], h[512];
+
+	(void)state;
+	pu_setup(&m, "pinro", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	snprintf(h, sizeof(h), "%s", P(&m, "sparse"));
+	pu_write_file(f, 1 * MiB, 11);
+	int hfd = open(h, O_WRONLY | O_CREAT, 0644);
+	assert_true(hfd >= 0);
+	assert_ok(ftruncate(hfd, 1 * MiB));
+	close(hfd);
+	pu_release_barrier(&m);
+	assert_int_equal(h_umount(&m), 0);
+	assert_int_equal(h_mount(&m, "-o ro,attr_timeout=0"), 0);
+	pu_guard(&m, "read-only mount", PU_TEST_TIMEOUT);
+
+	int dfd = pu_dirfd(&m);
+	int fd = open(f, O_RDONLY);
+	hfd = open(h, O_RDONLY);
+	assert_true(fd >= 0 && hfd >= 0);
+	struct daxfs_pin p = pu_pin(fd, 0, 64 * KiB, 0);
+	uint64_t mis = 0;
+	assert_int_equal(daxfs_dma(fd, p.id, DAXFS_DMA_VERIFY_PATTERN, 0, 64 * KiB, 1, &mis, NULL), 0);
+	assert_int_equal(mis, 64 * KiB / DAXFS_DMA_UNIT);
+	assert_int_equal(daxfs_pin(fd, 0, BS, DAXFS_PIN_WRITE, &x), -EBADF);
+	int r = daxfs_pin(hfd, 0, 8 * KiB, 0, &x);
+	if (r != -EROFS)
+		fail_msg("read pin of a hole on a read-only mount: expected EROFS, got %d (%s)", r, strerror(-r));
+	struct stat st;
+	assert_ok(fstat(hfd, &st));
+	assert_int_equal(st.st_blocks, 0);
+	assert_int_equal(pu_npins(dfd), 1);
+	assert_int_equal(daxfs_unpin(fd, p.id), 0);
+	daxfs_pin_free(&p);
+	close(fd);
+	close(hfd);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/* Pinning a hole on a full device: ENOSPC, no pin, and a consistent file system afterwards. */
+static void test_pin_hole_enospc(void **state)
+{
+	struct daxfs_pin x;
+	struct mnt m;
+	char f[512], g[512];
+
+	(void)state;
+	pu_setup(&m, "pinnospc", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "sparse"));
+	snprintf(g, sizeof(g), "%s", P(&m, "G"));
+	int fd = open(f, O_RDWR | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_ok(ftruncate(fd, 8 * MiB));
+	int dfd = pu_dirfd(&m);
+	pu_fill(g);
+	assert_int_equal(daxfs_pin(fd, 0, 8 * MiB, DAXFS_PIN_WRITE, &x), -ENOSPC);
+	assert_int_equal(pu_npins(dfd), 0);
+	assert_true(pu_file_zero(f, 0, 8 * MiB));
+	/* With room again, the same pin works. */
+	assert_ok(unlink(g));
+	struct daxfs_pin p = pu_pin(fd, 0, 8 * MiB, DAXFS_PIN_WRITE);
+	assert_true(pu_file_zero(f, 0, 8 * MiB));
+	daxfs_pin_free(&p);
+	close(fd);
+	close(dfd);
+	pu_finish(&m);
+}
+
+static int run(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pin_extents_and_holes),
+		cmocka_unit_test(test_pin_errors),
+		cmocka_unit_test(test_pin_extents_paging),
+		cmocka_unit_test(test_mount_point_ioctls),
+		cmocka_unit_test(test_pin_limits),
+		cmocka_unit_test(test_admission),
+		cmocka_unit_test(test_pin_drop_on_close),
+		cmocka_unit_test(test_pin_drop_on_holder_death),
+		cmocka_unit_test(test_pin_hole_enospc),
+		cmocka_unit_test(test_pin_readonly_mount),
+	};
+	return cmocka_run_group_tests_name("pins", tests, NULL, NULL);
+}
+
+int main(void)
+{
+	return h_main(run);
+}
