@@ -310,20 +310,23 @@ int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_
 	struct iovec iov[FS_READ_MAX_IOV];
 	size_t bytes;
 	int niov, ret;
-	bool touch;
 
 	pthread_rwlock_rdlock(&ip->lock);
+	if (!fs->cfg.readonly && atime_due(ip)) {
+		/*
+		 * Rare under relatime: update atime before the reply, or a stat right after the read
+		 * could still see the old one.  The read then runs under the write lock.
+		 */
+		pthread_rwlock_unlock(&ip->lock);
+		pthread_rwlock_wrlock(&ip->lock);
+		if (atime_due(ip))
+			inode_touch(ip, T_ATIME);
+	}
 	ret = file_read_iov(fs, ip, off, size, iov, FS_READ_MAX_IOV, &niov, &bytes);
 	/* The iovecs point into the media: hold the lock until they have been copied out. */
 	if (ret == 0)
 		ret = send(ctx, iov, niov);
-	touch = ret == 0 && !fs->cfg.readonly && atime_due(ip);
 	pthread_rwlock_unlock(&ip->lock);
-	if (touch) {
-		pthread_rwlock_wrlock(&ip->lock);
-		inode_touch(ip, T_ATIME);
-		pthread_rwlock_unlock(&ip->lock);
-	}
 	return ret;
 }
 

@@ -402,7 +402,8 @@ static void dump(struct fs *fs, uint64_t ino, const char *path, struct sbuf *sb)
 		struct names nm = { 0 };
 
 		CHECK(fs_readdir(fs, ip, 0, collect, &nm));
-		qsort(nm.v, nm.n, sizeof(*nm.v), cmp_names);
+		if (nm.n)
+			qsort(nm.v, nm.n, sizeof(*nm.v), cmp_names);
 		for (size_t k = 0; k < nm.n; k++) {
 			struct entry e;
 			char child[1024];
