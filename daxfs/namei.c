@@ -467,29 +467,28 @@ static int is_within(struct fs *fs, uint64_t dir, uint64_t ancestor, bool *withi
 	}
 }
 
+/* Is v[i] the first occurrence of its inode in v? */
+static bool first_of(struct inode **v, int i)
+{
+	for (int j = 0; j < i; j++)
+		if (v[j] == v[i])
+			return false;
+	return v[i] != NULL;
+}
+
 /* Lock each distinct inode once; under ns_lock, in any order. */
 static void lock_set(struct inode **v, int n)
 {
-	for (int i = 0; i < n; i++) {
-		bool seen = false;
-
-		for (int j = 0; j < i; j++)
-			seen |= v[j] == v[i];
-		if (v[i] && !seen)
+	for (int i = 0; i < n; i++)
+		if (first_of(v, i))
 			pthread_rwlock_wrlock(&v[i]->lock);
-	}
 }
 
 static void unlock_set(struct inode **v, int n)
 {
-	for (int i = 0; i < n; i++) {
-		bool seen = false;
-
-		for (int j = 0; j < i; j++)
-			seen |= v[j] == v[i];
-		if (v[i] && !seen)
+	for (int i = 0; i < n; i++)
+		if (first_of(v, i))
 			pthread_rwlock_unlock(&v[i]->lock);
-	}
 }
 
 int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
@@ -615,11 +614,7 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 	inode_touch(op, T_MTIME | T_CTIME);
 	inode_touch(np, T_MTIME | T_CTIME);
 	for (int i = 0; i < 4; i++) {
-		bool seen = false;
-
-		for (int j = 0; j < i; j++)
-			seen |= set[j] == set[i];
-		if (!set[i] || seen)
+		if (!first_of(set, i))
 			continue;
 		if (S_ISDIR(set[i]->d.mode))
 			emap_log(fs, &tx, set[i]);

@@ -2,6 +2,7 @@
 #include "daxfs/libdaxfs.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -91,28 +92,39 @@ int daxfs_stats(int fd, struct daxfs_ioc_stats *st)
 	return xioctl(fd, DAXFS_IOC_STATS, st);
 }
 
-int daxfs_list_pins(int fd, struct daxfs_pin_info **pins, uint32_t *n)
+/*
+ * The listings share a header (size, start, count, total) followed by their entries: fetch every
+ * page into one array.
+ */
+struct list_header {
+	__u32 size;
+	__u32 start;
+	__u32 count;
+	__u32 total;
+};
+
+static int list_all(int fd, unsigned long cmd, size_t arg_size, size_t entry_size, void **out, uint32_t *n)
 {
-	struct daxfs_ioc_list_pins *l = malloc(sizeof(*l));
-	struct daxfs_pin_info *v = NULL;
+	struct list_header *l = malloc(arg_size);
+	char *v = NULL;
 	uint32_t have = 0;
 	int ret = 0;
 
 	if (!l)
 		return -ENOMEM;
 	for (;;) {
-		memset(l, 0, sizeof(*l));
-		l->size = sizeof(*l);
+		memset(l, 0, arg_size);
+		l->size = (__u32)arg_size;
 		l->start = have;
-		if ((ret = xioctl(fd, DAXFS_IOC_LIST_PINS, l)) || l->count == 0)
+		if ((ret = xioctl(fd, cmd, l)) || l->count == 0)
 			break;
-		struct daxfs_pin_info *nv = realloc(v, (have + l->count) * sizeof(*v));
+		char *nv = realloc(v, (have + l->count) * entry_size);
 		if (!nv) {
 			ret = -ENOMEM;
 			break;
 		}
 		v = nv;
-		memcpy(v + have, l->pins, l->count * sizeof(*v));
+		memcpy(v + have * entry_size, l + 1, l->count * entry_size);
 		have += l->count;
 		if (have >= l->total)
 			break;
@@ -122,45 +134,21 @@ int daxfs_list_pins(int fd, struct daxfs_pin_info **pins, uint32_t *n)
 		free(v);
 		return ret;
 	}
-	*pins = v;
+	*out = v;
 	*n = have;
 	return 0;
 }
 
+int daxfs_list_pins(int fd, struct daxfs_pin_info **pins, uint32_t *n)
+{
+	_Static_assert(offsetof(struct daxfs_ioc_list_pins, pins) == sizeof(struct list_header), "layout");
+	return list_all(fd, DAXFS_IOC_LIST_PINS, sizeof(struct daxfs_ioc_list_pins), sizeof(**pins), (void **)pins, n);
+}
+
 int daxfs_list_busy(int fd, struct daxfs_busy_info **busy, uint32_t *n)
 {
-	struct daxfs_ioc_list_busy *l = malloc(sizeof(*l));
-	struct daxfs_busy_info *v = NULL;
-	uint32_t have = 0;
-	int ret = 0;
-
-	if (!l)
-		return -ENOMEM;
-	for (;;) {
-		memset(l, 0, sizeof(*l));
-		l->size = sizeof(*l);
-		l->start = have;
-		if ((ret = xioctl(fd, DAXFS_IOC_LIST_BUSY, l)) || l->count == 0)
-			break;
-		struct daxfs_busy_info *nv = realloc(v, (have + l->count) * sizeof(*v));
-		if (!nv) {
-			ret = -ENOMEM;
-			break;
-		}
-		v = nv;
-		memcpy(v + have, l->busy, l->count * sizeof(*v));
-		have += l->count;
-		if (have >= l->total)
-			break;
-	}
-	free(l);
-	if (ret) {
-		free(v);
-		return ret;
-	}
-	*busy = v;
-	*n = have;
-	return 0;
+	_Static_assert(offsetof(struct daxfs_ioc_list_busy, busy) == sizeof(struct list_header), "layout");
+	return list_all(fd, DAXFS_IOC_LIST_BUSY, sizeof(struct daxfs_ioc_list_busy), sizeof(**busy), (void **)busy, n);
 }
 
 int daxfs_policy_get(int fd, struct daxfs_ioc_policy *p)

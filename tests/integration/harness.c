@@ -203,6 +203,21 @@ void h_destroy(struct mnt *m)
 	unlink(m->image);
 }
 
+int h_group_up(struct mnt *m, const char *name, const char *mkfs_args, const char *opts)
+{
+	umask(022);
+	h_init(m, name);
+	return h_mkfs(m, mkfs_args) || h_mount(m, opts) ? -1 : 0;
+}
+
+int h_group_down(struct mnt *m)
+{
+	if (m->daemon)
+		h_umount(m);
+	h_destroy(m);
+	return 0;
+}
+
 /* The supervisor: undo whatever the test process left behind. */
 static void cleanup(void)
 {

@@ -40,6 +40,12 @@ int h_umount(struct mnt *m);
 void h_crash(struct mnt *m);
 /* Remove the image. */
 void h_destroy(struct mnt *m);
+/*
+ * A cmocka group fixture: umask 022, a fresh image (mkfs_args), mounted (opts).  0, or -1 when the
+ * group cannot run.  h_group_down unmounts if still mounted and deletes the image.
+ */
+int h_group_up(struct mnt *m, const char *name, const char *mkfs_args, const char *opts);
+int h_group_down(struct mnt *m);
 /* Run a shell command with output captured into a buffer; returns the exit status. */
 int h_run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Path inside the mount: a rotating set of static buffers. */

@@ -27,19 +27,13 @@ static struct mnt M;
 static int setup(void **state)
 {
 	(void)state;
-	h_init(&M, "files");
-	if (h_mkfs(&M, "-s 256M") || h_mount(&M, NULL))
-		return -1;
-	return 0;
+	return h_group_up(&M, "files", "-s 256M", NULL);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	if (M.daemon)
-		h_umount(&M);
-	h_destroy(&M);
-	return 0;
+	return h_group_down(&M);
 }
 
 /* A fresh directory for one test. */

@@ -24,20 +24,13 @@ static struct mnt M;
 static int setup(void **state)
 {
 	(void)state;
-	umask(022);
-	h_init(&M, "limits");
-	if (h_mkfs(&M, "-s 512M -N 120000") || h_mount(&M, NULL))
-		return -1;
-	return 0;
+	return h_group_up(&M, "limits", "-s 512M -N 120000", NULL);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	if (M.daemon)
-		h_umount(&M);
-	h_destroy(&M);
-	return 0;
+	return h_group_down(&M);
 }
 
 static char *name_of_len(char c, size_t n)

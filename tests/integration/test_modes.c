@@ -26,20 +26,13 @@ static struct mnt M;	/* the default mode */
 static int setup(void **state)
 {
 	(void)state;
-	umask(022);
-	h_init(&M, "modes");
-	if (h_mkfs(&M, "-s 128M") || h_mount(&M, NULL))
-		return -1;
-	return 0;
+	return h_group_up(&M, "modes", "-s 128M", NULL);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	if (M.daemon)
-		h_umount(&M);
-	h_destroy(&M);
-	return 0;
+	return h_group_down(&M);
 }
 
 static void *map_file(int fd, size_t len, int prot, int flags)

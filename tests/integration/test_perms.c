@@ -38,11 +38,9 @@ static void open_workdir(const struct mnt *m)
 static int setup(void **state)
 {
 	(void)state;
-	umask(022);
-	h_init(&M, "perms");
-	open_workdir(&M);
-	if (h_mkfs(&M, "-s 64M") || h_mount(&M, "-o default_permissions,allow_other"))
+	if (h_group_up(&M, "perms", "-s 64M", "-o default_permissions,allow_other"))
 		return -1;
+	open_workdir(&M);
 	if (chmod(M.dir, 0755) || chown(M.dir, 0, 0))
 		return -1;
 	return 0;
@@ -51,10 +49,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	if (M.daemon)
-		h_umount(&M);
-	h_destroy(&M);
-	return 0;
+	return h_group_down(&M);
 }
 
 /* Root makes a directory or file with the given owner and mode (chmod after chown: chown clears bits). */

@@ -25,20 +25,13 @@ static struct mnt M;	/* 64 MiB, 2048 inodes: statfs checks */
 static int setup(void **state)
 {
 	(void)state;
-	umask(022);
-	h_init(&M, "space");
-	if (h_mkfs(&M, "-s 64M -N 2048") || h_mount(&M, NULL))
-		return -1;
-	return 0;
+	return h_group_up(&M, "space", "-s 64M -N 2048", NULL);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	if (M.daemon)
-		h_umount(&M);
-	h_destroy(&M);
-	return 0;
+	return h_group_down(&M);
 }
 
 static void test_statfs_counts(void **state)

@@ -19,20 +19,13 @@ static struct mnt M;
 static int setup(void **state)
 {
 	(void)state;
-	umask(022);
-	h_init(&M, "xattr");
-	if (h_mkfs(&M, "-s 64M") || h_mount(&M, NULL))
-		return -1;
-	return 0;
+	return h_group_up(&M, "xattr", "-s 64M", NULL);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	if (M.daemon)
-		h_umount(&M);
-	h_destroy(&M);
-	return 0;
+	return h_group_down(&M);
 }
 
 static void get_equal(const char *path, const char *name, const void *val, size_t len)
