@@ -30,6 +30,7 @@
 #include "check.h"
 #include "fs.h"
 #include "super.h"
+#include "treewalk.h"
 #include "util.h"
 
 #define IMAGE_BYTES (16u << 20)
@@ -211,80 +212,12 @@ static void locate(void)
 
 /* ---- one trial ---- */
 
-static void walk(struct fs *fs, uint64_t ino, int depth);
-
-struct names {
-	uint64_t ino[512];
-	char name[512][256];
-	int n;
-};
-
-static int collect(void *arg, const char *name, size_t len, uint64_t ino, uint8_t type, uint64_t next)
-{
-	struct names *nm = arg;
-
-	(void)ino;
-	(void)type;
-	(void)next;
-	if (nm->n < 512 && !(len <= 2 && name[0] == '.' && (len == 1 || name[1] == '.')))
-		snprintf(nm->name[nm->n++], 256, "%.*s", (int)len, name);
-	return 0;
-}
-
-static int sink(void *arg, const struct iovec *iov, int n)
-{
-	volatile char x = 0;
-
-	(void)arg;
-	for (int i = 0; i < n; i++)
-		for (size_t j = 0; j < iov[i].iov_len; j += 4096)
-			x ^= ((const char *)iov[i].iov_base)[j];	/* touch every page */
-	return 0;
-}
-
-/* Everything a user could do to read the tree; every error is allowed, nothing else. */
-static void walk(struct fs *fs, uint64_t ino, int depth)
-{
-	struct inode *ip;
-	struct stat st;
-	char buf[4097], list[4096];
-
-	if (depth > 16 || fs_getattr(fs, ino, &st) || inode_get(fs, ino, &ip))
-		return;
-	if (S_ISREG(st.st_mode)) {
-		for (uint64_t off = 0; off < (uint64_t)st.st_size && off < (64u << 20); off += 1 << 20)
-			fs_read(fs, ip, off, 1 << 20, sink, NULL);
-		uint64_t res;
-		fs_lseek(fs, ip, 0, SEEK_HOLE, &res);
-	} else if (S_ISLNK(st.st_mode)) {
-		fs_readlink(fs, ino, buf, sizeof(buf) - 1);
-	}
-	int ln = xattr_list(fs, ip, list, sizeof(list));
-	for (int off = 0; ln > 0 && off < ln; off += (int)strlen(list + off) + 1)
-		xattr_get(fs, ip, list + off, buf, sizeof(buf));
-	if (S_ISDIR(st.st_mode)) {
-		struct names *nm = calloc(1, sizeof(*nm));
-
-		fs_readdir(fs, ip, 0, collect, nm);
-		for (int i = 0; i < nm->n; i++) {
-			struct entry e;
-
-			if (fs_lookup(fs, ino, nm->name[i], &e) == 0) {
-				walk(fs, e.ino, depth + 1);
-				inode_forget(fs, e.ino, 1);
-			}
-		}
-		free(nm);
-	}
-	inode_put(fs, ip);
-}
-
 static void use(struct fs *fs)
 {
 	struct entry e;
 	struct inode *ip;
 
-	walk(fs, DAXFS_ROOT_INO, 0);
+	treewalk(fs, DAXFS_ROOT_INO, 0, 16, 64u << 20);
 	/* Changes too: allocation and freeing run on whatever the bitmaps now say. */
 	if (fs_mknod(fs, &root, DAXFS_ROOT_INO, "new", S_IFREG | 0644, 0, &e) == 0) {
 		if (fs_open(fs, e.ino, O_RDWR, &ip) == 0) {

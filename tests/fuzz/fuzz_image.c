@@ -30,6 +30,7 @@
 #include "check.h"
 #include "fs.h"
 #include "super.h"
+#include "treewalk.h"
 
 #define IMAGE_BYTES (2u << 20)
 
@@ -143,63 +144,6 @@ static void make_base(void)
 	close(fd);
 }
 
-struct names {
-	char name[256][256];
-	int n;
-};
-
-static int collect(void *arg, const char *name, size_t len, uint64_t ino, uint8_t type, uint64_t next)
-{
-	struct names *nm = arg;
-
-	(void)ino;
-	(void)type;
-	(void)next;
-	if (nm->n < 256 && !(len <= 2 && name[0] == '.' && (len == 1 || name[1] == '.')))
-		snprintf(nm->name[nm->n++], 256, "%.*s", (int)len, name);
-	return 0;
-}
-
-static int sink(void *arg, const struct iovec *iov, int n)
-{
-	(void)arg;
-	(void)iov;
-	(void)n;
-	return 0;
-}
-
-static void walk(struct fs *fs, uint64_t ino, int depth)
-{
-	struct inode *ip;
-	struct stat st;
-	char buf[4097], list[2048];
-
-	if (depth > 8 || fs_getattr(fs, ino, &st) || inode_get(fs, ino, &ip))
-		return;
-	if (S_ISREG(st.st_mode))
-		fs_read(fs, ip, 0, 1 << 20, sink, NULL);
-	else if (S_ISLNK(st.st_mode))
-		fs_readlink(fs, ino, buf, sizeof(buf) - 1);
-	int ln = xattr_list(fs, ip, list, sizeof(list));
-	for (int off = 0; ln > 0 && off < ln; off += (int)strlen(list + off) + 1)
-		xattr_get(fs, ip, list + off, buf, sizeof(buf));
-	if (S_ISDIR(st.st_mode)) {
-		struct names *nm = calloc(1, sizeof(*nm));
-
-		fs_readdir(fs, ip, 0, collect, nm);
-		for (int i = 0; i < nm->n; i++) {
-			struct entry e;
-
-			if (fs_lookup(fs, ino, nm->name[i], &e) == 0) {
-				walk(fs, e.ino, depth + 1);
-				inode_forget(fs, e.ino, 1);
-			}
-		}
-		free(nm);
-	}
-	inode_put(fs, ip);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
@@ -228,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[512];
 	if (fs_mount(&fs, path, &cfg, err, sizeof(err)) == 0) {
 		fs_start(fs);
-		walk(fs, DAXFS_ROOT_INO, 0);
+		treewalk(fs, DAXFS_ROOT_INO, 0, 8, 1 << 20);
 		struct entry e;
 		fs_mknod(fs, &root, DAXFS_ROOT_INO, "new", S_IFREG | 0644, 0, &e);
 		fs_unlink(fs, DAXFS_ROOT_INO, "hl");
