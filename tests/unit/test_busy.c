@@ -204,11 +204,111 @@ static void test_crash_with_busy_extents(void **state)
 	fs_unmount(fs);
 }
 
+/*
+ * The busy tree alone against a per-block array, over a million random operations: extents are
+ * added where nothing is busy, found by overlap queries from any block, queued, taken and removed.
+ */
+#define SPACE 20000
+
+struct visit_ctx {
+	struct busy_ext *seen[64];
+	int n;
+};
+
+static void visit_record(void *arg, struct busy_ext *be)
+{
+	struct visit_ctx *v = arg;
+
+	assert_true(v->n < 64);
+	v->seen[v->n++] = be;
+}
+
+static void test_busy_tree_stress(void **state)
+{
+	static struct busy_ext *owner[SPACE];	/* the model: which extent holds each block */
+	struct busy_tree bt;
+	struct sbi s = { .bs = 4096, .data_blocks = SPACE };
+	char err[256];
+	uint64_t rng = 0x9e3779b97f4a7c15ull, live = 0, blocks = 0;
+	bool stop = false;
+
+	(void)state;
+	memset(owner, 0, sizeof(owner));
+	assert_int_equal(busy_load(&bt, &s, 0, false, err, sizeof(err)), 0);
+	for (int op = 0; op < 1000000; op++) {
+		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		uint64_t start = rng % SPACE, len = 1 + (rng >> 32) % 8;
+
+		if (start + len > SPACE)
+			len = SPACE - start;
+		switch ((rng >> 20) % 3) {
+		case 0: {	/* add, if the range is free in the model */
+			bool free_range = true;
+
+			for (uint64_t b = start; b < start + len; b++)
+				free_range &= owner[b] == NULL;
+			if (!free_range)
+				break;
+			pthread_mutex_lock(&bt.lock);
+			struct busy_ext *be = busy_track_locked(&bt, start, len, 1, 0, DAXFS_BUSY_PINNED);
+			pthread_mutex_unlock(&bt.lock);
+			for (uint64_t b = start; b < start + len; b++)
+				owner[b] = be;
+			live++;
+			blocks += len;
+			break;
+		}
+		case 1: {	/* query: exactly the extents the model has on the range, in order */
+			struct visit_ctx v = { .n = 0 };
+			struct busy_ext *expect[64];
+			int ne = 0;
+
+			pthread_mutex_lock(&bt.lock);
+			busy_visit_locked(&bt, start, len, visit_record, &v);
+			pthread_mutex_unlock(&bt.lock);
+			for (uint64_t b = start; b < start + len; b++)
+				if (owner[b] && (ne == 0 || expect[ne - 1] != owner[b]))
+					expect[ne++] = owner[b];
+			assert_int_equal(v.n, ne);
+			for (int i = 0; i < ne; i++)
+				assert_ptr_equal(v.seen[i], expect[i]);
+			break;
+		}
+		case 2: {	/* remove the extent holding `start`, through the reclaim queue */
+			struct busy_ext *be = owner[start], *got;
+
+			if (!be)
+				break;
+			uint64_t s0 = be->start, l0 = be->len;
+			pthread_mutex_lock(&bt.lock);
+			busy_queue_locked(&bt, be, 0);
+			pthread_mutex_unlock(&bt.lock);
+			assert_int_equal(busy_take(&bt, &got, 1, &stop), 1);
+			assert_ptr_equal(got, be);
+			busy_done(&bt, &got, 1);
+			for (uint64_t b = s0; b < s0 + l0; b++)
+				owner[b] = NULL;
+			live--;
+			blocks -= l0;
+			break;
+		}
+		}
+		if (op % 100000 == 0) {
+			assert_int_equal(bt.nextents, live);
+			assert_int_equal(bt.nblocks, blocks);
+		}
+	}
+	assert_int_equal(bt.nextents, live);
+	assert_int_equal(bt.queued_extents, 0);
+	busy_destroy(&bt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_truncate_pinned_then_reclaim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_with_busy_extents, setup_big, teardown),
+		cmocka_unit_test(test_busy_tree_stress),
 	};
 	return cmocka_run_group_tests_name("busy", tests, NULL, NULL);
 }
