@@ -12,6 +12,7 @@ ninja -C $BIN >/dev/null
 IMAGE=/dev/shm/daxfs-demo-$$.img
 MNT=$(mktemp -d /tmp/daxfs-demo.XXXXXX)
 cleanup() {
+	set +e	# best effort: every step runs whatever the others did
 	[ -n "${PIN_PID:-}" ] && kill "$PIN_PID" 2>/dev/null
 	rm -f "$MNT.pin"
 	umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
@@ -75,6 +76,7 @@ echo "(the 512 busy blocks still count as used: no other file can be given them 
 step "unpin: the busy extent is reclaimed (zeroed) asynchronously and the space comes back"
 kill -INT $PIN_PID
 wait $PIN_PID || true
+PIN_PID=
 tail -1 "$MNT.pin"
 rm -f "$MNT.pin"
 for _ in $(seq 100); do
