@@ -418,8 +418,19 @@ static void test_truncated_and_random(void **state)
 	free(img);
 }
 
+/* Killed by the test runner's timeout: the images must not stay behind in /dev/shm. */
+static void on_term(int sig)
+{
+	unlink(base_path);
+	unlink(work_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 int main(void)
 {
+	signal(SIGTERM, on_term);
+	signal(SIGINT, on_term);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_base_is_sound),
 		cmocka_unit_test(test_flip_every_structure),

@@ -594,9 +594,19 @@ static void test_sweep(void **state)
 	free(reference);
 }
 
+/* Killed by the test runner's timeout: the image must not stay behind in /dev/shm. */
+static void on_term(int sig)
+{
+	unlink(image);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 int main(void)
 {
 	snprintf(image, sizeof(image), "/dev/shm/daxfs-crash-%d.img", getpid());
+	signal(SIGTERM, on_term);
+	signal(SIGINT, on_term);
 	if (getenv("DAXFS_CRASH_LONG")) {
 		rounds = 3;
 		seeds = 4;
