@@ -75,6 +75,15 @@ static int collect_orphan(void *arg, uint64_t id, const uint64_t v[3])
 	return 0;
 }
 
+int fs_drop_orphan_slot(struct fs *fs, uint64_t id)
+{
+	struct tx tx;
+
+	tx_init(&tx, &fs->sbi.journal);
+	slots_remove(&fs->orphans, &tx, id);
+	return fs_commit(fs, &tx);
+}
+
 /* Inodes that lost their last link while open (or just before a crash): free them now. */
 int fs_recover_orphans(struct fs *fs, char *err, size_t errlen)
 {
@@ -92,14 +101,11 @@ int fs_recover_orphans(struct fs *fs, char *err, size_t errlen)
 	for (size_t i = 0; i < ol.n && ret == 0; i++) {
 		uint64_t id = ol.v[i][0], ino = ol.v[i][1];
 		struct inode *ip;
-		struct tx tx;
 
 		ret = inode_get(fs, ino, &ip);
 		if (ret == -ESTALE) {
 			/* The inode was freed but the slot survived: drop the slot. */
-			tx_init(&tx, &fs->sbi.journal);
-			slots_remove(&fs->orphans, &tx, id);
-			ret = fs_commit(fs, &tx);
+			ret = fs_drop_orphan_slot(fs, id);
 		} else if (ret == 0) {
 			pthread_rwlock_wrlock(&ip->lock);
 			ip->orphan = true;
@@ -108,9 +114,7 @@ int fs_recover_orphans(struct fs *fs, char *err, size_t errlen)
 				ret = inode_free_media(fs, ip);
 				fs->orphans_recovered++;
 			} else {
-				tx_init(&tx, &fs->sbi.journal);
-				slots_remove(&fs->orphans, &tx, id);
-				ret = fs_commit(fs, &tx);
+				ret = fs_drop_orphan_slot(fs, id);
 				ip->orphan = false;
 			}
 			pthread_rwlock_unlock(&ip->lock);
@@ -256,10 +260,7 @@ void fs_unmount(struct fs *fs)
 	for (size_t b = 0; b < fs->nbuckets; b++) {
 		for (struct inode *ip = fs->buckets[b], *next; ip; ip = next) {
 			next = ip->hnext;
-			emap_destroy(&ip->map);
-			dir_destroy(ip->dir);
-			pthread_rwlock_destroy(&ip->lock);
-			free(ip);
+			inode_free(ip);
 		}
 	}
 	/* Clean only if nothing went wrong: a failed commit leaves the image for replay and fsck. */

@@ -170,6 +170,8 @@ int fs_writable(struct fs *fs);
 void fs_corrupt(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Free the inodes on the orphan list (mount does this unless norecovery). */
 int fs_recover_orphans(struct fs *fs, char *err, size_t errlen);
+/* Clear one orphan-list slot in a transaction of its own (a record that names nothing to free). */
+int fs_drop_orphan_slot(struct fs *fs, uint64_t id);
 
 /* ---- inode.c ---- */
 int inode_get(struct fs *fs, uint64_t ino, struct inode **ip);

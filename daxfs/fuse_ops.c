@@ -609,7 +609,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	reply_err(req, ret);
 }
 
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* getxattr (name) and listxattr (name NULL): a size of 0 asks only for the length. */
+static void read_xattrs(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct inode *ip;
 	char *buf = NULL;
@@ -619,7 +620,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		if (size && !(buf = malloc(size)))
 			ret = -ENOMEM;
 		else
-			ret = xattr_get(FS(req), ip, name, buf, size);
+			ret = name ? xattr_get(FS(req), ip, name, buf, size) : xattr_list(FS(req), ip, buf, size);
 		inode_put(FS(req), ip);
 	}
 	if (ret < 0)
@@ -631,26 +632,14 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	free(buf);
 }
 
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	read_xattrs(req, ino, name, size);
+}
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct inode *ip;
-	char *buf = NULL;
-	int ret = inode_get(FS(req), ino, &ip);
-
-	if (ret == 0) {
-		if (size && !(buf = malloc(size)))
-			ret = -ENOMEM;
-		else
-			ret = xattr_list(FS(req), ip, buf, size);
-		inode_put(FS(req), ip);
-	}
-	if (ret < 0)
-		reply_err(req, ret);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)ret);
-	else
-		fuse_reply_buf(req, buf, (size_t)ret);
-	free(buf);
+	read_xattrs(req, ino, NULL, size);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
