@@ -623,6 +623,15 @@ static int fix_unlinked(struct ck *c)
 	char err[256];
 	int ret;
 
+	/*
+	 * Stale slots first (they name free or unreadable inodes): recovery below then sees only
+	 * real orphans, and no slot is removed twice.
+	 */
+	for (size_t i = 0; i < c->stale_orphans.n; i++) {
+		if ((ret = fs_drop_orphan_slot(c->fs, c->stale_orphans.v[i][0])))
+			return ret;
+		c->r->fixed++;
+	}
 	/* Orphans: what mount would do. */
 	uint64_t before = c->fs->orphans_recovered;
 	if ((ret = fs_recover_orphans(c->fs, err, sizeof(err)))) {
@@ -633,16 +642,6 @@ static int fix_unlinked(struct ck *c)
 		note(c, "freed %llu orphan inodes (unlinked while open)",
 		     (unsigned long long)(c->fs->orphans_recovered - before));
 		c->r->fixed += c->fs->orphans_recovered - before;
-	}
-	for (size_t i = 0; i < c->stale_orphans.n; i++) {
-		struct tx tx;
-
-		tx_init(&tx, &c->s->journal);
-		slots_remove(&c->fs->orphans, &tx, c->stale_orphans.v[i][0]);
-		ret = fs_commit(c->fs, &tx);
-		if (ret)
-			return ret;
-		c->r->fixed++;
 	}
 	for (size_t i = 0; i < c->unlinked.n; i++) {
 		struct inode *ip;

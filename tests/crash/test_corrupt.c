@@ -395,6 +395,43 @@ static void test_flip_every_structure(void **state)
 	free(img);
 }
 
+static int first_orphan(void *arg, uint64_t id, const uint64_t v[3])
+{
+	(void)id;
+	if (!*(uint64_t *)arg)
+		*(uint64_t *)arg = v[0];
+	return 0;
+}
+
+/*
+ * The orphan's inode marked free in the inode bitmap: its slot is stale.  fsck -y must remove the
+ * slot exactly once (a slot released twice went onto the free stack twice, one past its end).
+ */
+static void test_stale_orphan_slot(void **state)
+{
+	struct fs_config cfg = { .norecovery = true, .readonly = true, .private_map = true, .shared = true };
+	struct slotlist sl;
+	struct fs *fs;
+	char err[256];
+	uint64_t ino = 0;
+
+	(void)state;
+	assert_int_equal(fs_mount(&fs, base_path, &cfg, err, sizeof(err)), 0);
+	struct sbi *s = &fs->sbi;
+	assert_int_equal(slots_load(&sl, s, DAXFS_SLOTS_ORPHAN, s->sb.orphan_head, first_orphan, &ino, err,
+				    sizeof(err)), 0);
+	slots_destroy(&sl);
+	assert_true(ino != 0);
+	uint64_t off = s->sb.ibitmap_start * s->bs + (ino - 1) / 8;
+	fs_unmount(fs);
+
+	char *img = malloc(IMAGE_BYTES);
+	memcpy(img, base, IMAGE_BYTES);
+	img[off] = (char)(img[off] & ~(1 << ((ino - 1) % 8)));
+	run_trial(img, IMAGE_BYTES, "orphan slot naming a free inode");
+	free(img);
+}
+
 static void test_truncated_and_random(void **state)
 {
 	char *img = malloc(IMAGE_BYTES);
@@ -434,6 +471,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_base_is_sound),
 		cmocka_unit_test(test_flip_every_structure),
+		cmocka_unit_test(test_stale_orphan_slot),
 		cmocka_unit_test(test_truncated_and_random),
 	};
 	return cmocka_run_group_tests_name("corrupt", tests, setup, teardown);
