@@ -40,25 +40,30 @@ struct fixture {
 	struct fs *fs;
 };
 
-/* 256 MiB with room for the 20k-entry directory test's inodes. */
-static int setup(void **state)
+/* Format an image of `bytes` (p NULL: mkfs defaults) and mount it: the setup of every mounted fixture. */
+static int mount_fixture(void **state, const char *name, uint64_t bytes, const struct mkfs_params *p)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct mkfs_params p = { .ninodes = 32768 };
 	struct fs_config cfg = { 0 };
 	char err[256] = "";
 
 	if (!f)
 		return -1;
-	image_name(&f->img, "fs");
+	image_name(&f->img, name);
 	*state = f;
-	image_format(&f->img, 256 * MiB, &p);
+	image_format(&f->img, bytes, p);
 	if (fs_mount(&f->fs, f->img.path, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "fs_mount: %s\n", err);
 		image_remove(&f->img);	/* teardown does not run after a failed setup */
 		return -1;
 	}
 	return 0;
+}
+
+/* 256 MiB with room for the 20k-entry directory test's inodes. */
+static int setup(void **state)
+{
+	return mount_fixture(state, "fs", 256 * MiB, &(struct mkfs_params){ .ninodes = 32768 });
 }
 
 static int teardown(void **state)
@@ -668,22 +673,7 @@ static void test_fragmented_file(void **state)
 /* The smallest journal (256 KiB): big operations must split into several transactions. */
 static int setup_small_journal(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	struct mkfs_params p = { .journal_bytes = 256 * KiB };
-	struct fs_config cfg = { 0 };
-	char err[256] = "";
-
-	if (!f)
-		return -1;
-	image_name(&f->img, "fs-smalljournal");
-	*state = f;
-	image_format(&f->img, 256 * MiB, &p);
-	if (fs_mount(&f->fs, f->img.path, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "fs_mount: %s\n", err);
-		image_remove(&f->img);	/* teardown does not run after a failed setup */
-		return -1;
-	}
-	return 0;
+	return mount_fixture(state, "fs-smalljournal", 256 * MiB, &(struct mkfs_params){ .journal_bytes = 256 * KiB });
 }
 
 /*
@@ -1691,22 +1681,7 @@ static void test_huge_offsets(void **state)
 /* The same operations on a file system with 16 KiB blocks: nothing may assume 4 KiB. */
 static int setup_16k(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	struct mkfs_params p = { .block_size = 16384 };
-	struct fs_config cfg = { 0 };
-	char err[256] = "";
-
-	if (!f)
-		return -1;
-	image_name(&f->img, "fs-16k");
-	*state = f;
-	image_format(&f->img, 128 * MiB, &p);
-	if (fs_mount(&f->fs, f->img.path, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "fs_mount: %s\n", err);
-		image_remove(&f->img);	/* teardown does not run after a failed setup */
-		return -1;
-	}
-	return 0;
+	return mount_fixture(state, "fs-16k", 128 * MiB, &(struct mkfs_params){ .block_size = 16384 });
 }
 
 static unsigned char byte_at(uint64_t off)
@@ -1959,21 +1934,7 @@ static void test_concurrent(void **state)
 
 static int setup_small(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	struct fs_config cfg = { 0 };
-	char err[256] = "";
-
-	if (!f)
-		return -1;
-	image_name(&f->img, "fs-small");
-	*state = f;
-	image_format(&f->img, 16 * MiB, NULL);
-	if (fs_mount(&f->fs, f->img.path, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "fs_mount: %s\n", err);
-		image_remove(&f->img);	/* teardown does not run after a failed setup */
-		return -1;
-	}
-	return 0;
+	return mount_fixture(state, "fs-small", 16 * MiB, NULL);
 }
 
 static void test_enospc(void **state)
