@@ -19,15 +19,10 @@ RB_GENERATE_STATIC_UNUSED(busy_by_start, busy_ext, node, cmp_start)
 
 static void init(struct busy_tree *bt)
 {
-	pthread_condattr_t ca;
-
 	memset(bt, 0, sizeof(*bt));
 	pthread_mutex_init(&bt->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&bt->queued, &ca);
-	pthread_cond_init(&bt->reclaimed, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&bt->queued);
+	cond_init_monotonic(&bt->reclaimed);
 	RB_INIT(&bt->tree);
 	TAILQ_INIT(&bt->queue);
 }
@@ -203,18 +198,11 @@ void busy_abandon(struct busy_tree *bt, struct busy_ext **v, size_t n)
 	pthread_mutex_unlock(&bt->lock);
 }
 
-static void deadline_ts(uint64_t ns, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(ns / 1000000000ull);
-	ts->tv_nsec = (long)(ns % 1000000000ull);
-}
-
 bool busy_wait_reclaim(struct busy_tree *bt, uint64_t deadline_ns)
 {
-	struct timespec ts;
+	struct timespec ts = ns_to_timespec(deadline_ns);
 	bool waited = false;
 
-	deadline_ts(deadline_ns, &ts);
 	pthread_mutex_lock(&bt->lock);
 	if (bt->queued_extents) {
 		pthread_cond_timedwait(&bt->reclaimed, &bt->lock, &ts);

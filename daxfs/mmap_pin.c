@@ -33,14 +33,9 @@ uint64_t pin_now_ns(void)
 void pin_table_init(struct pin_table *tab, uint32_t max_total, uint32_t max_per_owner, pin_unpinned_fn unpinned,
 		    void *ctx)
 {
-	pthread_condattr_t ca;
-
 	memset(tab, 0, sizeof(*tab));
 	pthread_mutex_init(&tab->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&tab->changed, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&tab->changed);
 	RB_INIT(&tab->ids);
 	RB_INIT(&tab->segs);
 	LIST_INIT(&tab->breaks);

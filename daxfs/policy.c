@@ -190,12 +190,6 @@ static bool any_pinned(struct fs *fs, const struct pin_ext *r, uint32_t n)
 	return false;
 }
 
-static void ns_to_ts(uint64_t ns, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(ns / 1000000000ull);
-	ts->tv_nsec = (long)(ns % 1000000000ull);
-}
-
 int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t n)
 {
 	struct policy_config pc;
@@ -253,8 +247,8 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 			policy_get(fs, &cur);
 			if (cur.kind != pc.kind)
 				break;	/* the policy changed under us: decide again */
-			struct timespec ts;
-			ns_to_ts(MIN(wait_deadline, revoke_deadline ? revoke_deadline : UINT64_MAX), &ts);
+			struct timespec ts =
+				ns_to_timespec(MIN(wait_deadline, revoke_deadline ? revoke_deadline : UINT64_MAX));
 			if (wait_deadline == UINT64_MAX && !revoke_deadline)
 				pthread_cond_wait(&fs->pins.changed, &fs->pins.lock);
 			else

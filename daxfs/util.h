@@ -3,8 +3,10 @@
 #ifndef DAXFS_UTIL_H
 #define DAXFS_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -21,6 +23,23 @@
 static inline int ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
+}
+
+/* A condition variable whose timed waits take CLOCK_MONOTONIC deadlines (immune to clock steps). */
+static inline void cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* A CLOCK_MONOTONIC time in ns (pin_now_ns) as the deadline pthread_cond_timedwait takes. */
+static inline struct timespec ns_to_timespec(uint64_t ns)
+{
+	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull) };
 }
 
 #endif
