@@ -6,20 +6,8 @@
 
 #include "util.h"
 
-static int cmp_start(const struct free_ext *a, const struct free_ext *b)
-{
-	return a->start < b->start ? -1 : a->start > b->start;
-}
-
-static int cmp_len(const struct free_ext *a, const struct free_ext *b)
-{
-	if (a->len != b->len)
-		return a->len < b->len ? -1 : 1;
-	return cmp_start(a, b);
-}
-
-RB_GENERATE_STATIC_UNUSED(free_by_start, free_ext, by_start, cmp_start)
-RB_GENERATE_STATIC_UNUSED(free_by_len, free_ext, by_len, cmp_len)
+RB_GENERATE_STATIC_UNUSED(free_by_start, free_ext, by_start, free_ext_cmp_start)
+RB_GENERATE_STATIC_UNUSED(free_by_len, free_ext, by_len, free_ext_cmp_len)
 
 void alloc_init(struct allocator *a, uint64_t reserve, uint32_t align)
 {

@@ -24,6 +24,19 @@ struct free_ext {
 RB_HEAD(free_by_start, free_ext);
 RB_HEAD(free_by_len, free_ext);
 
+/* The two trees' orders; here so that a test can generate walkers for the same trees. */
+static inline int free_ext_cmp_start(const struct free_ext *a, const struct free_ext *b)
+{
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+static inline int free_ext_cmp_len(const struct free_ext *a, const struct free_ext *b)
+{
+	if (a->len != b->len)
+		return a->len < b->len ? -1 : 1;
+	return free_ext_cmp_start(a, b);
+}
+
 struct allocator {
 	pthread_mutex_t lock;
 	struct free_by_start by_start;

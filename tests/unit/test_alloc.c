@@ -15,24 +15,9 @@
 #include "alloc.h"
 #include "unit_common.h"
 
-/*
- * Walk the allocator's trees from here: alloc.c's generated functions are static, so generate our
- * own for the same structures (iteration does not depend on the comparators).
- */
-static int cmp_start(const struct free_ext *a, const struct free_ext *b)
-{
-	return a->start < b->start ? -1 : a->start > b->start;
-}
-
-static int cmp_len(const struct free_ext *a, const struct free_ext *b)
-{
-	if (a->len != b->len)
-		return a->len < b->len ? -1 : 1;
-	return cmp_start(a, b);
-}
-
-RB_GENERATE_STATIC_UNUSED(free_by_start, free_ext, by_start, cmp_start)
-RB_GENERATE_STATIC_UNUSED(free_by_len, free_ext, by_len, cmp_len)
+/* Walk the allocator's trees from here: alloc.c's generated functions are static, so generate our own. */
+RB_GENERATE_STATIC_UNUSED(free_by_start, free_ext, by_start, free_ext_cmp_start)
+RB_GENERATE_STATIC_UNUSED(free_by_len, free_ext, by_len, free_ext_cmp_len)
 
 struct ext {
 	uint64_t start, len;
@@ -60,7 +45,7 @@ static size_t extents(struct allocator *a, struct ext *out, size_t max)
 	prev = NULL;
 	RB_FOREACH(fe, free_by_len, &a->by_len) {
 		if (prev)
-			assert_true(cmp_len(prev, fe) < 0);
+			assert_true(free_ext_cmp_len(prev, fe) < 0);
 		nlen++;
 		prev = fe;
 	}
