@@ -24,19 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "fs.h"
 #include "super.h"
 
 #define N 1000000ull
 #define BATCH 20000
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void report(const char *metric, double value, const char *unit)
 {
@@ -147,12 +140,12 @@ static void bench_dram_tree(const char *dir)
 	for (uint64_t k = 0; k < N; k += 2)
 		pin_ref_locked(&fs->pins, base + 2 * k, 1);
 	pthread_mutex_unlock(&fs->pins.lock);
-	double t0 = now();
+	double t0 = bench_now();
 	pthread_mutex_lock(&fs->busy.lock);
 	for (uint64_t k = 0; k < N; k++)
 		busy_track_locked(&fs->busy, base + 2 * k, 1, 7, k, DAXFS_BUSY_PENDING);
 	pthread_mutex_unlock(&fs->busy.lock);
-	double t1 = now();
+	double t1 = bench_now();
 	struct trim_ctx tc = { fs, 0, 0, pin_now_ns() };
 	pthread_mutex_lock(&fs->pins.lock);
 	pthread_mutex_lock(&fs->busy.lock);
@@ -160,7 +153,7 @@ static void bench_dram_tree(const char *dir)
 		busy_visit_locked(&fs->busy, base + 2 * k, 1, trim_one, &tc);
 	pthread_mutex_unlock(&fs->busy.lock);
 	pthread_mutex_unlock(&fs->pins.lock);
-	double t2 = now();
+	double t2 = bench_now();
 	/* Clear: the still-pinned half queued too, then everything taken and removed as reclaim would. */
 	pthread_mutex_lock(&fs->busy.lock);
 	for (struct busy_ext *be = busy_first_locked(&fs->busy); be; be = busy_next_locked(&fs->busy, be))
@@ -169,7 +162,7 @@ static void bench_dram_tree(const char *dir)
 	size_t n;
 	while (fs->busy.queued_extents && (n = busy_take(&fs->busy, v, 4096, &stop)) > 0)
 		busy_done(&fs->busy, v, n);
-	double t3 = now();
+	double t3 = bench_now();
 	if (tc.pinned != N / 2 || fs->busy.nextents != 0) {
 		fprintf(stderr, "busybench: tree trim saw %llu pinned; %llu left\n", (unsigned long long)tc.pinned,
 			(unsigned long long)fs->busy.nextents);
@@ -200,9 +193,9 @@ static void bench_tree(const char *dir)
 		pin_ref_locked(&fs->pins, base + 2 * k, 1);
 	pthread_mutex_unlock(&fs->pins.lock);
 
-	double t0 = now();
+	double t0 = bench_now();
 	add_busy(fs);
-	double t1 = now();
+	double t1 = bench_now();
 	struct trim_ctx tc = { fs, 0, 0, pin_now_ns() };
 	pthread_mutex_lock(&fs->pins.lock);
 	pthread_mutex_lock(&fs->busy.lock);
@@ -210,7 +203,7 @@ static void bench_tree(const char *dir)
 		busy_visit_locked(&fs->busy, base + 2 * k, 1, trim_one, &tc);
 	pthread_mutex_unlock(&fs->busy.lock);
 	pthread_mutex_unlock(&fs->pins.lock);
-	double t2 = now();
+	double t2 = bench_now();
 	/* The clear: unpin the rest and let the reclaim worker (discard) free everything. */
 	if (fs_start(fs))
 		exit(1);
@@ -219,7 +212,7 @@ static void bench_tree(const char *dir)
 		pin_unref_locked(&fs->pins, base + 2 * k, 1);
 	pthread_mutex_unlock(&fs->pins.lock);
 	busy_drain(&fs->busy);
-	double t3 = now();
+	double t3 = bench_now();
 	if (tc.pinned != N / 2 || tc.queued != N / 2 || fs->busy.nextents != 0) {
 		fprintf(stderr, "busybench: trim saw %llu pinned, %llu queued; %llu left\n",
 			(unsigned long long)tc.pinned, (unsigned long long)tc.queued,
@@ -251,16 +244,16 @@ static void bench_mount(const char *dir)
 	waitpid(pid, &st, 0);
 	if (!WIFEXITED(st) || WEXITSTATUS(st))
 		exit(1);
-	double t0 = now();
+	double t0 = bench_now();
 	struct fs *fs = mount_it(path, true);
-	double t1 = now();
+	double t1 = bench_now();
 	if (fs->busy.nextents != N) {
 		fprintf(stderr, "busybench: mount found %llu busy extents\n", (unsigned long long)fs->busy.nextents);
 		exit(1);
 	}
 	fs_start(fs);
 	busy_drain(&fs->busy);
-	double t2 = now();
+	double t2 = bench_now();
 	report("mount_1M_busy_s", t1 - t0, "s");
 	report("mount_1M_busy_reclaimed_s", t2 - t0, "s");
 	fs_unmount(fs);

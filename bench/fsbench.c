@@ -46,6 +46,7 @@
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench.h"
 
 #define KIB 1024ull
 #define MIB (1024ull * KIB)
@@ -105,28 +106,13 @@ __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
 	exit(1);
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
+/* On a copy: v stays in run order for the all= list. */
 static double median(const double *v, int n)
 {
 	double s[MAX_RUNS];
 
 	memcpy(s, v, sizeof(*v) * (size_t)n);
-	qsort(s, (size_t)n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	return bench_median(s, n);
 }
 
 /* One result line; best is the max for throughputs and the min for times and latencies. */
@@ -171,7 +157,7 @@ static double seq_write_once(const void *buf)
 {
 	if (unlink(file_path) < 0 && errno != ENOENT)
 		die("unlink %s", file_path);
-	double t0 = now();
+	double t0 = bench_now();
 	int fd = open(file_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
 	if (fd < 0)
 		die("open %s", file_path);
@@ -188,14 +174,14 @@ static double seq_write_once(const void *buf)
 		die("fsync");
 	if (close(fd) < 0)
 		die("close");
-	return (double)opt.size / GIB / (now() - t0);
+	return (double)opt.size / GIB / (bench_now() - t0);
 }
 
 static double seq_read_once(void *buf)
 {
 	uint64_t total = 0;
 	ssize_t n;
-	double t0 = now();
+	double t0 = bench_now();
 	int fd = open(file_path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
@@ -205,7 +191,7 @@ static double seq_read_once(void *buf)
 	if (n < 0)
 		die("read");
 	close(fd);
-	double t = now() - t0;
+	double t = bench_now() - t0;
 	if (total != opt.size) {
 		errno = 0;
 		die("read %llu bytes, expected %llu", (unsigned long long)total, (unsigned long long)opt.size);
@@ -235,7 +221,7 @@ static struct lat summarize(double *ns, long n)
 
 	for (long i = 0; i < n; i++)
 		sum += ns[i];
-	qsort(ns, (size_t)n, sizeof(*ns), cmp_double);
+	qsort(ns, (size_t)n, sizeof(*ns), bench_cmp_double);
 	return (struct lat){ .mean = sum / (double)n / 1e3, .p50 = ns[n / 2] / 1e3, .p99 = ns[n * 99 / 100] / 1e3 };
 }
 
@@ -315,7 +301,7 @@ static struct meta meta_once(int seq)
 	if (dfd < 0)
 		die("open %s", dir);
 
-	t0 = now();
+	t0 = bench_now();
 	for (int i = 0; i < opt.nfiles; i++) {
 		snprintf(name, sizeof(name), "f%07d", i);
 		int fd = openat(dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
@@ -323,19 +309,19 @@ static struct meta meta_once(int seq)
 			die("create %s", name);
 		close(fd);
 	}
-	t1 = now();
+	t1 = bench_now();
 	for (int i = 0; i < opt.nfiles; i++) {
 		snprintf(name, sizeof(name), "f%07d", i);
 		if (fstatat(dfd, name, &st, 0) < 0)
 			die("stat %s", name);
 	}
-	t2 = now();
+	t2 = bench_now();
 	for (int i = 0; i < opt.nfiles; i++) {
 		snprintf(name, sizeof(name), "f%07d", i);
 		if (unlinkat(dfd, name, 0) < 0)
 			die("unlink %s", name);
 	}
-	t3 = now();
+	t3 = bench_now();
 	close(dfd);
 	if (rmdir(dir) < 0)
 		die("rmdir %s", dir);
@@ -466,7 +452,7 @@ static double copy_once(enum copy_kind k, char *shm, int fd, char *buf)
 		if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)opt.size) < 0)
 			die("ftruncate");
 	}
-	double t0 = now();
+	double t0 = bench_now();
 	for (uint64_t off = 0; off < opt.size; off += opt.bs) {
 		switch (k) {
 		case COPY_READ:
@@ -485,7 +471,7 @@ static double copy_once(enum copy_kind k, char *shm, int fd, char *buf)
 		pmem_drain();
 	/* Keep the compiler from dropping the read copies. */
 	__asm__ __volatile__("" : : "r"(buf) : "memory");
-	return (double)opt.size / GIB / (now() - t0);
+	return (double)opt.size / GIB / (bench_now() - t0);
 }
 
 static void run_memcpy(void)

@@ -25,35 +25,15 @@
 #include <unistd.h>
 
 #include "daxfs/libdaxfs.h"
+#include "bench.h"
 
 #define RUNS 5
 #define GiB (1ull << 30)
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void report(const char *metric, double value, const char *unit)
 {
 	printf("pinbench metric=%s value=%.4f unit=%s\n", metric, value, unit);
 	fflush(stdout);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
 }
 
 static void die(const char *what, int err)
@@ -102,12 +82,12 @@ static void bench_pinpair(const char *mnt)
 
 	for (int r = -1; r < RUNS; r++) {
 		struct daxfs_ioc_info info;
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (int i = 0; i < n; i++)
 			if (daxfs_info(fd, &info))
 				die("info", errno);
-		double t1 = now();
+		double t1 = bench_now();
 		for (int i = 0; i < n; i++) {
 			struct daxfs_ioc_pin a = { .size = sizeof(a), .offset = (uint64_t)(i % 4096) * 4096,
 						   .length = 4096 };
@@ -119,14 +99,14 @@ static void bench_pinpair(const char *mnt)
 			if (ioctl(fd, DAXFS_IOC_UNPIN, &u))
 				die("unpin", errno);
 		}
-		double t2 = now();
+		double t2 = bench_now();
 		if (r >= 0) {
 			rtt[r] = (t1 - t0) / n;
 			pair[r] = n / (t2 - t1);
 		}
 	}
 	close(fd);
-	double p = median(pair, RUNS), t = median(rtt, RUNS);
+	double p = bench_median(pair, RUNS), t = bench_median(rtt, RUNS);
 	report("pin_unpin_pairs_per_s", p, "pairs/s");
 	report("ioctl_rtt_us", t * 1e6, "us");
 	report("pin_unpin_vs_two_rtt", p * 2 * t, "ratio");
@@ -147,10 +127,10 @@ static void bench_truncate(const char *mnt)
 			if (ioctl(fd, DAXFS_IOC_PIN, &a))
 				die("pin", errno);
 		}
-		double t0 = now();
+		double t0 = bench_now();
 		if (ftruncate(fd, 0))
 			die("ftruncate", errno);
-		double t1 = now();
+		double t1 = bench_now();
 		struct daxfs_ioc_stats st;
 		daxfs_stats(fd, &st);
 		if (st.busy_extents != 10000) {
@@ -163,7 +143,7 @@ static void bench_truncate(const char *mnt)
 		if (r >= 0)
 			v[r] = t1 - t0;
 	}
-	report("truncate_1G_10k_pins_ms", median(v, RUNS) * 1e3, "ms");
+	report("truncate_1G_10k_pins_ms", bench_median(v, RUNS) * 1e3, "ms");
 }
 
 static void bench_reclaim(const char *mnt, const char *scratch)
@@ -180,12 +160,12 @@ static void bench_reclaim(const char *mnt, const char *scratch)
 		die(path, errno);
 	memset(p, 1, GiB);	/* fault the pages in first: the daemon's blocks are allocated too */
 	for (int r = -1; r < RUNS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 		pmem_memset_persist(p, 0, GiB);
 		if (!is_pmem)
 			pmem_msync(p, GiB);
 		if (r >= 0)
-			ref[r] = GiB / (now() - t0);
+			ref[r] = GiB / (bench_now() - t0);
 	}
 	pmem_unmap(p, maplen);
 	unlink(path);
@@ -208,7 +188,7 @@ static void bench_reclaim(const char *mnt, const char *scratch)
 		if (r >= 0)
 			daxfs[r] = GiB / lat;
 	}
-	double d = median(daxfs, RUNS), m = median(ref, RUNS);
+	double d = bench_median(daxfs, RUNS), m = bench_median(ref, RUNS);
 	report("reclaim_GiB_per_s", d / GiB, "GiB/s");
 	report("pmem_memset_persist_GiB_per_s", m / GiB, "GiB/s");
 	report("reclaim_vs_memset_persist", d / m, "ratio");
