@@ -69,21 +69,25 @@ static struct fs *mount_it(const char *path, bool discard)
 	return fs;
 }
 
+/* Where extent k of the million lives: every other block of the data area. */
+static uint64_t ext_block(const struct fs *fs, uint64_t k)
+{
+	return fs->sbi.sb.data_start + 64 + 2 * k;
+}
+
 /*
- * 1M one-block busy extents at every other block of the data area, each marked in use, recorded
- * in committed batches: what a truncate under a million pins leaves behind.
+ * 1M one-block busy extents, each marked in use, recorded in committed batches: what a truncate
+ * under a million pins leaves behind.
  */
 static void add_busy(struct fs *fs)
 {
-	uint64_t base = fs->sbi.sb.data_start + 64;
-
 	for (uint64_t i = 0; i < N; i += BATCH) {
 		struct tx tx;
 
 		tx_init(&tx, &fs->sbi.journal);
 		pthread_mutex_lock(&fs->busy.lock);
 		for (uint64_t k = i; k < i + BATCH && k < N; k++) {
-			uint64_t b = base + 2 * k;
+			uint64_t b = ext_block(fs, k);
 
 			if (alloc_take(&fs->sbi.alloc, b, 1) || busy_add_locked(&fs->busy, &tx, b, 1, 7)) {
 				fprintf(stderr, "busybench: cannot make block %llu busy\n", (unsigned long long)b);
@@ -97,6 +101,19 @@ static void add_busy(struct fs *fs)
 			exit(1);
 		}
 	}
+}
+
+/* Every other extent stays pinned during the trims: half are skipped, half queued. */
+static void pin_half(struct fs *fs, bool pin)
+{
+	pthread_mutex_lock(&fs->pins.lock);
+	for (uint64_t k = 0; k < N; k += 2) {
+		if (pin)
+			pin_ref_locked(&fs->pins, ext_block(fs, k), 1);
+		else
+			pin_unref_locked(&fs->pins, ext_block(fs, k), 1);
+	}
+	pthread_mutex_unlock(&fs->pins.lock);
 }
 
 struct trim_ctx {
@@ -121,6 +138,20 @@ static void trim_one(void *arg, struct busy_ext *be)
 	}
 }
 
+/* One trim per extent, as a million one-block truncates would do. */
+static struct trim_ctx trim_all(struct fs *fs)
+{
+	struct trim_ctx tc = { fs, 0, 0, pin_now_ns() };
+
+	pthread_mutex_lock(&fs->pins.lock);
+	pthread_mutex_lock(&fs->busy.lock);
+	for (uint64_t k = 0; k < N; k++)
+		busy_visit_locked(&fs->busy, ext_block(fs, k), 1, trim_one, &tc);
+	pthread_mutex_unlock(&fs->busy.lock);
+	pthread_mutex_unlock(&fs->pins.lock);
+	return tc;
+}
+
 /*
  * The tree alone, as XFS's busy-extent tree is (DRAM, no records): 1M inserts, 1M trims (overlap
  * query plus "still pinned?" against a pin table holding every other extent), 1M removals.
@@ -132,27 +163,17 @@ static void bench_dram_tree(const char *dir)
 	snprintf(path, sizeof(path), "%s/busybench-dram.img", dir);
 	make_image(path, 16ull << 30);
 	struct fs *fs = mount_it(path, false);
-	uint64_t base = fs->sbi.sb.data_start + 64;
 	bool stop = false;
 	struct busy_ext **v = malloc(4096 * sizeof(*v));
 
-	pthread_mutex_lock(&fs->pins.lock);
-	for (uint64_t k = 0; k < N; k += 2)
-		pin_ref_locked(&fs->pins, base + 2 * k, 1);
-	pthread_mutex_unlock(&fs->pins.lock);
+	pin_half(fs, true);
 	double t0 = bench_now();
 	pthread_mutex_lock(&fs->busy.lock);
 	for (uint64_t k = 0; k < N; k++)
-		busy_track_locked(&fs->busy, base + 2 * k, 1, 7, k, DAXFS_BUSY_PENDING);
+		busy_track_locked(&fs->busy, ext_block(fs, k), 1, 7, k, DAXFS_BUSY_PENDING);
 	pthread_mutex_unlock(&fs->busy.lock);
 	double t1 = bench_now();
-	struct trim_ctx tc = { fs, 0, 0, pin_now_ns() };
-	pthread_mutex_lock(&fs->pins.lock);
-	pthread_mutex_lock(&fs->busy.lock);
-	for (uint64_t k = 0; k < N; k++)
-		busy_visit_locked(&fs->busy, base + 2 * k, 1, trim_one, &tc);
-	pthread_mutex_unlock(&fs->busy.lock);
-	pthread_mutex_unlock(&fs->pins.lock);
+	struct trim_ctx tc = trim_all(fs);
 	double t2 = bench_now();
 	/* Clear: the still-pinned half queued too, then everything taken and removed as reclaim would. */
 	pthread_mutex_lock(&fs->busy.lock);
@@ -186,31 +207,16 @@ static void bench_tree(const char *dir)
 	make_image(path, 16ull << 30);	/* sparse: only metadata is touched */
 	struct fs *fs = mount_it(path, true);
 
-	/* Every other extent stays pinned during the trim: half are skipped, half queued. */
-	uint64_t base = fs->sbi.sb.data_start + 64;
-	pthread_mutex_lock(&fs->pins.lock);
-	for (uint64_t k = 0; k < N; k += 2)
-		pin_ref_locked(&fs->pins, base + 2 * k, 1);
-	pthread_mutex_unlock(&fs->pins.lock);
-
+	pin_half(fs, true);
 	double t0 = bench_now();
 	add_busy(fs);
 	double t1 = bench_now();
-	struct trim_ctx tc = { fs, 0, 0, pin_now_ns() };
-	pthread_mutex_lock(&fs->pins.lock);
-	pthread_mutex_lock(&fs->busy.lock);
-	for (uint64_t k = 0; k < N; k++)
-		busy_visit_locked(&fs->busy, base + 2 * k, 1, trim_one, &tc);
-	pthread_mutex_unlock(&fs->busy.lock);
-	pthread_mutex_unlock(&fs->pins.lock);
+	struct trim_ctx tc = trim_all(fs);
 	double t2 = bench_now();
 	/* The clear: unpin the rest and let the reclaim worker (discard) free everything. */
 	if (fs_start(fs))
 		exit(1);
-	pthread_mutex_lock(&fs->pins.lock);
-	for (uint64_t k = 0; k < N; k += 2)
-		pin_unref_locked(&fs->pins, base + 2 * k, 1);
-	pthread_mutex_unlock(&fs->pins.lock);
+	pin_half(fs, false);
 	busy_drain(&fs->busy);
 	double t3 = bench_now();
 	if (tc.pinned != N / 2 || tc.queued != N / 2 || fs->busy.nextents != 0) {
