@@ -27,6 +27,7 @@
 #include "bench.h"
 #include "fs.h"
 #include "super.h"
+#include "util.h"
 
 #define N 1000000ull
 #define BATCH 20000
@@ -141,7 +142,7 @@ static void trim_one(void *arg, struct busy_ext *be)
 /* One trim per extent, as a million one-block truncates would do. */
 static struct trim_ctx trim_all(struct fs *fs)
 {
-	struct trim_ctx tc = { fs, 0, 0, pin_now_ns() };
+	struct trim_ctx tc = { fs, 0, 0, util_now_ns() };
 
 	pthread_mutex_lock(&fs->pins.lock);
 	pthread_mutex_lock(&fs->busy.lock);

@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include "daxfs/ioctl.h"
-#include "mmap_pin.h"
 #include "util.h"
 
 static int cmp_start(const struct busy_ext *a, const struct busy_ext *b)
@@ -39,7 +38,7 @@ struct busy_ext *busy_track_locked(struct busy_tree *bt, uint64_t start, uint64_
 	be->ino = ino;
 	be->slot = slot;
 	be->state = state;
-	be->created_ns = pin_now_ns();
+	be->created_ns = util_now_ns();
 	RB_INSERT(busy_by_start, &bt->tree, be);
 	bt->nextents++;
 	bt->nblocks += len;

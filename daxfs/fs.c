@@ -238,9 +238,9 @@ int fs_alloc(struct fs *fs, const struct alloc_req *req, uint64_t *start, uint64
 	 * Full, but reclaim may be about to give space back: wait for it, within bounds.  Space that
 	 * live pins hold is not coming back, so with nothing queued the answer is ENOSPC at once.
 	 */
-	uint64_t deadline = pin_now_ns() + fs->cfg.enospc_wait_ms * 1000000ull;
+	uint64_t deadline = util_now_ns() + fs->cfg.enospc_wait_ms * 1000000ull;
 	bool counted = false;
-	while (ret == -ENOSPC && pin_now_ns() < deadline && busy_wait_reclaim(&fs->busy, deadline)) {
+	while (ret == -ENOSPC && util_now_ns() < deadline && busy_wait_reclaim(&fs->busy, deadline)) {
 		if (!counted) {
 			STAT_ADD(fs, enospc_waits, 1);
 			counted = true;

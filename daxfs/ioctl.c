@@ -65,7 +65,7 @@ static int do_stats(struct fs *fs, struct daxfs_ioc_stats *st)
 	st->blocks = fs->sbi.data_blocks;
 	st->free_blocks = alloc_free_blocks(&fs->sbi.alloc);
 	pthread_mutex_lock(&fs->pins.lock);
-	pin_revoke_expired_locked(&fs->pins, pin_now_ns());
+	pin_revoke_expired_locked(&fs->pins, util_now_ns());
 	st->pins_active = fs->pins.npins;
 	st->pins_created = fs->pins.created;
 	st->pins_released = fs->pins.released;
@@ -114,7 +114,7 @@ static void do_info(struct fs *fs, struct daxfs_ioc_info *in)
 static int do_list_pins(struct fs *fs, struct daxfs_ioc_list_pins *l)
 {
 	unsigned sh = fs->sbi.bshift;
-	uint64_t now = pin_now_ns();
+	uint64_t now = util_now_ns();
 	uint32_t start = l->start, i = 0;
 	struct pin *p;
 
@@ -142,7 +142,7 @@ static int do_list_pins(struct fs *fs, struct daxfs_ioc_list_pins *l)
 static int do_list_busy(struct fs *fs, struct daxfs_ioc_list_busy *l)
 {
 	unsigned sh = fs->sbi.bshift;
-	uint64_t now = pin_now_ns();
+	uint64_t now = util_now_ns();
 	uint32_t start = l->start, i = 0;
 	struct busy_ext *be;
 

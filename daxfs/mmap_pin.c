@@ -22,14 +22,6 @@ static int cmp_seg(const struct pin_seg *a, const struct pin_seg *b)
 RB_GENERATE_STATIC_UNUSED(pin_ids, pin, by_id, cmp_id)
 RB_GENERATE_STATIC_UNUSED(pin_segs, pin_seg, node, cmp_seg)
 
-uint64_t pin_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void pin_table_init(struct pin_table *tab, uint32_t max_total, uint32_t max_per_owner, pin_unpinned_fn unpinned,
 		    void *ctx)
 {
@@ -317,7 +309,7 @@ int pin_add_locked(struct pin_table *tab, struct pin_owner *o, uint64_t ino, uin
 	p->flags = flags;
 	p->state = DAXFS_PIN_ACTIVE;
 	p->pid = pid;
-	p->created_ns = pin_now_ns();
+	p->created_ns = util_now_ns();
 	/* Blocks whose lease is being broken: the new pin is under the same deadline from birth. */
 	if (!LIST_EMPTY(&tab->breaks) && (p->deadline_ns = break_deadline(tab, p)) != 0) {
 		p->state = DAXFS_PIN_REVOKING;
@@ -337,7 +329,7 @@ int pin_lookup_locked(struct pin_table *tab, const struct pin_owner *o, uint64_t
 	struct pin key = { .id = id };
 	struct pin *p;
 
-	pin_revoke_expired_locked(tab, pin_now_ns());
+	pin_revoke_expired_locked(tab, util_now_ns());
 	p = RB_FIND(pin_ids, &tab->ids, &key);
 
 	if (!p)

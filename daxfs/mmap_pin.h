@@ -98,8 +98,6 @@ void pin_table_init(struct pin_table *tab, uint32_t max_total, uint32_t max_per_
 void pin_table_destroy(struct pin_table *tab);
 void pin_owner_init(struct pin_owner *o);
 
-uint64_t pin_now_ns(void);
-
 /* Register a pin over `ext` (copied).  -EMFILE / -ENFILE at the per-owner / total limit. */
 int pin_add_locked(struct pin_table *tab, struct pin_owner *o, uint64_t ino, uint64_t lblk, uint64_t nblocks,
 		   uint32_t flags, pid_t pid, const struct pin_ext *ext, uint32_t next, struct pin **out);

@@ -73,7 +73,7 @@ static void maybe_queue(void *arg, struct busy_ext *be)
 static void on_unpinned(void *ctx, uint64_t start, uint64_t len)
 {
 	struct fs *fs = ctx;
-	struct unpin_ctx uc = { fs, pin_now_ns(), false };
+	struct unpin_ctx uc = { fs, util_now_ns(), false };
 
 	pthread_mutex_lock(&fs->busy.lock);
 	busy_visit_locked(&fs->busy, start, len, maybe_queue, &uc);
@@ -84,7 +84,7 @@ static void on_unpinned(void *ctx, uint64_t start, uint64_t len)
 static void on_busy_committed(void *ctx, uint64_t start, uint64_t len)
 {
 	struct fs *fs = ctx;
-	struct unpin_ctx uc = { fs, pin_now_ns(), true };
+	struct unpin_ctx uc = { fs, util_now_ns(), true };
 
 	pthread_mutex_lock(&fs->pins.lock);
 	pthread_mutex_lock(&fs->busy.lock);
@@ -218,7 +218,7 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 			ret = -EBUSY;
 			break;
 		}
-		uint64_t now = pin_now_ns();
+		uint64_t now = util_now_ns();
 		if (!started) {
 			started = now;
 			STAT_ADD(fs, frees_waited, 1);
@@ -236,7 +236,7 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 		/* Wait with the inode unlocked: the holder may need it to finish and unpin. */
 		pthread_rwlock_unlock(&ip->lock);
 		while (any_pinned(fs, r, nr)) {
-			now = pin_now_ns();
+			now = util_now_ns();
 			if (revoke_deadline && now >= revoke_deadline) {
 				pin_revoke_expired_locked(&fs->pins, now);
 				continue;
@@ -254,7 +254,7 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 			else
 				pthread_cond_timedwait(&fs->pins.changed, &fs->pins.lock, &ts);
 		}
-		bool timed_out = any_pinned(fs, r, nr) && pin_now_ns() >= wait_deadline;
+		bool timed_out = any_pinned(fs, r, nr) && util_now_ns() >= wait_deadline;
 		if (lb.deadline_ns)
 			pin_break_end_locked(&fs->pins, &lb);
 		pthread_mutex_unlock(&fs->pins.lock);
@@ -268,7 +268,7 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 		/* The file may have changed while unlocked: look again. */
 	}
 	if (started)
-		STAT_ADD(fs, free_wait_ns, pin_now_ns() - started);
+		STAT_ADD(fs, free_wait_ns, util_now_ns() - started);
 	return ret;
 }
 
@@ -360,7 +360,7 @@ int policy_pin_status(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_p
 	pthread_mutex_lock(&fs->pins.lock);
 	ret = pin_lookup_locked(&fs->pins, owner, st->pin_id, &p);
 	if (ret == 0) {
-		uint64_t now = pin_now_ns();
+		uint64_t now = util_now_ns();
 
 		st->state = p->state;
 		st->offset = p->lblk << sh;

@@ -76,7 +76,7 @@ static void *worker(void *arg)
 			busy_abandon(&fs->busy, v, n);
 			continue;
 		}
-		uint64_t now = pin_now_ns();
+		uint64_t now = util_now_ns();
 		pthread_mutex_lock(&fs->busy.lock);
 		for (size_t i = 0; i < n; i++) {
 			uint64_t lat = now - v[i]->unpinned_ns;

@@ -36,7 +36,16 @@ static inline void cond_init_monotonic(pthread_cond_t *cond)
 	pthread_condattr_destroy(&ca);
 }
 
-/* A CLOCK_MONOTONIC time in ns (pin_now_ns) as the deadline pthread_cond_timedwait takes. */
+/* Now on CLOCK_MONOTONIC, in ns: the clock of every deadline, age and latency in the daemon. */
+static inline uint64_t util_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A CLOCK_MONOTONIC time in ns (util_now_ns) as the deadline pthread_cond_timedwait takes. */
 static inline struct timespec ns_to_timespec(uint64_t ns)
 {
 	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull) };
