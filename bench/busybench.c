@@ -97,7 +97,7 @@ static void add_busy(struct fs *fs)
 			sbi_use(&fs->sbi, &tx, b, 1);
 		}
 		pthread_mutex_unlock(&fs->busy.lock);
-		if (fs_commit(fs, &tx)) {
+		if (sbi_commit(&fs->sbi, &tx)) {
 			fprintf(stderr, "busybench: commit failed\n");
 			exit(1);
 		}

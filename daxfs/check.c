@@ -197,7 +197,7 @@ static void pass_inodes(struct ck *c)
 
 	for (uint64_t ino = 1; ino <= ninodes; ino++) {
 		progress(c, "inodes", ino, ninodes);
-		if (!jbitmap_test(&c->s->ibm, ino - 1))
+		if (!journal_bitmap_test(&c->s->ibm, ino - 1))
 			continue;
 		struct inode *ip;
 		int ret = inode_read(fs, ino, &ip);
@@ -491,13 +491,13 @@ static int fix_bits(struct ck *c, struct fixlist *fl, bool set)
 			for (uint64_t b = fl->v[i][0]; b < fl->v[i][0] + fl->v[i][1]; b++)
 				alloc_take(&c->s->alloc, b, 1);
 		if (tx_bytes(&tx) > tx_budget(&c->s->journal) / 2) {
-			if (fs_commit(c->fs, &tx))
+			if (sbi_commit(&c->fs->sbi, &tx))
 				return -EIO;
 			tx_init(&tx, &c->s->journal);
 		}
 	}
 	c->r->fixed += fl->n;
-	return fs_commit(c->fs, &tx);
+	return sbi_commit(&c->fs->sbi, &tx);
 }
 
 struct find_name {
@@ -543,7 +543,7 @@ static int fix_entries(struct ck *c)
 			else
 				ret = dir_remove(fs, &tx, dir, f.name, strlen(f.name));
 			inode_log(fs, &tx, dir);
-			ret = ret ? ret : fs_commit(fs, &tx);
+			ret = ret ? ret : sbi_commit(&fs->sbi, &tx);
 			if (ret)
 				tx_free(&tx);
 			c->r->fixed++;
@@ -574,12 +574,12 @@ static int fix_bad(struct ck *c)
 		note(c, "inode %llu cleared", (unsigned long long)ino);
 		c->r->fixed++;
 		if (tx_bytes(&tx) > tx_budget(&s->journal) / 2) {
-			if (fs_commit(c->fs, &tx))
+			if (sbi_commit(&c->fs->sbi, &tx))
 				return -EIO;
 			tx_init(&tx, &s->journal);
 		}
 	}
-	return fs_commit(c->fs, &tx);
+	return sbi_commit(&c->fs->sbi, &tx);
 }
 
 static int fix_inode_fields(struct ck *c)
@@ -607,7 +607,7 @@ static int fix_inode_fields(struct ck *c)
 			}
 			tx_init(&tx, &c->s->journal);
 			inode_log(fs, &tx, ip);
-			ret = fs_commit(fs, &tx);
+			ret = sbi_commit(&fs->sbi, &tx);
 			pthread_rwlock_unlock(&ip->lock);
 			inode_put(fs, ip);
 			if (ret)
@@ -706,7 +706,7 @@ static int fix_disconnected(struct ck *c)
 			emap_log(fs, &tx, dir);
 			inode_log(fs, &tx, dir);
 			inode_log(fs, &tx, ip);
-			ret = fs_commit(fs, &tx);
+			ret = sbi_commit(&fs->sbi, &tx);
 		} else {
 			tx_free(&tx);
 		}
@@ -904,7 +904,7 @@ out:
 	free_maps(&c);
 	/* Leave the image marked dirty when problems remain, so the next mount or check looks again. */
 	if (r->exit_code >= FSCK_UNFIXED)
-		c.fs->cfg.readonly = true;
+		c.fs->sbi.readonly = true;	/* the unmount then leaves it dirty */
 	fs_unmount(c.fs);
 	return r->exit_code;
 }

@@ -178,7 +178,7 @@ static int grow_blocks(struct dir_index *d, uint32_t n)
 
 static int dir_corrupt(struct fs *fs, const struct inode *dir, uint32_t blk, uint32_t off, const char *what)
 {
-	fs_corrupt(fs, "directory %llu block %u offset %u: %s", (unsigned long long)dir->ino, blk, off, what);
+	sbi_corrupt(&fs->sbi, "directory %llu block %u offset %u: %s", (unsigned long long)dir->ino, blk, off, what);
 	return -EIO;
 }
 

@@ -70,7 +70,7 @@ void emap_destroy(struct emap *map)
 
 static int corrupt(struct fs *fs, const struct inode *ip, const char *what, uint64_t blk)
 {
-	fs_corrupt(fs, "inode %llu: %s (block %llu)", (unsigned long long)ip->ino, what, (unsigned long long)blk);
+	sbi_corrupt(&fs->sbi, "inode %llu: %s (block %llu)", (unsigned long long)ip->ino, what, (unsigned long long)blk);
 	return -EIO;
 }
 

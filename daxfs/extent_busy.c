@@ -70,7 +70,7 @@ static int load_one(void *arg, uint64_t id, const uint64_t v[3])
 	 * says are free, is corruption, and acting on it would free something twice.
 	 */
 	if (v[1] == 0 || !sbi_data_block(lc->s, v[0], v[1]) || overlaps(lc->bt, v[0], v[1]) ||
-	    !jbitmap_all_set(&lc->s->bbm, v[0], v[1]))
+	    !journal_bitmap_all_set(&lc->s->bbm, v[0], v[1]))
 		return -EUCLEAN;
 	struct busy_ext *be = busy_track_locked(lc->bt, v[0], v[1], v[2], id, DAXFS_BUSY_PINNED);
 	if (!be)

@@ -65,7 +65,7 @@ static int unmap_blocks(struct fs *fs, struct inode *ip, struct tx *tx, uint64_t
 		inode_log(fs, tx, ip);
 		if (ret != -EAGAIN)
 			break;
-		if ((ret = fs_commit(fs, tx)))
+		if ((ret = sbi_commit(&fs->sbi, tx)))
 			return ret;
 		tx_init(tx, &fs->sbi.journal);
 	}
@@ -73,7 +73,7 @@ static int unmap_blocks(struct fs *fs, struct inode *ip, struct tx *tx, uint64_t
 		tx_free(tx);
 		return ret;
 	}
-	return fs_commit(fs, tx);
+	return sbi_commit(&fs->sbi, tx);
 }
 
 /*
@@ -140,7 +140,7 @@ int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx,
 	ip->d.size = size;
 	if (!shrink) {
 		inode_log(fs, tx, ip);
-		return fs_commit(fs, tx);
+		return sbi_commit(&fs->sbi, tx);
 	}
 	uint64_t first = DIV_ROUND_UP(size, bs);
 	return unmap_blocks(fs, ip, tx, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
@@ -215,7 +215,7 @@ int file_fill_holes(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t las
 	/* Nothing to fill is fine anywhere; filling needs a writable file system. */
 	if (holes_in(ip, lblk, last) == 0)
 		return 0;
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	while (lblk <= last) {
 		bool allocated = false;
@@ -229,7 +229,7 @@ int file_fill_holes(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t las
 			media_drain(fs_media(fs));
 			emap_log(fs, &tx, ip);
 			inode_log(fs, &tx, ip);
-			int cret = fs_commit(fs, &tx);
+			int cret = sbi_commit(&fs->sbi, &tx);
 			ret = ret ? ret : cret;
 		} else {
 			tx_free(&tx);
@@ -312,7 +312,7 @@ int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_
 	int niov, ret;
 
 	pthread_rwlock_rdlock(&ip->lock);
-	if (!fs->cfg.readonly && atime_due(ip)) {
+	if (!fs->sbi.readonly && atime_due(ip)) {
 		/*
 		 * Rare under relatime: update atime before the reply, or a stat right after the read
 		 * could still see the old one.  The read then runs under the write lock.
@@ -378,7 +378,7 @@ ssize_t fs_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iov
 
 	for (int i = 0; i < niov; i++)
 		total += iov[i].iov_len;
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	if (total == 0)
 		return 0;
@@ -421,7 +421,7 @@ ssize_t fs_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iov
 		ip->d.size = MAX(ip->d.size, end);
 		emap_log(fs, &tx, ip);
 		inode_log(fs, &tx, ip);
-		ret = fs_commit(fs, &tx);
+		ret = sbi_commit(&fs->sbi, &tx);
 	} else {
 		tx_free(&tx);
 	}
@@ -456,7 +456,7 @@ static int punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len)
 	}
 	if (first >= last) {
 		inode_log(fs, &tx, ip);
-		return fs_commit(fs, &tx);
+		return sbi_commit(&fs->sbi, &tx);
 	}
 	return unmap_blocks(fs, ip, &tx, first, last - first);
 }
@@ -500,7 +500,7 @@ static int preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, 
 			inode_touch(ip, T_CTIME);
 		emap_log(fs, &tx, ip);
 		inode_log(fs, &tx, ip);
-		int cret = fs_commit(fs, &tx);
+		int cret = sbi_commit(&fs->sbi, &tx);
 		ret = ret ? ret : cret;
 		lblk = stop;
 	}
@@ -521,7 +521,7 @@ int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64
 		return -EINVAL;
 	if (off >= DAXFS_MAX_FILE_SIZE || len > DAXFS_MAX_FILE_SIZE - off)
 		return -EFBIG;
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	pthread_rwlock_wrlock(&ip->lock);
 	if (!S_ISREG(ip->d.mode))

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Mount and unmount: from a validated image to a live file system, orphans recovered. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,45 +9,6 @@
 
 #include "fs.h"
 #include "util.h"
-
-int fs_writable(struct fs *fs)
-{
-	if (fs->cfg.readonly)
-		return -EROFS;
-	if (fs->aborted)
-		return -EIO;
-	return 0;
-}
-
-void fs_corrupt(struct fs *fs, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	__atomic_add_fetch(&fs->corruptions, 1, __ATOMIC_RELAXED);
-	if (fs->cfg.report)
-		fs->cfg.report(fs->cfg.report_arg, msg);
-	else
-		fprintf(stderr, "daxfs: %s: %s; run fsck.daxfs\n", fs->sbi.media.path, msg);
-}
-
-int fs_commit(struct fs *fs, struct tx *tx)
-{
-	int ret = tx_commit(tx);
-
-	if (ret) {
-		/* The DRAM state now differs from the media: stop changing either, like errors=remount-ro. */
-		if (!fs->aborted)
-			fprintf(stderr, "daxfs: transaction commit failed (%s); the file system is now read-only\n",
-				strerror(-ret));
-		fs->aborted = true;
-		return -EIO;
-	}
-	return 0;
-}
 
 struct orphan_list {
 	uint64_t (*v)[2];	/* slot id, inode */
@@ -81,7 +41,7 @@ int fs_drop_orphan_slot(struct fs *fs, uint64_t id)
 
 	tx_init(&tx, &fs->sbi.journal);
 	slots_remove(&fs->orphans, &tx, id);
-	return fs_commit(fs, &tx);
+	return sbi_commit(&fs->sbi, &tx);
 }
 
 /* Inodes that lost their last link while open (or just before a crash): free them now. */
@@ -146,6 +106,9 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 		free(fs);
 		return ret;
 	}
+	fs->sbi.readonly = cfg->readonly;
+	fs->sbi.report = cfg->report;
+	fs->sbi.report_arg = cfg->report_arg;
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->icache_lock, NULL);
 	pthread_mutex_init(&fs->ino_lock, NULL);
@@ -223,7 +186,7 @@ fail:
 
 int fs_start(struct fs *fs)
 {
-	if (fs->cfg.readonly || fs->cfg.norecovery)
+	if (fs->sbi.readonly || fs->cfg.norecovery)
 		return 0;
 	return reclaim_start(&fs->reclaim, fs, fs->cfg.reclaim_discard);
 }
@@ -255,7 +218,7 @@ void fs_unmount(struct fs *fs)
 	/* Pins die with the mount; what they held becomes reclaimable and is reclaimed before we close. */
 	pin_release_all(&fs->pins);
 	reclaim_stop(&fs->reclaim);
-	if (!fs->cfg.readonly && !fs->aborted)
+	if (!fs->sbi.readonly && !fs->sbi.aborted)
 		icache_sync_all(fs);
 	for (size_t b = 0; b < fs->nbuckets; b++) {
 		for (struct inode *ip = fs->buckets[b], *next; ip; ip = next) {
@@ -264,7 +227,7 @@ void fs_unmount(struct fs *fs)
 		}
 	}
 	/* Clean only if nothing went wrong: a failed commit leaves the image for replay and fsck. */
-	if (!fs->cfg.readonly && !fs->aborted)
+	if (!fs->sbi.readonly && !fs->sbi.aborted)
 		sbi_set_state(&fs->sbi, DAXFS_STATE_CLEAN);
 	slots_destroy(&fs->orphans);
 	busy_destroy(&fs->busy);
@@ -296,7 +259,7 @@ int fs_statfs(struct fs *fs, struct statvfs *st)
 	st->f_favail = st->f_ffree;
 	memcpy(&st->f_fsid, s->sb.uuid, sizeof(st->f_fsid));
 	st->f_namemax = DAXFS_NAME_MAX;
-	if (fs->cfg.readonly)
+	if (fs->sbi.readonly)
 		st->f_flag |= ST_RDONLY;
 	return 0;
 }

@@ -137,9 +137,7 @@ struct fs {
 		uint64_t dma_bytes;
 		uint64_t enospc_waits;
 	} stats;			/* updated with atomic adds */
-	bool aborted;			/* a commit failed: refuse further changes */
 	uint64_t orphans_recovered;	/* at mount */
-	uint64_t corruptions;		/* reports of corrupt metadata */
 };
 
 /* Convenience */
@@ -163,11 +161,6 @@ void fs_unmount(struct fs *fs);
 int fs_alloc(struct fs *fs, const struct alloc_req *req, uint64_t *start, uint64_t *len);
 #define STAT_ADD(fs, field, n) __atomic_add_fetch(&(fs)->stats.field, (n), __ATOMIC_RELAXED)
 int fs_statfs(struct fs *fs, struct statvfs *st);
-/* Commit, aborting the file system when that fails (out of memory): changes then return EIO. */
-int fs_commit(struct fs *fs, struct tx *tx);
-int fs_writable(struct fs *fs);
-/* Report corrupt metadata found while reading it (the operation then fails with EIO). */
-void fs_corrupt(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Free the inodes on the orphan list (mount does this unless norecovery). */
 int fs_recover_orphans(struct fs *fs, char *err, size_t errlen);
 /* Clear one orphan-list slot in a transaction of its own (a record that names nothing to free). */

@@ -147,15 +147,15 @@ static int inode_load(struct fs *fs, uint64_t ino, struct inode **out)
 	struct inode *ip;
 	int ret;
 
-	if (!jbitmap_test(&s->ibm, ino - 1))
+	if (!journal_bitmap_test(&s->ibm, ino - 1))
 		return -ESTALE;
 	if (di->crc != daxfs_inode_csum(s->seed, ino, di) || !valid_type(di->mode)) {
-		fs_corrupt(fs, "inode %llu: bad checksum or file type", (unsigned long long)ino);
+		sbi_corrupt(&fs->sbi, "inode %llu: bad checksum or file type", (unsigned long long)ino);
 		return -EIO;
 	}
 	/* A checksum only says the record is what was written; also refuse what no writer produces. */
 	if ((di->flags & DAXFS_IF_INLINE_SYMLINK) && (!S_ISLNK(di->mode) || di->size >= DAXFS_INLINE_SYMLINK)) {
-		fs_corrupt(fs, "inode %llu: inline symlink of %llu bytes", (unsigned long long)ino,
+		sbi_corrupt(&fs->sbi, "inode %llu: inline symlink of %llu bytes", (unsigned long long)ino,
 			   (unsigned long long)di->size);
 		return -EIO;
 	}
@@ -342,12 +342,12 @@ int inode_sync(struct fs *fs, struct inode *ip)
 	int ret = 0;
 
 	pthread_rwlock_wrlock(&ip->lock);
-	if (ip->times_dirty && !ip->deleted && !fs->cfg.readonly && !fs->aborted) {
+	if (ip->times_dirty && !ip->deleted && !fs->sbi.readonly && !fs->sbi.aborted) {
 		struct tx tx;
 
 		tx_init(&tx, &fs->sbi.journal);
 		inode_log(fs, &tx, ip);
-		ret = fs_commit(fs, &tx);
+		ret = sbi_commit(&fs->sbi, &tx);
 	}
 	pthread_rwlock_unlock(&ip->lock);
 	return ret;
@@ -458,7 +458,7 @@ int inode_free_media(struct fs *fs, struct inode *ip)
 	tx_log(&tx, sbi_block_off(s, s->sb.itable_start) + (ip->ino - 1) * DAXFS_INODE_SIZE, &zero, sizeof(zero));
 	if (ip->orphan)
 		slots_remove(&fs->orphans, &tx, ip->orphan_slot);
-	ret = fs_commit(fs, &tx);
+	ret = sbi_commit(&fs->sbi, &tx);
 	if (ret == 0) {
 		ip->orphan = false;
 		ip->deleted = true;

@@ -218,6 +218,19 @@ void tx_log_data(struct tx *tx, uint64_t off, const void *src, size_t len)
 	tx->data = true;
 }
 
+bool journal_bitmap_test(const struct jbitmap *bm, uint64_t bit)
+{
+	return bit < bm->nbits && (bm->shadow[bit / 64] >> (bit % 64)) & 1;
+}
+
+bool journal_bitmap_all_set(const struct jbitmap *bm, uint64_t first, uint64_t n)
+{
+	for (uint64_t b = first; b < first + n; b++)
+		if (!journal_bitmap_test(bm, b))
+			return false;
+	return true;
+}
+
 void tx_bits(struct tx *tx, struct jbitmap *bm, uint64_t first, uint64_t n, bool set)
 {
 	if (tx->err || n == 0)

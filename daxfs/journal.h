@@ -107,6 +107,9 @@ void tx_log(struct tx *tx, uint64_t off, const void *src, size_t len);
 void tx_log_data(struct tx *tx, uint64_t off, const void *src, size_t len);
 /* Set or clear bits [first, first + n) of bm at commit. */
 void tx_bits(struct tx *tx, struct jbitmap *bm, uint64_t first, uint64_t n, bool set);
+/* Is bit set (all of [first, first + n) set) in the committed bitmap? */
+bool journal_bitmap_test(const struct jbitmap *bm, uint64_t bit);
+bool journal_bitmap_all_set(const struct jbitmap *bm, uint64_t first, uint64_t n);
 /*
  * Hand [start, start + len) to the journal's release callback once this transaction has committed:
  * blocks freed by a transaction must not be reused before the free is durable.

@@ -118,7 +118,7 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set,
 	struct tx tx;
 	int ret;
 
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	if ((ret = inode_get(fs, ino, &ip)))
 		return ret;
@@ -169,7 +169,7 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set,
 		ret = file_truncate(fs, ip, (uint64_t)attr->st_size, &tx, false);
 	} else {
 		inode_log(fs, &tx, ip);
-		ret = fs_commit(fs, &tx);
+		ret = sbi_commit(&fs->sbi, &tx);
 	}
 out:
 	if (ret == 0 && out)
@@ -229,7 +229,7 @@ static int create(struct fs *fs, const struct cred *cr, uint64_t parent, const c
 		if (tlen >= 4096 || tlen > fs_bs(fs))
 			return -ENAMETOOLONG;
 	}
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	pthread_mutex_lock(&fs->ns_lock);
 	if ((ret = get_dir(fs, parent, &dir)))
@@ -257,7 +257,7 @@ static int create(struct fs *fs, const struct cred *cr, uint64_t parent, const c
 	emap_log(fs, &tx, dir);
 	inode_log(fs, &tx, dir);
 	inode_log(fs, &tx, ip);
-	if ((ret = fs_commit(fs, &tx)) == 0) {
+	if ((ret = sbi_commit(&fs->sbi, &tx)) == 0) {
 		fill_entry(fs, ip, e);
 		inode_lookup_ref(fs, ip);
 	}
@@ -267,7 +267,7 @@ static int create(struct fs *fs, const struct cred *cr, uint64_t parent, const c
 
 abort_inode:
 	if (ret == -ENOMEM)
-		fs->aborted = true;	/* DRAM may have diverged from what will be committed */
+		fs->sbi.aborted = true;	/* DRAM may have diverged from what will be committed */
 	inode_create_abort(fs, ip);
 abort_tx:
 	tx_free(&tx);
@@ -317,7 +317,7 @@ int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname
 		return ret;
 	if (is_dot(newname, len))
 		return -EEXIST;
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	pthread_mutex_lock(&fs->ns_lock);
 	if ((ret = get_dir(fs, newparent, &dir)))
@@ -349,7 +349,7 @@ int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname
 	emap_log(fs, &tx, dir);
 	inode_log(fs, &tx, dir);
 	inode_log(fs, &tx, ip);
-	if ((ret = fs_commit(fs, &tx)) == 0) {
+	if ((ret = sbi_commit(&fs->sbi, &tx)) == 0) {
 		fill_entry(fs, ip, e);
 		inode_lookup_ref(fs, ip);
 	}
@@ -385,7 +385,7 @@ static int remove_entry(struct fs *fs, uint64_t parent, const char *name, bool r
 		return ret;
 	if (is_dot(name, len))
 		return rmdir ? (len == 1 ? -EINVAL : -ENOTEMPTY) : -EISDIR;
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	pthread_mutex_lock(&fs->ns_lock);
 	if ((ret = get_dir(fs, parent, &dir)))
@@ -416,13 +416,13 @@ static int remove_entry(struct fs *fs, uint64_t parent, const char *name, bool r
 	inode_touch(ip, T_CTIME);
 	inode_touch(dir, T_MTIME | T_CTIME);
 	if (ip->d.nlink == 0 && (ret = inode_unlinked(fs, &tx, ip))) {
-		fs->aborted = true;
+		fs->sbi.aborted = true;
 		tx_free(&tx);
 		goto unlock;
 	}
 	inode_log(fs, &tx, dir);
 	inode_log(fs, &tx, ip);
-	if ((ret = fs_commit(fs, &tx)) == 0)
+	if ((ret = sbi_commit(&fs->sbi, &tx)) == 0)
 		ret = reap(fs, ip);
 unlock:
 	pthread_rwlock_unlock(&ip->lock);
@@ -508,7 +508,7 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 		return ret;
 	if (is_dot(name, len) || is_dot(newname, newlen))
 		return -EBUSY;
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	pthread_mutex_lock(&fs->ns_lock);
 	if ((ret = get_dir(fs, parent, &op)) || (ret = get_dir(fs, newparent, &np)))
@@ -598,7 +598,7 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 			}
 			inode_touch(dst, T_CTIME);
 			if (dst->d.nlink == 0 && (ret = inode_unlinked(fs, &tx, dst))) {
-				fs->aborted = true;
+				fs->sbi.aborted = true;
 				tx_free(&tx);
 				unlock_set(set, 4);
 				goto out;
@@ -620,7 +620,7 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 			emap_log(fs, &tx, set[i]);
 		inode_log(fs, &tx, set[i]);
 	}
-	ret = fs_commit(fs, &tx);
+	ret = sbi_commit(&fs->sbi, &tx);
 	if (ret == 0 && dst)
 		ret = reap(fs, dst);
 	unlock_set(set, 4);
@@ -666,7 +666,7 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
 		return ret;
 	/* As Linux does, O_TRUNC truncates even with O_RDONLY (the kernel already set its size to 0). */
 	bool trunc = (flags & O_TRUNC) && S_ISREG(ip->d.mode);
-	if (trunc && (ret = fs_writable(fs))) {
+	if (trunc && (ret = sbi_writable(&fs->sbi))) {
 		inode_put(fs, ip);
 		return ret;
 	}
@@ -718,14 +718,14 @@ int fs_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid)
 		return 0;
 	pthread_rwlock_wrlock(&ip->lock);
 	uint16_t mode = ip->d.mode, kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
-	if (S_ISREG(mode) && (mode & kill) && !fs_writable(fs)) {
+	if (S_ISREG(mode) && (mode & kill) && !sbi_writable(&fs->sbi)) {
 		struct tx tx;
 
 		ip->d.mode = (uint16_t)(mode & ~kill);
 		inode_touch(ip, T_CTIME);
 		tx_init(&tx, &fs->sbi.journal);
 		inode_log(fs, &tx, ip);
-		ret = fs_commit(fs, &tx);
+		ret = sbi_commit(&fs->sbi, &tx);
 	}
 	pthread_rwlock_unlock(&ip->lock);
 	return ret;

@@ -295,7 +295,7 @@ int policy_pin(struct fs *fs, struct pin_owner *owner, struct inode *ip, bool wr
 		pthread_mutex_unlock(&fs->pins.lock);
 		return -EOPNOTSUPP;
 	}
-	if ((flags & DAXFS_PIN_WRITE) && (ret = fs_writable(fs)))
+	if ((flags & DAXFS_PIN_WRITE) && (ret = sbi_writable(&fs->sbi)))
 		return ret;
 	pthread_rwlock_wrlock(&ip->lock);
 	if (!S_ISREG(ip->d.mode) || ip->deleted) {
@@ -453,7 +453,7 @@ int policy_dma(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_dma *d)
 	if (d->op < DAXFS_DMA_WRITE_PATTERN || d->op > DAXFS_DMA_ZERO || d->length == 0 ||
 	    d->offset % DAXFS_DMA_UNIT || d->length % DAXFS_DMA_UNIT)
 		return -EINVAL;
-	if (d->op != DAXFS_DMA_VERIFY_PATTERN && (ret = fs_writable(fs)))
+	if (d->op != DAXFS_DMA_VERIFY_PATTERN && (ret = sbi_writable(&fs->sbi)))
 		return ret;
 	pthread_mutex_lock(&fs->pins.lock);
 	ret = pin_lookup_locked(&fs->pins, owner, d->pin_id, &p);

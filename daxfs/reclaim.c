@@ -71,7 +71,7 @@ static void *worker(void *arg)
 			slots_remove(&fs->busy.slots, &tx, v[i]->slot);
 			sbi_free(s, &tx, v[i]->start, v[i]->len);
 		}
-		if (fs_commit(fs, &tx)) {
+		if (sbi_commit(&fs->sbi, &tx)) {
 			/* The file system is read-only now; the extents stay busy on the media. */
 			busy_abandon(&fs->busy, v, n);
 			continue;

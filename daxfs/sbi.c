@@ -2,6 +2,7 @@
 #include "sbi.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,20 +12,45 @@
 #include "super.h"
 #include "util.h"
 
-bool jbitmap_test(const struct jbitmap *bm, uint64_t bit)
+int sbi_writable(const struct sbi *s)
 {
-	return bit < bm->nbits && (bm->shadow[bit / 64] >> (bit % 64)) & 1;
+	if (s->readonly)
+		return -EROFS;
+	if (s->aborted)
+		return -EIO;
+	return 0;
 }
 
-bool jbitmap_all_set(const struct jbitmap *bm, uint64_t first, uint64_t n)
+int sbi_commit(struct sbi *s, struct tx *tx)
 {
-	for (uint64_t b = first; b < first + n; b++)
-		if (!jbitmap_test(bm, b))
-			return false;
-	return true;
+	int ret = tx_commit(tx);
+
+	if (ret) {
+		if (!s->aborted)
+			fprintf(stderr, "daxfs: transaction commit failed (%s); the file system is now read-only\n",
+				strerror(-ret));
+		s->aborted = true;
+		return -EIO;
+	}
+	return 0;
 }
 
-int super_find_backup(const struct media *m, struct daxfs_super *out)
+void sbi_corrupt(struct sbi *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	__atomic_add_fetch(&s->corruptions, 1, __ATOMIC_RELAXED);
+	if (s->report)
+		s->report(s->report_arg, msg);
+	else
+		fprintf(stderr, "daxfs: %s: %s; run fsck.daxfs\n", s->media.path, msg);
+}
+
+int sbi_find_backup(const struct media *m, struct daxfs_super *out)
 {
 	char msg[256];
 
@@ -121,7 +147,7 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 	if (flags & SBI_BACKUP_SB) {
 		struct daxfs_super backup;
 
-		if (s->media.readonly || super_find_backup(&s->media, &backup)) {
+		if (s->media.readonly || sbi_find_backup(&s->media, &backup)) {
 			snprintf(err, errlen, "%s: no usable superblock copy", path);
 			ret = -EUCLEAN;
 			goto fail;
@@ -140,7 +166,7 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 		 */
 		struct daxfs_super backup;
 
-		if (super_find_backup(&s->media, &backup) == 0 && s->sb.magic == DAXFS_SB_MAGIC) {
+		if (sbi_find_backup(&s->media, &backup) == 0 && s->sb.magic == DAXFS_SB_MAGIC) {
 			s->sb = backup;
 			ret = 0;
 		}
@@ -198,9 +224,9 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 	}
 	/* Metadata must be marked in use; anything else means the bitmap cannot be trusted. */
 	if (!(flags & SBI_CHECKER) &&
-	    (!jbitmap_all_set(&s->bbm, 0, s->sb.data_start) || !jbitmap_test(&s->bbm, s->sb.backup_sb) ||
-	     !jbitmap_test(&s->bbm, s->sb.orphan_head) || !jbitmap_test(&s->bbm, s->sb.busy_head) ||
-	     !jbitmap_test(&s->ibm, DAXFS_ROOT_INO - 1))) {
+	    (!journal_bitmap_all_set(&s->bbm, 0, s->sb.data_start) || !journal_bitmap_test(&s->bbm, s->sb.backup_sb) ||
+	     !journal_bitmap_test(&s->bbm, s->sb.orphan_head) || !journal_bitmap_test(&s->bbm, s->sb.busy_head) ||
+	     !journal_bitmap_test(&s->ibm, DAXFS_ROOT_INO - 1))) {
 		snprintf(err, errlen, "%s: the bitmaps do not cover the metadata: image corrupt", path);
 		ret = -EUCLEAN;
 		goto fail_bitmaps;

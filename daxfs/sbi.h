@@ -28,6 +28,12 @@ struct sbi {
 	uint64_t data_blocks;		/* blocks of the data area */
 	int replayed;			/* journal records replayed at open */
 	bool was_dirty;			/* the image was not unmounted cleanly */
+	bool readonly;			/* no changes: a read-only mount, or a check that found damage */
+	bool aborted;			/* a commit failed: refuse further changes */
+	uint64_t corruptions;		/* reports of corrupt metadata */
+	/* Where corruption reports go (the checker collects them); NULL prints them to stderr. */
+	void (*report)(void *arg, const char *msg);
+	void *report_arg;
 };
 
 #define SBI_RDONLY	0x1	/* map read-only; fail if the journal needs replay */
@@ -38,8 +44,8 @@ struct sbi {
 #define SBI_CHECKER	0x20	/* the checker: tolerate bitmaps it will verify and repair itself */
 
 int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errlen);
-/* Find a valid superblock copy at the end of an image of `bytes` (any block size); -ENOENT if none. */
-int super_find_backup(const struct media *m, struct daxfs_super *out);
+/* Find a valid superblock copy at the end of the media (any block size); 0, or -ENOENT if none. */
+int sbi_find_backup(const struct media *m, struct daxfs_super *out);
 void sbi_close(struct sbi *s);
 
 /* Mark the image mounted (dirty) or cleanly unmounted, durably. */
@@ -71,7 +77,14 @@ void sbi_free(struct sbi *s, struct tx *tx, uint64_t start, uint64_t len);
 /* Give back allocated blocks that were not used. */
 void sbi_unalloc(struct sbi *s, uint64_t start, uint64_t len);
 
-bool jbitmap_test(const struct jbitmap *bm, uint64_t bit);
-bool jbitmap_all_set(const struct jbitmap *bm, uint64_t first, uint64_t n);
+/* 0 when changes are allowed; -EROFS on a read-only mount, -EIO once a commit has failed. */
+int sbi_writable(const struct sbi *s);
+/*
+ * Commit tx.  Returns 0, or -EIO when the commit failed (out of memory): the DRAM state then differs
+ * from the media, so the file system stops changing either (like errors=remount-ro).
+ */
+int sbi_commit(struct sbi *s, struct tx *tx);
+/* Report corrupt metadata found while reading it (the operation then fails with EIO). */
+void sbi_corrupt(struct sbi *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -75,7 +75,7 @@ static const struct daxfs_xattr_block *read_block(struct fs *fs, const struct in
 	}
 	return xb;
 bad:
-	fs_corrupt(fs, "inode %llu: extended attribute block %llu is corrupt", (unsigned long long)ip->ino,
+	sbi_corrupt(&fs->sbi, "inode %llu: extended attribute block %llu is corrupt", (unsigned long long)ip->ino,
 		   (unsigned long long)blk);
 	*err = -EIO;
 	return NULL;
@@ -232,7 +232,7 @@ static int store(struct fs *fs, struct inode *ip, struct daxfs_xattr_block *nb)
 	}
 	inode_touch(ip, T_CTIME);
 	inode_log(fs, &tx, ip);
-	return fs_commit(fs, &tx);
+	return sbi_commit(&fs->sbi, &tx);
 }
 
 static int user_xattr_allowed(const struct inode *ip, uint8_t index)
@@ -256,7 +256,7 @@ int xattr_set(struct fs *fs, struct inode *ip, const char *name, const void *val
 		return -EINVAL;
 	if (size > UINT16_MAX)
 		return -E2BIG;
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	pthread_rwlock_wrlock(&ip->lock);
 	if ((ret = user_xattr_allowed(ip, index)))
@@ -292,7 +292,7 @@ int xattr_remove(struct fs *fs, struct inode *ip, const char *name)
 
 	if (ret)
 		return ret;
-	if ((ret = fs_writable(fs)))
+	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	pthread_rwlock_wrlock(&ip->lock);
 	const struct daxfs_xattr_block *xb = read_block(fs, ip, &ret);

@@ -178,7 +178,7 @@ static void locate(void)
 	for (uint64_t ino = 1; ino <= s->sb.ninodes; ino++) {
 		struct inode *ip;
 
-		if (!jbitmap_test(&s->ibm, ino - 1) || inode_read(fs, ino, &ip))
+		if (!journal_bitmap_test(&s->ibm, ino - 1) || inode_read(fs, ino, &ip))
 			continue;
 		add(K_INODE, s->sb.itable_start * bs + (ino - 1) * DAXFS_INODE_SIZE, DAXFS_INODE_SIZE);
 		for (uint32_t li = 1; li < ip->map.nleaves; li++)

@@ -833,7 +833,7 @@ static void test_emap_merge_across_leaves(void **state)
 				ip->d.size = (k + 1) * BS;
 			emap_log(fs, &tx, ip);
 			inode_log(fs, &tx, ip);
-			assert_int_equal(fs_commit(fs, &tx), 0);
+			assert_int_equal(sbi_commit(&fs->sbi, &tx), 0);
 			pthread_rwlock_unlock(&ip->lock);
 			/* The model: a new run, or joined to one neighbour, or closing the gap between two. */
 			runs = runs + 1 - present[k] - present[k + 2];
@@ -1906,7 +1906,7 @@ static void test_concurrent(void **state)
 	for (int i = 0; i < NTHREADS; i++)
 		if (w[i].err[0])
 			fail_msg("worker %d: %s", i, w[i].err);
-	assert_false(fs->aborted);
+	assert_false(fs->sbi.aborted);
 
 	/* The shared directory is empty, each own directory holds the even-numbered files. */
 	struct names nm;

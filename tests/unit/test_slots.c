@@ -161,7 +161,7 @@ static void test_add_grow_remove_reload(void **state)
 	/* The new chain blocks came from the allocator (metadata) and are marked in use. */
 	assert_int_equal(alloc_free_blocks(&f->s.alloc), free_before - (nblk - 1));
 	for (size_t b = 0; b < sl.nblocks; b++)
-		assert_true(jbitmap_test(&f->s.bbm, sl.blocks[b]));
+		assert_true(journal_bitmap_test(&f->s.bbm, sl.blocks[b]));
 
 	/* Remove every third record and rewrite every seventh. */
 	struct tx tx;
@@ -210,7 +210,7 @@ static void test_add_grow_remove_reload(void **state)
 	assert_int_equal(used, nlive);
 	/* The chain blocks stay allocated across the reopen. */
 	for (size_t b = 0; b < sl.nblocks; b++) {
-		assert_true(jbitmap_test(&f->s.bbm, sl.blocks[b]));
+		assert_true(journal_bitmap_test(&f->s.bbm, sl.blocks[b]));
 		assert_int_equal(alloc_take(&f->s.alloc, sl.blocks[b], 1), -ENOENT);
 	}
 	/* Freed slots are reused before the chain grows again. */
@@ -350,7 +350,7 @@ static void test_uncommitted(void **state)
 	assert_int_equal(seen->n, 0);
 	assert_int_equal(sl.nblocks, 2);
 	assert_int_equal(sl.blocks[1], grown);
-	assert_true(jbitmap_test(&f->s.bbm, grown));
+	assert_true(journal_bitmap_test(&f->s.bbm, grown));
 	assert_int_equal(alloc_free_blocks(&f->s.alloc), free0 - 1);
 	slots_destroy(&sl);
 	free(seen);

@@ -383,17 +383,17 @@ static void test_format_and_open(void **state)
 
 	/* Block bitmap: metadata, both slot heads and the backup superblock; nothing else. */
 	for (uint64_t b = 0; b < sb->data_start + 2; b++)
-		assert_true(jbitmap_test(&s.bbm, b));
-	assert_true(jbitmap_test(&s.bbm, sb->backup_sb));
+		assert_true(journal_bitmap_test(&s.bbm, b));
+	assert_true(journal_bitmap_test(&s.bbm, sb->backup_sb));
 	for (uint64_t b = sb->data_start + 2; b < sb->backup_sb; b += 97)
-		assert_false(jbitmap_test(&s.bbm, b));
-	assert_false(jbitmap_test(&s.bbm, sb->data_start + 2));
-	assert_false(jbitmap_test(&s.bbm, sb->backup_sb - 1));
+		assert_false(journal_bitmap_test(&s.bbm, b));
+	assert_false(journal_bitmap_test(&s.bbm, sb->data_start + 2));
+	assert_false(journal_bitmap_test(&s.bbm, sb->backup_sb - 1));
 	assert_int_equal(s.bbm.nset, sb->data_start + 3);
 	assert_int_equal(s.bbm.nbits, sb->nblocks);
 	/* Inode bitmap: only the root. */
-	assert_true(jbitmap_test(&s.ibm, 0));
-	assert_false(jbitmap_test(&s.ibm, 1));
+	assert_true(journal_bitmap_test(&s.ibm, 0));
+	assert_false(journal_bitmap_test(&s.ibm, 1));
 	assert_int_equal(s.ibm.nset, 1);
 	assert_int_equal(s.ibm.nbits, sb->ninodes);
 	/* The allocator knows every other data block as free. */
