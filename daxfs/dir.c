@@ -291,7 +291,7 @@ static int add_block(struct fs *fs, struct tx *tx, struct inode *dir, uint32_t *
 	char *img = calloc(1, bs);
 	if (!img)
 		return -ENOMEM;
-	if ((ret = fs_alloc(fs, &req, &pblk, &n))) {
+	if ((ret = reclaim_alloc(&fs->reclaim, &req, &pblk, &n))) {
 		free(img);
 		return ret;
 	}

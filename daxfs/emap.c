@@ -268,7 +268,7 @@ static int split_leaf(struct fs *fs, struct tx *tx, struct inode *ip, uint32_t l
 	struct daxfs_extent_block *img = calloc(1, s->bs);
 	if (!img)
 		return -ENOMEM;
-	if ((ret = fs_alloc(fs, &req, &blk, &n))) {
+	if ((ret = reclaim_alloc(&fs->reclaim, &req, &blk, &n))) {
 		free(img);
 		return ret;
 	}

@@ -180,7 +180,7 @@ static int alloc_holes(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t 
 						 .flags = ALLOC_ALIGN };
 			uint64_t pblk, n;
 
-			if ((ret = fs_alloc(fs, &req, &pblk, &n)))
+			if ((ret = reclaim_alloc(&fs->reclaim, &req, &pblk, &n)))
 				goto out;
 			if ((ret = emap_insert(fs, tx, ip, lblk, pblk, n))) {
 				sbi_unalloc(s, pblk, n);

@@ -152,6 +152,7 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 	 * No pin survives a restart: every busy extent on the media is reclaimable (queued for
 	 * fs_start).  The checker reads and judges the busy list itself, so it starts with none.
 	 */
+	reclaim_init(&fs->reclaim, &fs->sbi, &fs->busy, cfg->enospc_wait_ms);
 	ret = busy_load(&fs->busy, &fs->sbi, cfg->norecovery ? 0 : fs->sbi.sb.busy_head, !cfg->norecovery, msg,
 			sizeof(msg));
 	if (ret) {
@@ -188,29 +189,7 @@ int fs_start(struct fs *fs)
 {
 	if (fs->sbi.readonly || fs->cfg.norecovery)
 		return 0;
-	return reclaim_start(&fs->reclaim, fs, fs->cfg.reclaim_discard);
-}
-
-int fs_alloc(struct fs *fs, const struct alloc_req *req, uint64_t *start, uint64_t *len)
-{
-	int ret = sbi_alloc(&fs->sbi, req, start, len);
-
-	if (ret != -ENOSPC || !fs->reclaim.started)
-		return ret;
-	/*
-	 * Full, but reclaim may be about to give space back: wait for it, within bounds.  Space that
-	 * live pins hold is not coming back, so with nothing queued the answer is ENOSPC at once.
-	 */
-	uint64_t deadline = util_now_ns() + fs->cfg.enospc_wait_ms * 1000000ull;
-	bool counted = false;
-	while (ret == -ENOSPC && util_now_ns() < deadline && busy_wait_reclaim(&fs->busy, deadline)) {
-		if (!counted) {
-			STAT_ADD(fs, enospc_waits, 1);
-			counted = true;
-		}
-		ret = sbi_alloc(&fs->sbi, req, start, len);
-	}
-	return ret;
+	return reclaim_start(&fs->reclaim, fs->cfg.reclaim_discard);
 }
 
 void fs_unmount(struct fs *fs)

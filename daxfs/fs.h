@@ -135,7 +135,6 @@ struct fs {
 		uint64_t unsafe_blocks;
 		uint64_t dma_ops;
 		uint64_t dma_bytes;
-		uint64_t enospc_waits;
 	} stats;			/* updated with atomic adds */
 	uint64_t orphans_recovered;	/* at mount */
 };
@@ -157,8 +156,6 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 int fs_start(struct fs *fs);
 /* Drop every pin, drain reclaim, write back and close. */
 void fs_unmount(struct fs *fs);
-/* Allocate blocks, waiting up to enospc_wait_ms for reclaim in flight when the device is full. */
-int fs_alloc(struct fs *fs, const struct alloc_req *req, uint64_t *start, uint64_t *len);
 #define STAT_ADD(fs, field, n) __atomic_add_fetch(&(fs)->stats.field, (n), __ATOMIC_RELAXED)
 int fs_statfs(struct fs *fs, struct statvfs *st);
 /* Free the inodes on the orphan list (mount does this unless norecovery). */

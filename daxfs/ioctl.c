@@ -90,7 +90,7 @@ static int do_stats(struct fs *fs, struct daxfs_ioc_stats *st)
 	st->unsafe_blocks = __atomic_load_n(&s->unsafe_blocks, __ATOMIC_RELAXED);
 	st->dma_ops = __atomic_load_n(&s->dma_ops, __ATOMIC_RELAXED);
 	st->dma_bytes = __atomic_load_n(&s->dma_bytes, __ATOMIC_RELAXED);
-	st->enospc_waits = __atomic_load_n(&s->enospc_waits, __ATOMIC_RELAXED);
+	st->enospc_waits = __atomic_load_n(&fs->reclaim.enospc_waits, __ATOMIC_RELAXED);
 	return 0;
 }
 

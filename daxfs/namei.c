@@ -191,7 +191,7 @@ static int store_symlink(struct fs *fs, struct tx *tx, struct inode *ip, const c
 		uint64_t pblk, n;
 		int ret;
 
-		if ((ret = fs_alloc(fs, &req, &pblk, &n)))
+		if ((ret = reclaim_alloc(&fs->reclaim, &req, &pblk, &n)))
 			return ret;
 		if ((ret = emap_insert(fs, tx, ip, 0, pblk, 1))) {
 			sbi_unalloc(&fs->sbi, pblk, 1);

@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fs.h"
+#include "extent_busy.h"
+#include "sbi.h"
 #include "util.h"
 
 /* Extents per reclaim transaction: big batches amortise the commit when a mass unpin queues many. */
@@ -15,7 +16,7 @@
 /* Punch the extents out of the image file; failed[i] says which must be zeroed instead. */
 static void discard_batch(struct reclaim *rc, struct busy_ext **v, size_t n, bool *failed)
 {
-	struct sbi *s = &rc->fs->sbi;
+	struct sbi *s = rc->sbi;
 	size_t queued = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -44,13 +45,13 @@ static void discard_batch(struct reclaim *rc, struct busy_ext **v, size_t n, boo
 static void *worker(void *arg)
 {
 	struct reclaim *rc = arg;
-	struct fs *fs = rc->fs;
-	struct sbi *s = &fs->sbi;
+	struct busy_tree *bt = rc->busy;
+	struct sbi *s = rc->sbi;
 	struct busy_ext *v[BATCH];
 	bool zero[BATCH];
 	size_t n;
 
-	while ((n = busy_take(&fs->busy, v, BATCH, &rc->stop)) > 0) {
+	while ((n = busy_take(bt, v, BATCH, &rc->stop)) > 0) {
 		struct tx tx;
 
 		for (size_t i = 0; i < n; i++)
@@ -68,16 +69,16 @@ static void *worker(void *arg)
 		media_drain(&s->media);
 		tx_init(&tx, &s->journal);
 		for (size_t i = 0; i < n; i++) {
-			slots_remove(&fs->busy.slots, &tx, v[i]->slot);
+			slots_remove(&bt->slots, &tx, v[i]->slot);
 			sbi_free(s, &tx, v[i]->start, v[i]->len);
 		}
-		if (sbi_commit(&fs->sbi, &tx)) {
+		if (sbi_commit(s, &tx)) {
 			/* The file system is read-only now; the extents stay busy on the media. */
-			busy_abandon(&fs->busy, v, n);
+			busy_abandon(bt, v, n);
 			continue;
 		}
 		uint64_t now = util_now_ns();
-		pthread_mutex_lock(&fs->busy.lock);
+		pthread_mutex_lock(&bt->lock);
 		for (size_t i = 0; i < n; i++) {
 			uint64_t lat = now - v[i]->unpinned_ns;
 
@@ -86,19 +87,26 @@ static void *worker(void *arg)
 			rc->latency_ns_total += lat;
 			rc->latency_ns_max = MAX(rc->latency_ns_max, lat);
 		}
-		pthread_mutex_unlock(&fs->busy.lock);
-		busy_done(&fs->busy, v, n);
+		pthread_mutex_unlock(&bt->lock);
+		busy_done(bt, v, n);
 	}
 	return NULL;
 }
 
-int reclaim_start(struct reclaim *rc, struct fs *fs, bool discard)
+void reclaim_init(struct reclaim *rc, struct sbi *s, struct busy_tree *bt, uint64_t enospc_wait_ms)
+{
+	memset(rc, 0, sizeof(*rc));
+	rc->sbi = s;
+	rc->busy = bt;
+	rc->enospc_wait_ms = enospc_wait_ms;
+}
+
+int reclaim_start(struct reclaim *rc, bool discard)
 {
 	int ret;
 
-	rc->fs = fs;
 	rc->stop = false;
-	rc->discard = discard && fs->sbi.media.kind == MEDIA_FILE && !fs->sbi.media.private_map;
+	rc->discard = discard && rc->sbi->media.kind == MEDIA_FILE && !rc->sbi->media.private_map;
 	if (rc->discard && (ret = io_uring_queue_init(BATCH, &rc->ring, 0)) < 0) {
 		fprintf(stderr, "daxfs: io_uring unavailable (%s); reclaim will zero instead of discarding\n",
 			strerror(-ret));
@@ -118,13 +126,31 @@ void reclaim_stop(struct reclaim *rc)
 {
 	if (!rc->started)
 		return;
-	busy_drain(&rc->fs->busy);
-	pthread_mutex_lock(&rc->fs->busy.lock);
+	busy_drain(rc->busy);
+	pthread_mutex_lock(&rc->busy->lock);
 	__atomic_store_n(&rc->stop, true, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&rc->fs->busy.queued);
-	pthread_mutex_unlock(&rc->fs->busy.lock);
+	pthread_cond_broadcast(&rc->busy->queued);
+	pthread_mutex_unlock(&rc->busy->lock);
 	pthread_join(rc->thread, NULL);
 	if (rc->discard)
 		io_uring_queue_exit(&rc->ring);
 	rc->started = false;
+}
+
+int reclaim_alloc(struct reclaim *rc, const struct alloc_req *req, uint64_t *start, uint64_t *len)
+{
+	int ret = sbi_alloc(rc->sbi, req, start, len);
+
+	if (ret != -ENOSPC || !rc->started)
+		return ret;
+	uint64_t deadline = util_now_ns() + rc->enospc_wait_ms * 1000000ull;
+	bool counted = false;
+	while (ret == -ENOSPC && util_now_ns() < deadline && busy_wait_reclaim(rc->busy, deadline)) {
+		if (!counted) {
+			__atomic_add_fetch(&rc->enospc_waits, 1, __ATOMIC_RELAXED);
+			counted = true;
+		}
+		ret = sbi_alloc(rc->sbi, req, start, len);
+	}
+	return ret;
 }

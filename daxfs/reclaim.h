@@ -13,10 +13,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct fs;
+#include "alloc.h"
+
+struct sbi;
+struct busy_tree;
 
 struct reclaim {
-	struct fs *fs;
+	struct sbi *sbi;
+	struct busy_tree *busy;
+	uint64_t enospc_wait_ms;	/* how long an allocation on a full device waits for reclaim */
 	pthread_t thread;
 	bool started;
 	bool stop;
@@ -28,10 +33,21 @@ struct reclaim {
 	uint64_t latency_ns_total;
 	uint64_t latency_ns_max;
 	uint64_t discard_errors;	/* punches that failed and were zeroed instead */
+	uint64_t enospc_waits;		/* allocations that waited for reclaim (atomic) */
 };
 
-int reclaim_start(struct reclaim *rc, struct fs *fs, bool discard);
+/* Set up (worker not running yet): busy extents of bt are reclaimed into s. */
+void reclaim_init(struct reclaim *rc, struct sbi *s, struct busy_tree *bt, uint64_t enospc_wait_ms);
+/* Start the worker.  Returns 0 or -errno. */
+int reclaim_start(struct reclaim *rc, bool discard);
 /* Finish what is queued, then stop the worker. */
 void reclaim_stop(struct reclaim *rc);
+/*
+ * Allocate blocks (sbi_alloc semantics).  When the device is full but reclaim has work queued,
+ * wait for it, up to enospc_wait_ms; space held by live pins is not coming back, so with nothing
+ * queued the answer is -ENOSPC at once.  Returns 0 or -errno.  Callers may hold inode locks: the
+ * worker takes none.
+ */
+int reclaim_alloc(struct reclaim *rc, const struct alloc_req *req, uint64_t *start, uint64_t *len);
 
 #endif

@@ -214,7 +214,7 @@ static int store(struct fs *fs, struct inode *ip, struct daxfs_xattr_block *nb)
 		struct alloc_req req = { .want = 1, .flags = ALLOC_TOP };
 		uint64_t blk, n;
 
-		if ((ret = fs_alloc(fs, &req, &blk, &n))) {
+		if ((ret = reclaim_alloc(&fs->reclaim, &req, &blk, &n))) {
 			tx_free(&tx);
 			return ret;
 		}
