@@ -628,13 +628,13 @@ static int fix_unlinked(struct ck *c)
 	 * real orphans, and no slot is removed twice.
 	 */
 	for (size_t i = 0; i < c->stale_orphans.n; i++) {
-		if ((ret = fs_drop_orphan_slot(c->fs, c->stale_orphans.v[i][0])))
+		if ((ret = orphan_drop_slot(c->fs, c->stale_orphans.v[i][0])))
 			return ret;
 		c->r->fixed++;
 	}
 	/* Orphans: what mount would do. */
 	uint64_t before = c->fs->orphans_recovered;
-	if ((ret = fs_recover_orphans(c->fs, err, sizeof(err)))) {
+	if ((ret = orphan_recover(c->fs, err, sizeof(err)))) {
 		fprintf(c->out, "%s\n", err);
 		return ret;
 	}
@@ -650,7 +650,7 @@ static int fix_unlinked(struct ck *c)
 			return ret;
 		pthread_mutex_lock(&c->fs->ns_lock);
 		pthread_rwlock_wrlock(&ip->lock);
-		ret = inode_free_media(c->fs, ip);
+		ret = orphan_free_inode(c->fs, ip);
 		pthread_rwlock_unlock(&ip->lock);
 		pthread_mutex_unlock(&c->fs->ns_lock);
 		inode_put(c->fs, ip);

@@ -10,84 +10,6 @@
 #include "fs.h"
 #include "util.h"
 
-struct orphan_list {
-	uint64_t (*v)[2];	/* slot id, inode */
-	size_t n;
-	size_t cap;
-};
-
-static int collect_orphan(void *arg, uint64_t id, const uint64_t v[3])
-{
-	struct orphan_list *ol = arg;
-
-	if (ol->n == ol->cap) {
-		size_t cap = ol->cap ? ol->cap * 2 : 16;
-		void *nv = realloc(ol->v, cap * sizeof(*ol->v));
-
-		if (!nv)
-			return -ENOMEM;
-		ol->v = nv;
-		ol->cap = cap;
-	}
-	ol->v[ol->n][0] = id;
-	ol->v[ol->n][1] = v[0];
-	ol->n++;
-	return 0;
-}
-
-int fs_drop_orphan_slot(struct fs *fs, uint64_t id)
-{
-	struct tx tx;
-
-	tx_init(&tx, &fs->sbi.journal);
-	slots_remove(&fs->orphans, &tx, id);
-	return sbi_commit(&fs->sbi, &tx);
-}
-
-/* Inodes that lost their last link while open (or just before a crash): free them now. */
-int fs_recover_orphans(struct fs *fs, char *err, size_t errlen)
-{
-	struct orphan_list ol = { 0 };
-	int ret = 0;
-
-	/* Snapshot the list (committed records): freeing an orphan removes its slot. */
-	for (size_t bi = 0; bi < fs->orphans.nblocks && ret == 0; bi++) {
-		const struct daxfs_slot *slot = slots_block(&fs->orphans, bi);
-
-		for (uint32_t i = 0; i < fs->orphans.per_block && ret == 0; i++)
-			if (slot[i].v[0])
-				ret = collect_orphan(&ol, bi * fs->orphans.per_block + i, slot[i].v);
-	}
-	for (size_t i = 0; i < ol.n && ret == 0; i++) {
-		uint64_t id = ol.v[i][0], ino = ol.v[i][1];
-		struct inode *ip;
-
-		ret = inode_get(fs, ino, &ip);
-		if (ret == -ESTALE) {
-			/* The inode was freed but the slot survived: drop the slot. */
-			ret = fs_drop_orphan_slot(fs, id);
-		} else if (ret == 0) {
-			pthread_rwlock_wrlock(&ip->lock);
-			ip->orphan = true;
-			ip->orphan_slot = id;
-			if (ip->d.nlink == 0) {
-				ret = inode_free_media(fs, ip);
-				fs->orphans_recovered++;
-			} else {
-				ret = fs_drop_orphan_slot(fs, id);
-				ip->orphan = false;
-			}
-			pthread_rwlock_unlock(&ip->lock);
-			inode_put(fs, ip);
-		}
-		if (ret)
-			snprintf(err, errlen, "recovering orphan inode %llu: %s", (unsigned long long)ino,
-				 strerror(-ret));
-	}
-	free(ol.v);
-	return ret;
-}
-
 int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen)
 {
 	char msg[256];
@@ -161,7 +83,7 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 	}
 	if (!cfg->readonly && !cfg->norecovery) {
 		sbi_set_state(&fs->sbi, DAXFS_STATE_DIRTY);
-		ret = fs_recover_orphans(fs, msg, sizeof(msg));
+		ret = orphan_recover(fs, msg, sizeof(msg));
 		if (ret) {
 			snprintf(err, errlen, "%s: %s", image, msg);
 			goto fail_busy;

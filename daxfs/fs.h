@@ -158,10 +158,6 @@ int fs_start(struct fs *fs);
 void fs_unmount(struct fs *fs);
 #define STAT_ADD(fs, field, n) __atomic_add_fetch(&(fs)->stats.field, (n), __ATOMIC_RELAXED)
 int fs_statfs(struct fs *fs, struct statvfs *st);
-/* Free the inodes on the orphan list (mount does this unless norecovery). */
-int fs_recover_orphans(struct fs *fs, char *err, size_t errlen);
-/* Clear one orphan-list slot in a transaction of its own (a record that names nothing to free). */
-int fs_drop_orphan_slot(struct fs *fs, uint64_t id);
 
 /* ---- inode.c ---- */
 int inode_get(struct fs *fs, uint64_t ino, struct inode **ip);
@@ -188,16 +184,22 @@ int inode_create(struct fs *fs, struct tx *tx, const struct cred *cr, const stru
 		 dev_t rdev, struct inode **ip);
 /* Undo inode_create when its transaction is abandoned. */
 void inode_create_abort(struct fs *fs, struct inode *ip);
-/* nlink reached 0: free now if unused, else put on the orphan list.  Caller holds ns_lock and ip->lock. */
-int inode_unlinked(struct fs *fs, struct tx *tx, struct inode *ip);
-/* The last open file of an inode was released. */
-int inode_release_last(struct fs *fs, struct inode *ip);
-/* Free all of an inode's media (blocks, xattrs, the inode), committing as it goes. */
-int inode_free_media(struct fs *fs, struct inode *ip);
 void inode_open(struct fs *fs, struct inode *ip);
 /* Drop an open; returns true when it was the last and the inode is waiting to be freed. */
 bool inode_close(struct fs *fs, struct inode *ip);
 void icache_sync_all(struct fs *fs);
+
+/* ---- orphan.c ---- */
+/* nlink reached 0: put ip on the orphan list in tx.  Caller holds ns_lock and ip->lock. */
+int orphan_add(struct fs *fs, struct tx *tx, struct inode *ip);
+/* The last open file of an inode was released: free it if it has no link left. */
+int orphan_release_last(struct fs *fs, struct inode *ip);
+/* Free all of an inode's media (blocks, xattrs, the inode), committing as it goes. */
+int orphan_free_inode(struct fs *fs, struct inode *ip);
+/* Free the inodes on the orphan list (mount does this unless norecovery). */
+int orphan_recover(struct fs *fs, char *err, size_t errlen);
+/* Clear one orphan-list slot in a transaction of its own (a record that names nothing to free). */
+int orphan_drop_slot(struct fs *fs, uint64_t id);
 
 /* ---- emap.c ---- */
 int emap_load(struct fs *fs, struct inode *ip);

@@ -370,7 +370,7 @@ static int reap(struct fs *fs, struct inode *ip)
 {
 	if (ip->d.nlink || ip->nopen || ip->deleted)
 		return 0;
-	return inode_free_media(fs, ip);
+	return orphan_free_inode(fs, ip);
 }
 
 static int remove_entry(struct fs *fs, uint64_t parent, const char *name, bool rmdir)
@@ -415,7 +415,7 @@ static int remove_entry(struct fs *fs, uint64_t parent, const char *name, bool r
 	}
 	inode_touch(ip, T_CTIME);
 	inode_touch(dir, T_MTIME | T_CTIME);
-	if (ip->d.nlink == 0 && (ret = inode_unlinked(fs, &tx, ip))) {
+	if (ip->d.nlink == 0 && (ret = orphan_add(fs, &tx, ip))) {
 		fs->sbi.aborted = true;
 		tx_free(&tx);
 		goto unlock;
@@ -597,7 +597,7 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 				dst->d.nlink--;
 			}
 			inode_touch(dst, T_CTIME);
-			if (dst->d.nlink == 0 && (ret = inode_unlinked(fs, &tx, dst))) {
+			if (dst->d.nlink == 0 && (ret = orphan_add(fs, &tx, dst))) {
 				fs->sbi.aborted = true;
 				tx_free(&tx);
 				unlock_set(set, 4);
@@ -704,7 +704,7 @@ int fs_release(struct fs *fs, struct inode *ip)
 	if (inode_close(fs, ip)) {
 		ret = inode_sync(fs, ip);
 		if (ip->d.nlink == 0)
-			ret = inode_release_last(fs, ip);
+			ret = orphan_release_last(fs, ip);
 	}
 	inode_put(fs, ip);
 	return ret;
