@@ -634,7 +634,8 @@ static int fix_unlinked(struct ck *c)
 	}
 	/* Orphans: what mount would do. */
 	uint64_t before = c->fs->orphans_recovered;
-	if ((ret = orphan_recover(c->fs, err, sizeof(err)))) {
+	struct file_free_sink sink = file_free_direct(c->fs);
+	if ((ret = orphan_recover(c->fs, &sink, err, sizeof(err)))) {
 		fprintf(c->out, "%s\n", err);
 		return ret;
 	}
@@ -650,7 +651,7 @@ static int fix_unlinked(struct ck *c)
 			return ret;
 		pthread_mutex_lock(&c->fs->ns_lock);
 		pthread_rwlock_wrlock(&ip->lock);
-		ret = orphan_free_inode(c->fs, ip);
+		ret = orphan_free_inode(c->fs, ip, &sink);
 		pthread_rwlock_unlock(&ip->lock);
 		pthread_mutex_unlock(&c->fs->ns_lock);
 		inode_put(c->fs, ip);

@@ -36,27 +36,40 @@ static char *block_ptr(struct fs *fs, uint64_t pblk)
 
 /* ---- freeing: the single place where blocks leave a file ---- */
 
+static void free_now(void *arg, struct tx *tx, struct inode *ip, uint64_t pblk, uint64_t len)
+{
+	struct fs *fs = arg;
+
+	(void)ip;
+	sbi_free(&fs->sbi, tx, pblk, len);
+}
+
+struct file_free_sink file_free_direct(struct fs *fs)
+{
+	return (struct file_free_sink){ free_now, fs };
+}
+
 struct free_ctx {
-	struct fs *fs;
+	const struct file_free_sink *sink;
 	struct tx *tx;
 	struct inode *ip;
 };
 
-/* Each freed media range goes through the policy: pinned blocks may become busy instead. */
 static void free_blocks(void *arg, uint64_t pblk, uint64_t len)
 {
 	struct free_ctx *fc = arg;
 
-	policy_free(fc->fs, fc->tx, fc->ip, pblk, len);
+	fc->sink->fn(fc->sink->arg, fc->tx, fc->ip, pblk, len);
 }
 
 /*
  * Unmap blocks [lblk, lblk + len), committing tx (and starting new transactions) as the work grows.
  * The inode is logged in every transaction, so each intermediate state is a consistent file.
  */
-static int unmap_blocks(struct fs *fs, struct inode *ip, struct tx *tx, uint64_t lblk, uint64_t len)
+static int unmap_blocks(struct fs *fs, struct inode *ip, struct tx *tx, uint64_t lblk, uint64_t len,
+			const struct file_free_sink *sink)
 {
-	struct free_ctx fc = { fs, tx, ip };
+	struct free_ctx fc = { sink, tx, ip };
 	int ret;
 
 	for (;;) {
@@ -107,27 +120,13 @@ static void zero_mapped(struct fs *fs, struct inode *ip, uint64_t from, uint64_t
 	}
 }
 
-int file_truncate_check(struct fs *fs, struct inode *ip, uint64_t size)
-{
-	uint64_t first = DIV_ROUND_UP(size, fs_bs(fs));
-
-	if (size > ip->d.size)
-		return 0;
-	return policy_before_free(fs, ip, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
-}
-
-int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx, bool ns_context)
+int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx, const struct file_free_sink *sink)
 {
 	uint32_t bs = fs_bs(fs);
-	int ret;
 
 	if (size > DAXFS_MAX_FILE_SIZE) {
 		tx_free(tx);
 		return -EFBIG;
-	}
-	if (!ns_context && (ret = file_truncate_check(fs, ip, size))) {
-		tx_free(tx);
-		return ret;
 	}
 	/* Bytes past the new EOF in its last block must read as zero if the file grows again. */
 	if (size < ip->d.size && (size & bmask(fs)))
@@ -143,7 +142,7 @@ int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx,
 		return sbi_commit(&fs->sbi, tx);
 	}
 	uint64_t first = DIV_ROUND_UP(size, bs);
-	return unmap_blocks(fs, ip, tx, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
+	return unmap_blocks(fs, ip, tx, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first, sink);
 }
 
 /*
@@ -431,18 +430,13 @@ ssize_t fs_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iov
 
 /* ---- fallocate ---- */
 
-static int punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len)
+int file_punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len, const struct file_free_sink *sink)
 {
 	uint32_t bs = fs_bs(fs);
 	unsigned sh = fs->sbi.bshift;
 	uint64_t end = off + len;
 	uint64_t first = DIV_ROUND_UP(off, bs), last = end >> sh;	/* whole blocks: [first, last) */
 	struct tx tx;
-	int ret;
-
-	/* The policy decides first (it may wait with the inode unlocked), before anything changes. */
-	if (first < last && (ret = policy_before_free(fs, ip, first, last - first)))
-		return ret;
 
 	inode_touch(ip, T_MTIME | T_CTIME);
 	tx_init(&tx, &fs->sbi.journal);
@@ -458,7 +452,7 @@ static int punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len)
 		inode_log(fs, &tx, ip);
 		return sbi_commit(&fs->sbi, &tx);
 	}
-	return unmap_blocks(fs, ip, &tx, first, last - first);
+	return unmap_blocks(fs, ip, &tx, first, last - first, sink);
 }
 
 /* Blocks of [first, last] not yet mapped: what an allocation must find. */
@@ -473,7 +467,7 @@ static uint64_t holes_in(const struct inode *ip, uint64_t first, uint64_t last)
 	return last - first + 1 - mapped;
 }
 
-static int preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len)
+int file_preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len)
 {
 	unsigned sh = fs->sbi.bshift;
 	uint64_t end = off + len, first = off >> sh, last = (end - 1) >> sh;
@@ -504,33 +498,6 @@ static int preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, 
 		ret = ret ? ret : cret;
 		lblk = stop;
 	}
-	return ret;
-}
-
-int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len)
-{
-	int ret;
-
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
-		return -EOPNOTSUPP;
-	if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))
-		return -EOPNOTSUPP;
-	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
-		return -EOPNOTSUPP;
-	if (len == 0)
-		return -EINVAL;
-	if (off >= DAXFS_MAX_FILE_SIZE || len > DAXFS_MAX_FILE_SIZE - off)
-		return -EFBIG;
-	if ((ret = sbi_writable(&fs->sbi)))
-		return ret;
-	pthread_rwlock_wrlock(&ip->lock);
-	if (!S_ISREG(ip->d.mode))
-		ret = S_ISDIR(ip->d.mode) ? -EISDIR : -ENODEV;
-	else if (mode & FALLOC_FL_PUNCH_HOLE)
-		ret = punch(fs, ip, off, len);
-	else
-		ret = preallocate(fs, ip, mode, off, len);
-	pthread_rwlock_unlock(&ip->lock);
 	return ret;
 }
 

@@ -83,7 +83,9 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 	}
 	if (!cfg->readonly && !cfg->norecovery) {
 		sbi_set_state(&fs->sbi, DAXFS_STATE_DIRTY);
-		ret = orphan_recover(fs, msg, sizeof(msg));
+		struct file_free_sink sink = policy_sink(fs);
+
+		ret = orphan_recover(fs, &sink, msg, sizeof(msg));
 		if (ret) {
 			snprintf(err, errlen, "%s: %s", image, msg);
 			goto fail_busy;

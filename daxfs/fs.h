@@ -193,11 +193,11 @@ void icache_sync_all(struct fs *fs);
 /* nlink reached 0: put ip on the orphan list in tx.  Caller holds ns_lock and ip->lock. */
 int orphan_add(struct fs *fs, struct tx *tx, struct inode *ip);
 /* The last open file of an inode was released: free it if it has no link left. */
-int orphan_release_last(struct fs *fs, struct inode *ip);
+int orphan_release_last(struct fs *fs, struct inode *ip, const struct file_free_sink *sink);
 /* Free all of an inode's media (blocks, xattrs, the inode), committing as it goes. */
-int orphan_free_inode(struct fs *fs, struct inode *ip);
+int orphan_free_inode(struct fs *fs, struct inode *ip, const struct file_free_sink *sink);
 /* Free the inodes on the orphan list (mount does this unless norecovery). */
-int orphan_recover(struct fs *fs, char *err, size_t errlen);
+int orphan_recover(struct fs *fs, const struct file_free_sink *sink, char *err, size_t errlen);
 /* Clear one orphan-list slot in a transaction of its own (a record that names nothing to free). */
 int orphan_drop_slot(struct fs *fs, uint64_t id);
 
@@ -233,15 +233,25 @@ typedef int (*fs_send_fn)(void *ctx, const struct iovec *iov, int niov);
 int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_fn send, void *ctx);
 /* Write a gather list at off: the bytes written (short on ENOSPC) or -errno. */
 ssize_t fs_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov);
-int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
+/*
+ * Fallocate with ip write-locked: preallocate (mode 0, KEEP_SIZE, ZERO_RANGE) or punch the whole
+ * blocks of [off, off + len) out, handing freed media to sink; the edges are zeroed in place.
+ */
+int file_preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
+int file_punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len, const struct file_free_sink *sink);
 int fs_lseek(struct fs *fs, struct inode *ip, uint64_t off, int whence, uint64_t *res);
 /*
- * With ip->lock held for writing: set the size, freeing blocks past it; commits tx (and more).
- * ns_context: called under ns_lock (freeing an unlinked inode), where pins never make it wait.
+ * Where blocks leaving a file go: fn gets each freed media range, in the transaction that detaches
+ * it.  The caller supplies it (the namespace layer: the policy decides), so this layer never calls up.
  */
-int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx, bool ns_context);
-/* The policy's say before a truncate to size (may wait with ip unlocked): 0 or -EBUSY. */
-int file_truncate_check(struct fs *fs, struct inode *ip, uint64_t size);
+struct file_free_sink {
+	void (*fn)(void *arg, struct tx *tx, struct inode *ip, uint64_t pblk, uint64_t len);
+	void *arg;
+};
+/* A sink that frees at once (no pins can exist: the checker, tests). */
+struct file_free_sink file_free_direct(struct fs *fs);
+/* With ip->lock held for writing: set the size, freeing blocks past it into sink; commits tx (and more). */
+int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx, const struct file_free_sink *sink);
 /* Allocate (zeroed) the holes of blocks [lblk, last] and commit, as a DAX write fault would. */
 int file_fill_holes(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t last);
 int file_read_iov(struct fs *fs, struct inode *ip, uint64_t off, size_t len, struct iovec *iov, int maxiov,
@@ -326,5 +336,7 @@ int fs_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid);
 typedef int (*fs_plus_fn)(void *arg, const char *name, const struct entry *e, uint64_t next);
 int fs_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_entries, fs_plus_fn emit, void *arg);
 int fs_readdir(struct fs *fs, struct inode *dir, uint64_t pos, dir_emit_fn emit, void *arg);
+/* fallocate(2): preallocate or zero, or punch a hole (the policy decides first about pinned blocks). */
+int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
 
 #endif

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -111,6 +112,19 @@ int fs_getattr(struct fs *fs, uint64_t ino, struct stat *st)
 	return 0;
 }
 
+/*
+ * The policy's say before the blocks past `size` leave ip (write-locked): 0 or -errno.  It may wait
+ * with ip unlocked; the caller re-reads the inode afterwards.
+ */
+static int before_truncate(struct fs *fs, struct inode *ip, uint64_t size)
+{
+	uint64_t first = DIV_ROUND_UP(size, fs_bs(fs));
+
+	if (size > ip->d.size)
+		return 0;
+	return policy_before_free(fs, ip, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
+}
+
 int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out)
 {
 	struct timespec now;
@@ -133,7 +147,7 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set,
 		goto out;
 	}
 	/* Pinned blocks past the new size: the policy may refuse, or wait (unlocking), before any change. */
-	if ((to_set & FS_SET_SIZE) && (ret = file_truncate_check(fs, ip, (uint64_t)attr->st_size)))
+	if ((to_set & FS_SET_SIZE) && (ret = before_truncate(fs, ip, (uint64_t)attr->st_size)))
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (to_set & FS_SET_MODE)
@@ -166,7 +180,9 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set,
 	}
 	tx_init(&tx, &fs->sbi.journal);
 	if (to_set & FS_SET_SIZE) {
-		ret = file_truncate(fs, ip, (uint64_t)attr->st_size, &tx, false);
+		struct file_free_sink sink = policy_sink(fs);
+
+		ret = file_truncate(fs, ip, (uint64_t)attr->st_size, &tx, &sink);
 	} else {
 		inode_log(fs, &tx, ip);
 		ret = sbi_commit(&fs->sbi, &tx);
@@ -368,9 +384,11 @@ unlock_ns:
 /* After the commit that dropped the last link: free the inode now unless it is still open. */
 static int reap(struct fs *fs, struct inode *ip)
 {
+	struct file_free_sink sink = policy_sink(fs);
+
 	if (ip->d.nlink || ip->nopen || ip->deleted)
 		return 0;
-	return orphan_free_inode(fs, ip);
+	return orphan_free_inode(fs, ip, &sink);
 }
 
 static int remove_entry(struct fs *fs, uint64_t parent, const char *name, bool rmdir)
@@ -678,12 +696,13 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
 		ret = -ENOENT;
 	} else {
 		inode_open(fs, ip);
-		if (trunc && (ret = file_truncate_check(fs, ip, 0)) == 0 && !ip->deleted) {
+		if (trunc && (ret = before_truncate(fs, ip, 0)) == 0 && !ip->deleted) {
+			struct file_free_sink sink = policy_sink(fs);
 			struct tx tx;
 
 			tx_init(&tx, &fs->sbi.journal);
 			inode_touch(ip, T_MTIME | T_CTIME);
-			ret = file_truncate(fs, ip, 0, &tx, false);
+			ret = file_truncate(fs, ip, 0, &tx, &sink);
 		}
 		if (ret)
 			inode_close(fs, ip);
@@ -699,12 +718,13 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
 
 int fs_release(struct fs *fs, struct inode *ip)
 {
+	struct file_free_sink sink = policy_sink(fs);
 	int ret = 0;
 
 	if (inode_close(fs, ip)) {
 		ret = inode_sync(fs, ip);
 		if (ip->d.nlink == 0)
-			ret = orphan_release_last(fs, ip);
+			ret = orphan_release_last(fs, ip, &sink);
 	}
 	inode_put(fs, ip);
 	return ret;
@@ -821,4 +841,37 @@ int fs_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_en
 	}
 	free(pc.items);
 	return 0;
+}
+
+int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len)
+{
+	int ret;
+
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (len == 0)
+		return -EINVAL;
+	if (off >= DAXFS_MAX_FILE_SIZE || len > DAXFS_MAX_FILE_SIZE - off)
+		return -EFBIG;
+	if ((ret = sbi_writable(&fs->sbi)))
+		return ret;
+	pthread_rwlock_wrlock(&ip->lock);
+	if (!S_ISREG(ip->d.mode)) {
+		ret = S_ISDIR(ip->d.mode) ? -EISDIR : -ENODEV;
+	} else if (mode & FALLOC_FL_PUNCH_HOLE) {
+		uint64_t first = DIV_ROUND_UP(off, fs_bs(fs)), last = (off + len) >> fs->sbi.bshift;
+		struct file_free_sink sink = policy_sink(fs);
+
+		/* The policy decides first (it may wait with the inode unlocked), before anything changes. */
+		if (first >= last || (ret = policy_before_free(fs, ip, first, last - first)) == 0)
+			ret = file_punch(fs, ip, off, len, &sink);
+	} else {
+		ret = file_preallocate(fs, ip, mode, off, len);
+	}
+	pthread_rwlock_unlock(&ip->lock);
+	return ret;
 }

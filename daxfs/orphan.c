@@ -29,7 +29,7 @@ int orphan_add(struct fs *fs, struct tx *tx, struct inode *ip)
 	return ret;
 }
 
-int orphan_free_inode(struct fs *fs, struct inode *ip)
+int orphan_free_inode(struct fs *fs, struct inode *ip, const struct file_free_sink *sink)
 {
 	struct tx tx;
 	int ret;
@@ -38,7 +38,7 @@ int orphan_free_inode(struct fs *fs, struct inode *ip)
 		return 0;
 	if (S_ISREG(ip->d.mode) || S_ISDIR(ip->d.mode) || S_ISLNK(ip->d.mode)) {
 		tx_init(&tx, &fs->sbi.journal);
-		ret = file_truncate(fs, ip, 0, &tx, true);
+		ret = file_truncate(fs, ip, 0, &tx, sink);
 		if (ret)
 			return ret;
 	}
@@ -60,7 +60,7 @@ int orphan_free_inode(struct fs *fs, struct inode *ip)
 	return ret;
 }
 
-int orphan_release_last(struct fs *fs, struct inode *ip)
+int orphan_release_last(struct fs *fs, struct inode *ip, const struct file_free_sink *sink)
 {
 	int ret = 0;
 
@@ -68,7 +68,7 @@ int orphan_release_last(struct fs *fs, struct inode *ip)
 	pthread_rwlock_wrlock(&ip->lock);
 	/* Opens take ip->lock, so nopen cannot change under us; /proc/self/fd reopens may have raced. */
 	if (ip->d.nlink == 0 && !ip->deleted && ip->nopen == 0)
-		ret = orphan_free_inode(fs, ip);
+		ret = orphan_free_inode(fs, ip, sink);
 	pthread_rwlock_unlock(&ip->lock);
 	pthread_mutex_unlock(&fs->ns_lock);
 	return ret;
@@ -109,7 +109,7 @@ int orphan_drop_slot(struct fs *fs, uint64_t id)
 }
 
 /* Inodes that lost their last link while open (or just before a crash): free them now. */
-int orphan_recover(struct fs *fs, char *err, size_t errlen)
+int orphan_recover(struct fs *fs, const struct file_free_sink *sink, char *err, size_t errlen)
 {
 	struct orphan_list ol = { 0 };
 	int ret = 0;
@@ -135,7 +135,7 @@ int orphan_recover(struct fs *fs, char *err, size_t errlen)
 			ip->orphan = true;
 			ip->orphan_slot = id;
 			if (ip->d.nlink == 0) {
-				ret = orphan_free_inode(fs, ip);
+				ret = orphan_free_inode(fs, ip, sink);
 				fs->orphans_recovered++;
 			} else {
 				ret = orphan_drop_slot(fs, id);

@@ -138,8 +138,9 @@ static void free_run(void *arg, uint64_t start, uint64_t len, uint32_t count)
 	tx_defer(fr->tx, on_busy_committed, fs, start, len);
 }
 
-void policy_free(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t pblk, uint64_t len)
+static void policy_free(void *arg, struct tx *tx, struct inode *ip, uint64_t pblk, uint64_t len)
 {
+	struct fs *fs = arg;
 	struct free_run_ctx fr = { fs, tx, ip, 0 };
 	struct policy_config pc;
 
@@ -152,6 +153,11 @@ void policy_free(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t pblk, 
 	pthread_mutex_lock(&fs->pins.lock);
 	pin_runs_locked(&fs->pins, pblk, len, free_run, &fr);
 	pthread_mutex_unlock(&fs->pins.lock);
+}
+
+struct file_free_sink policy_sink(struct fs *fs)
+{
+	return (struct file_free_sink){ policy_free, fs };
 }
 
 /* The media ranges behind file blocks [lblk, lblk + n). */

@@ -52,8 +52,11 @@ void policy_init(struct fs *fs);
  * so the holder can still use the file and unpin; the caller must re-read the inode afterwards.
  */
 int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t n);
-/* Free media blocks leaving ip in tx: unpinned parts go back to the allocator, pinned ones per policy. */
-void policy_free(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t pblk, uint64_t len);
+/*
+ * Where freed blocks go: unpinned parts back to the allocator, pinned ones per policy (busy, or free
+ * under unsafe).  The sink of every truncate, punch and inode free.
+ */
+struct file_free_sink policy_sink(struct fs *fs);
 
 /* Pin [off, off + len) of the open regular file ip for owner. */
 int policy_pin(struct fs *fs, struct pin_owner *owner, struct inode *ip, bool writable, uint64_t off, uint64_t len,
