@@ -63,7 +63,7 @@ static struct fs *mount_it(const char *path, bool discard)
 	struct fs *fs;
 	char err[512];
 
-	if (fs_mount(&fs, path, &cfg, err, sizeof(err))) {
+	if (mount_open(&fs, path, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "busybench: %s\n", err);
 		exit(1);
 	}
@@ -195,7 +195,7 @@ static void bench_dram_tree(const char *dir)
 	report("tree_clear_1M_s", t3 - t2, "s");
 	report("tree_total_1M_s", t3 - t0, "s");
 	free(v);
-	fs_unmount(fs);
+	mount_close(fs);
 	unlink(path);
 }
 
@@ -215,7 +215,7 @@ static void bench_tree(const char *dir)
 	struct trim_ctx tc = trim_all(fs);
 	double t2 = bench_now();
 	/* The clear: unpin the rest and let the reclaim worker (discard) free everything. */
-	if (fs_start(fs))
+	if (mount_start(fs))
 		exit(1);
 	pin_half(fs, false);
 	busy_drain(&fs->busy);
@@ -230,7 +230,7 @@ static void bench_tree(const char *dir)
 	report("persistent_trim_1M_s", t2 - t1, "s");
 	report("persistent_reclaim_1M_s", t3 - t2, "s");
 	report("persistent_total_1M_s", t3 - t0, "s");
-	fs_unmount(fs);
+	mount_close(fs);
 	unlink(path);
 }
 
@@ -258,12 +258,12 @@ static void bench_mount(const char *dir)
 		fprintf(stderr, "busybench: mount found %llu busy extents\n", (unsigned long long)fs->busy.nextents);
 		exit(1);
 	}
-	fs_start(fs);
+	mount_start(fs);
 	busy_drain(&fs->busy);
 	double t2 = bench_now();
 	report("mount_1M_busy_s", t1 - t0, "s");
 	report("mount_1M_busy_reclaimed_s", t2 - t0, "s");
-	fs_unmount(fs);
+	mount_close(fs);
 	unlink(path);
 }
 

@@ -797,7 +797,7 @@ static int open_fs(struct ck *c, const char *path)
 	int ret;
 
 	for (int attempt = 0; attempt < 4; attempt++) {
-		ret = fs_mount(&c->fs, path, &cfg, err, sizeof(err));
+		ret = mount_open(&c->fs, path, &cfg, err, sizeof(err));
 		if (ret == 0)
 			break;
 		if (ret == -EBUSY || ret == -ENOENT || ret == -EACCES || ret == -ENOMEM || ret == -EINVAL ||
@@ -906,6 +906,6 @@ out:
 	/* Leave the image marked dirty when problems remain, so the next mount or check looks again. */
 	if (r->exit_code >= FSCK_UNFIXED)
 		c.fs->sbi.readonly = true;	/* the unmount then leaves it dirty */
-	fs_unmount(c.fs);
+	mount_close(c.fs);
 	return r->exit_code;
 }

@@ -150,14 +150,13 @@ static inline uint32_t fs_bs(const struct fs *fs)
 	return fs->sbi.bs;
 }
 
-/* ---- fs.c: mount life cycle ---- */
-int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen);
-/* Start the background worker (reclaim).  Separate from fs_mount so a daemon can fork in between. */
-int fs_start(struct fs *fs);
+/* ---- mount.c: mount life cycle ---- */
+int mount_open(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen);
+/* Start the background worker (reclaim).  Separate from mount_open so a daemon can fork in between. */
+int mount_start(struct fs *fs);
 /* Drop every pin, drain reclaim, write back and close. */
-void fs_unmount(struct fs *fs);
+void mount_close(struct fs *fs);
 #define STAT_ADD(fs, field, n) __atomic_add_fetch(&(fs)->stats.field, (n), __ATOMIC_RELAXED)
-int fs_statfs(struct fs *fs, struct statvfs *st);
 
 /* ---- inode.c ---- */
 int inode_get(struct fs *fs, uint64_t ino, struct inode **ip);
@@ -338,5 +337,6 @@ int fs_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_en
 int fs_readdir(struct fs *fs, struct inode *dir, uint64_t pos, dir_emit_fn emit, void *arg);
 /* fallocate(2): preallocate or zero, or punch a hole (the policy decides first about pinned blocks). */
 int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
+int namei_statfs(struct fs *fs, struct statvfs *st);
 
 #endif

@@ -109,7 +109,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct daemon *d = userdata;
 
 	/* After daemonizing (threads do not survive the fork): start the reclaim worker. */
-	if (fs_start(d->fs))
+	if (mount_start(d->fs))
 		fprintf(stderr, "daxfs: cannot start the reclaim worker; busy extents will wait for the next mount\n");
 
 	/*
@@ -592,7 +592,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct statvfs st;
 
 	(void)ino;
-	fs_statfs(FS(req), &st);
+	namei_statfs(FS(req), &st);
 	fuse_reply_statfs(req, &st);
 }
 

@@ -223,7 +223,7 @@ int main(int argc, char *argv[])
 	 * of its lock: give it a few seconds rather than fail an "umount; mount" sequence.
 	 */
 	for (int tries = 0;; tries++) {
-		int r = fs_mount(&d.fs, o.image, &cfg, err, sizeof(err));
+		int r = mount_open(&d.fs, o.image, &cfg, err, sizeof(err));
 
 		if (r == 0)
 			break;
@@ -281,7 +281,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_fs:
-	fs_unmount(d.fs);
+	mount_close(d.fs);
 out_args:
 	free(cl.mountpoint);
 	free(o.image);

@@ -875,3 +875,25 @@ int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64
 	pthread_rwlock_unlock(&ip->lock);
 	return ret;
 }
+
+int namei_statfs(struct fs *fs, struct statvfs *st)
+{
+	struct sbi *s = &fs->sbi;
+
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = s->bs;
+	st->f_frsize = s->bs;
+	st->f_blocks = s->data_blocks;
+	st->f_bfree = alloc_free_blocks(&s->alloc);
+	st->f_bavail = alloc_avail_blocks(&s->alloc);
+	st->f_files = s->sb.ninodes;
+	pthread_mutex_lock(&fs->ino_lock);
+	st->f_ffree = s->sb.ninodes - fs->ino_taken;
+	pthread_mutex_unlock(&fs->ino_lock);
+	st->f_favail = st->f_ffree;
+	memcpy(&st->f_fsid, s->sb.uuid, sizeof(st->f_fsid));
+	st->f_namemax = DAXFS_NAME_MAX;
+	if (fs->sbi.readonly)
+		st->f_flag |= ST_RDONLY;
+	return 0;
+}

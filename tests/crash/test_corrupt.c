@@ -90,9 +90,9 @@ static void build_base(void)
 	struct inode *ip;
 	char err[256];
 
-	if (fs_mount(&fs, base_path, &cfg, err, sizeof(err)))
+	if (mount_open(&fs, base_path, &cfg, err, sizeof(err)))
 		_exit(91);
-	CHECK(fs_start(fs));
+	CHECK(mount_start(fs));
 	uint64_t d = mk(fs, DAXFS_ROOT_INO, "dir", S_IFDIR | 0755);
 	for (int i = 0; i < 300; i++) {	/* several directory blocks */
 		char name[64];
@@ -166,7 +166,7 @@ static void locate(void)
 	struct fs *fs;
 	char err[256];
 
-	assert_int_equal(fs_mount(&fs, base_path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(mount_open(&fs, base_path, &cfg, err, sizeof(err)), 0);
 	struct sbi *s = &fs->sbi;
 	uint32_t bs = s->bs;
 	add(K_SUPER, 0, sizeof(struct daxfs_super));
@@ -204,7 +204,7 @@ static void locate(void)
 			add(K_SLOTS, sl.blocks[i] * bs, 32 + 8 * 32);	/* header and the first slots */
 		slots_destroy(&sl);
 	}
-	fs_unmount(fs);
+	mount_close(fs);
 	for (int k = 0; k < NKINDS; k++)
 		if (where[k].n == 0)
 			fail_msg("the base image has no %s to corrupt", kind_name[k]);
@@ -257,10 +257,10 @@ static int trial_child(void)
 	FILE *null = fopen("/dev/null", "w");
 
 	alarm(20);	/* a hang is a failure: SIGALRM kills the child */
-	if (fs_mount(&fs, work_path, &cfg, err, sizeof(err)) == 0) {
-		fs_start(fs);
+	if (mount_open(&fs, work_path, &cfg, err, sizeof(err)) == 0) {
+		mount_start(fs);
 		use(fs);
-		fs_unmount(fs);
+		mount_close(fs);
 	} else if (!err[0]) {
 		fprintf(stderr, "mount failed without a message\n");
 		return 1;
@@ -281,13 +281,13 @@ static int trial_child(void)
 			return 1;
 		}
 		/* Repaired: it mounts and works. */
-		if (fs_mount(&fs, work_path, &cfg, err, sizeof(err))) {
+		if (mount_open(&fs, work_path, &cfg, err, sizeof(err))) {
 			fprintf(stderr, "repaired image does not mount: %s\n", err);
 			return 1;
 		}
-		fs_start(fs);
+		mount_start(fs);
 		use(fs);
-		fs_unmount(fs);
+		mount_close(fs);
 	}
 	fclose(null);
 	return 0;
@@ -416,14 +416,14 @@ static void test_stale_orphan_slot(void **state)
 	uint64_t ino = 0;
 
 	(void)state;
-	assert_int_equal(fs_mount(&fs, base_path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(mount_open(&fs, base_path, &cfg, err, sizeof(err)), 0);
 	struct sbi *s = &fs->sbi;
 	assert_int_equal(slots_load(&sl, s, DAXFS_SLOTS_ORPHAN, s->sb.orphan_head, first_orphan, &ino, err,
 				    sizeof(err)), 0);
 	slots_destroy(&sl);
 	assert_true(ino != 0);
 	uint64_t off = s->sb.ibitmap_start * s->bs + (ino - 1) / 8;
-	fs_unmount(fs);
+	mount_close(fs);
 
 	char *img = malloc(IMAGE_BYTES);
 	memcpy(img, base, IMAGE_BYTES);

@@ -450,7 +450,7 @@ static struct fs *mount_it(void)
 	struct fs *fs;
 	char err[512];
 
-	if (fs_mount(&fs, image, &cfg, err, sizeof(err)))
+	if (mount_open(&fs, image, &cfg, err, sizeof(err)))
 		fail_msg("mount after crash: %s", err);
 	return fs;
 }
@@ -521,10 +521,10 @@ static bool crash_at(int n, const char *torn, int nsteps)
 		struct fs_config cfg = { 0 };
 		struct fs *fs;
 		char err[256];
-		if (fs_mount(&fs, image, &cfg, err, sizeof(err)))
+		if (mount_open(&fs, image, &cfg, err, sizeof(err)))
 			_exit(98);
 		run_workload(fs, ack_pipe, &fds[1]);
-		fs_unmount(fs);
+		mount_close(fs);
 		_exit(0);
 	}
 	close(fds[1]);
@@ -553,7 +553,7 @@ static bool crash_at(int n, const char *torn, int nsteps)
 			 "expected:\n%s",
 			 n, torn ? torn : "plain", k, k + 1, s, reference[k + 1]);
 	free(s);
-	fs_unmount(fs);
+	mount_close(fs);
 	if (check_quiet(&orphans) != FSCK_OK)
 		fail_msg("crash at drain %d (%s): fsck -n not clean after recovery", n, torn ? torn : "plain");
 	if (orphans)
@@ -572,7 +572,7 @@ static void test_sweep(void **state)
 	struct fs *fs = mount_it();
 	reference[0] = state_of(fs);
 	run_workload(fs, ack_record, fs);
-	fs_unmount(fs);
+	mount_close(fs);
 
 	for (int n = 1;; n++) {
 		if (!crash_at(n, NULL, nsteps))

@@ -72,9 +72,9 @@ static void populate(void)
 	struct inode *ip;
 	char err[256];
 
-	if (fs_mount(&fs, path, &cfg, err, sizeof(err)))
+	if (mount_open(&fs, path, &cfg, err, sizeof(err)))
 		_exit(2);
-	fs_start(fs);
+	mount_start(fs);
 	fs_mkdir(fs, &root, DAXFS_ROOT_INO, "d", 0755, &e);
 	uint64_t d = e.ino;
 	for (int i = 0; i < 120; i++) {
@@ -170,13 +170,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fs_config cfg = { .private_map = true, .report = quiet, .enospc_wait_ms = 0 };
 	struct fs *fs;
 	char err[512];
-	if (fs_mount(&fs, path, &cfg, err, sizeof(err)) == 0) {
-		fs_start(fs);
+	if (mount_open(&fs, path, &cfg, err, sizeof(err)) == 0) {
+		mount_start(fs);
 		treewalk(fs, DAXFS_ROOT_INO, 0, 8, 1 << 20);
 		struct entry e;
 		fs_mknod(fs, &root, DAXFS_ROOT_INO, "new", S_IFREG | 0644, 0, &e);
 		fs_unlink(fs, DAXFS_ROOT_INO, "hl");
-		fs_unmount(fs);
+		mount_close(fs);
 	}
 	static FILE *null;
 	if (!null)

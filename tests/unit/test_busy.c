@@ -47,9 +47,9 @@ static struct fs *mount_fs(const struct image *img)
 	struct fs *fs;
 	char err[512];
 
-	if (fs_mount(&fs, img->path, &cfg, err, sizeof(err)))
-		fail_msg("fs_mount: %s", err);
-	assert_int_equal(fs_start(fs), 0);
+	if (mount_open(&fs, img->path, &cfg, err, sizeof(err)))
+		fail_msg("mount_open: %s", err);
+	assert_int_equal(mount_start(fs), 0);
 	return fs;
 }
 
@@ -152,7 +152,7 @@ static void test_truncate_pinned_then_reclaim(void **state)
 	assert_int_equal(fs->reclaim.extents, 1);
 	fs_release(fs, g);
 	fs_release(fs, ip);
-	fs_unmount(fs);
+	mount_close(fs);
 }
 
 /*
@@ -191,17 +191,17 @@ static void test_crash_with_busy_extents(void **state)
 	struct fs_config cfg = { 0 };
 	struct fs *fs;
 	char err[512];
-	assert_int_equal(fs_mount(&fs, img->path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(mount_open(&fs, img->path, &cfg, err, sizeof(err)), 0);
 	/* Loaded and queued, but reclaim runs only once started. */
 	assert_int_equal(fs->busy.nextents, 20000);
 	assert_int_equal(fs->busy.queued_extents, 20000);
 	uint64_t data = fs->sbi.data_blocks;
-	assert_int_equal(fs_start(fs), 0);
+	assert_int_equal(mount_start(fs), 0);
 	wait_reclaimed(fs);
 	/* Only the root directory, the two list heads and the grown busy list remain in use. */
 	uint64_t used = data - alloc_free_blocks(&fs->sbi.alloc);
 	assert_true(used >= 2 && used < 2 + DIV_ROUND_UP(20000u, 127u) + 4);
-	fs_unmount(fs);
+	mount_close(fs);
 }
 
 /*

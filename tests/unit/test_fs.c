@@ -52,8 +52,8 @@ static int mount_fixture(void **state, const char *name, uint64_t bytes, const s
 	image_name(&f->img, name);
 	*state = f;
 	image_format(&f->img, bytes, p);
-	if (fs_mount(&f->fs, f->img.path, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "fs_mount: %s\n", err);
+	if (mount_open(&f->fs, f->img.path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "mount_open: %s\n", err);
 		image_remove(&f->img);	/* teardown does not run after a failed setup */
 		return -1;
 	}
@@ -71,7 +71,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	if (f->fs)
-		fs_unmount(f->fs);
+		mount_close(f->fs);
 	image_remove(&f->img);
 	free(f);
 	return 0;
@@ -82,10 +82,10 @@ static void remount(struct fixture *f)
 	struct fs_config cfg = { 0 };
 	char err[256] = "";
 
-	fs_unmount(f->fs);
+	mount_close(f->fs);
 	f->fs = NULL;
-	if (fs_mount(&f->fs, f->img.path, &cfg, err, sizeof(err)))
-		fail_msg("fs_mount: %s", err);
+	if (mount_open(&f->fs, f->img.path, &cfg, err, sizeof(err)))
+		fail_msg("mount_open: %s", err);
 }
 
 /* ---- helpers ---- */
@@ -206,7 +206,7 @@ static uint64_t bfree(struct fs *fs)
 {
 	struct statvfs sv;
 
-	assert_int_equal(fs_statfs(fs, &sv), 0);
+	assert_int_equal(namei_statfs(fs, &sv), 0);
 	return sv.f_bfree;
 }
 
@@ -214,7 +214,7 @@ static uint64_t ffree(struct fs *fs)
 {
 	struct statvfs sv;
 
-	assert_int_equal(fs_statfs(fs, &sv), 0);
+	assert_int_equal(namei_statfs(fs, &sv), 0);
 	return sv.f_ffree;
 }
 
@@ -313,7 +313,7 @@ static void test_mount_fresh(void **state)
 	assert_int_equal(st.st_mode, S_IFDIR | 0755);
 	assert_int_equal(st.st_nlink, 2);
 	assert_int_equal(st.st_ino, ROOT);
-	assert_int_equal(fs_statfs(f->fs, &sv), 0);
+	assert_int_equal(namei_statfs(f->fs, &sv), 0);
 	assert_int_equal(sv.f_bsize, BS);
 	assert_int_equal(sv.f_blocks, f->fs->sbi.data_blocks);
 	assert_int_equal(sv.f_bfree, f->fs->sbi.data_blocks - 2);	/* the two slot list heads */
@@ -1952,7 +1952,7 @@ static void test_enospc(void **state)
 	mkfile(fs, ROOT, "second");	/* the root directory block exists before space runs out */
 	uint64_t free0 = bfree(fs);
 	struct statvfs sv;
-	assert_int_equal(fs_statfs(fs, &sv), 0);
+	assert_int_equal(namei_statfs(fs, &sv), 0);
 	uint64_t avail = sv.f_bavail;
 	assert_true(avail < free0);	/* the metadata reserve */
 
@@ -1967,7 +1967,7 @@ static void test_enospc(void **state)
 	assert_true((uint64_t)n <= avail * BS);
 	assert_true((uint64_t)n >= (avail - 64) * BS);	/* nearly everything was usable */
 	assert_int_equal(stat_of(fs, ino).st_size, n);
-	assert_int_equal(fs_statfs(fs, &sv), 0);
+	assert_int_equal(namei_statfs(fs, &sv), 0);
 	assert_int_equal(sv.f_bavail, 0);
 	/* Now nothing: -ENOSPC, the file unchanged. */
 	iov.iov_len = BS;
@@ -2046,7 +2046,7 @@ static void crash_child(const char *path, int n)
 
 	snprintf(num, sizeof(num), "%d", n);
 	setenv("DAXFS_CRASH_AT", num, 1);
-	CHILD_CHECK(fs_mount(&fs, path, &cfg, err, sizeof(err)) == 0, 10);
+	CHILD_CHECK(mount_open(&fs, path, &cfg, err, sizeof(err)) == 0, 10);
 	uint64_t i1 = child_create(fs, ROOT, "f1", S_IFREG | 0644, 11);
 	CHILD_CHECK(fs_open(fs, i1, O_RDWR, &f1) == 0, 12);
 	child_write(fs, f1, 0, 4 * BS, 1, 13);
@@ -2073,7 +2073,7 @@ static void crash_child(const char *path, int n)
 	struct entry e;
 	CHILD_CHECK(fs_symlink(fs, &root_cred, d, "link", target, &e) == 0, 31);
 	CHILD_CHECK(fs_rmdir(fs, ROOT, "d") == -ENOTEMPTY, 32);
-	fs_unmount(fs);
+	mount_close(fs);
 	_exit(0);
 }
 
@@ -2119,7 +2119,7 @@ static void check_after_crash(struct fixture *f, int n)
 	char err[256] = "";
 
 	for (int round = 0; round < 2; round++) {
-		if (fs_mount(&f->fs, f->img.path, &cfg, err, sizeof(err)))
+		if (mount_open(&f->fs, f->img.path, &cfg, err, sizeof(err)))
 			fail_msg("crash point %d: mount failed: %s", n, err);
 		struct fs *fs = f->fs;
 		if (round == 0)
@@ -2135,7 +2135,7 @@ static void check_after_crash(struct fixture *f, int n)
 		assert_int_equal(stat_of(fs, ROOT).st_nlink, 2);
 		/* The bitmap agrees with the allocator. */
 		assert_int_equal(fs->sbi.bbm.nset, fs->sbi.sb.data_start + 3 + root_blocks);
-		fs_unmount(fs);
+		mount_close(fs);
 		f->fs = NULL;
 	}
 }

@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* Mount and unmount: from a validated image to a live file system, orphans recovered. */
+/*
+ * Mount and unmount: from a validated image to a live file system (journal replayed, orphans
+ * recovered, busy extents queued), the workers started and stopped, and back to a clean image.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/statvfs.h>
 
 #include "fs.h"
 #include "util.h"
 
-int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen)
+int mount_open(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen)
 {
 	char msg[256];
 	struct fs *fs;
@@ -72,7 +74,7 @@ int fs_mount(struct fs **out, const char *image, const struct fs_config *cfg, ch
 	}
 	/*
 	 * No pin survives a restart: every busy extent on the media is reclaimable (queued for
-	 * fs_start).  The checker reads and judges the busy list itself, so it starts with none.
+	 * mount_start).  The checker reads and judges the busy list itself, so it starts with none.
 	 */
 	reclaim_init(&fs->reclaim, &fs->sbi, &fs->busy, cfg->enospc_wait_ms);
 	ret = busy_load(&fs->busy, &fs->sbi, cfg->norecovery ? 0 : fs->sbi.sb.busy_head, !cfg->norecovery, msg,
@@ -109,14 +111,14 @@ fail:
 	return ret;
 }
 
-int fs_start(struct fs *fs)
+int mount_start(struct fs *fs)
 {
 	if (fs->sbi.readonly || fs->cfg.norecovery)
 		return 0;
 	return reclaim_start(&fs->reclaim, fs->cfg.reclaim_discard);
 }
 
-void fs_unmount(struct fs *fs)
+void mount_close(struct fs *fs)
 {
 	/* Pins die with the mount; what they held becomes reclaimable and is reclaimed before we close. */
 	pin_release_all(&fs->pins);
@@ -143,26 +145,4 @@ void fs_unmount(struct fs *fs)
 	pthread_mutex_destroy(&fs->icache_lock);
 	pthread_mutex_destroy(&fs->ino_lock);
 	free(fs);
-}
-
-int fs_statfs(struct fs *fs, struct statvfs *st)
-{
-	struct sbi *s = &fs->sbi;
-
-	memset(st, 0, sizeof(*st));
-	st->f_bsize = s->bs;
-	st->f_frsize = s->bs;
-	st->f_blocks = s->data_blocks;
-	st->f_bfree = alloc_free_blocks(&s->alloc);
-	st->f_bavail = alloc_avail_blocks(&s->alloc);
-	st->f_files = s->sb.ninodes;
-	pthread_mutex_lock(&fs->ino_lock);
-	st->f_ffree = s->sb.ninodes - fs->ino_taken;
-	pthread_mutex_unlock(&fs->ino_lock);
-	st->f_favail = st->f_ffree;
-	memcpy(&st->f_fsid, s->sb.uuid, sizeof(st->f_fsid));
-	st->f_namemax = DAXFS_NAME_MAX;
-	if (fs->sbi.readonly)
-		st->f_flag |= ST_RDONLY;
-	return 0;
 }
