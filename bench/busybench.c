@@ -50,7 +50,7 @@ static void make_image(const char *path, uint64_t bytes)
 		exit(1);
 	}
 	close(fd);
-	if (media_open(&m, path, 0, err, sizeof(err)) || format_media(&m, &p, err, sizeof(err))) {
+	if (media_open(&m, path, 0, err, sizeof(err)) || super_format(&m, &p, err, sizeof(err))) {
 		fprintf(stderr, "busybench: %s\n", err);
 		exit(1);
 	}

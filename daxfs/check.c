@@ -672,9 +672,9 @@ static int fix_disconnected(struct ck *c)
 
 	if (c->disconnected.n == 0)
 		return 0;
-	ret = fs_lookup(fs, DAXFS_ROOT_INO, "lost+found", &e);
+	ret = namei_lookup(fs, DAXFS_ROOT_INO, "lost+found", &e);
 	if (ret == -ENOENT)
-		ret = fs_mkdir(fs, &root, DAXFS_ROOT_INO, "lost+found", 0700, &e);
+		ret = namei_mkdir(fs, &root, DAXFS_ROOT_INO, "lost+found", 0700, &e);
 	if (ret)
 		return ret;
 	lf = e.ino;

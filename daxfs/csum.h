@@ -11,18 +11,18 @@
 
 #include "daxfs/format.h"
 
-uint32_t daxfs_crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t csum_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* The per-image seed: a crc of the uuid, so metadata copied from another image does not verify. */
-uint32_t daxfs_fs_seed(const struct daxfs_super *sb);
+uint32_t csum_fs_seed(const struct daxfs_super *sb);
 
-uint32_t daxfs_super_csum(const struct daxfs_super *sb);
-uint32_t daxfs_inode_csum(uint32_t seed, uint64_t ino, const struct daxfs_inode *di);
-uint32_t daxfs_extent_block_csum(uint32_t seed, uint64_t blk, const struct daxfs_extent_block *eb);
-uint32_t daxfs_dirent_csum(uint32_t seed, uint64_t dir_ino, const struct daxfs_dirent *de);
-uint32_t daxfs_xattr_csum(uint32_t seed, uint64_t ino, const struct daxfs_xattr_block *xb);
-uint32_t daxfs_slot_block_csum(uint32_t seed, uint64_t blk, const struct daxfs_slot_block *sb);
-uint32_t daxfs_slot_csum(uint32_t seed, uint64_t blk, uint32_t index, const struct daxfs_slot *s);
-uint32_t daxfs_journal_csum(const struct daxfs_journal_header *jh, const void *records);
+uint32_t csum_super(const struct daxfs_super *sb);
+uint32_t csum_inode(uint32_t seed, uint64_t ino, const struct daxfs_inode *di);
+uint32_t csum_extent_block(uint32_t seed, uint64_t blk, const struct daxfs_extent_block *eb);
+uint32_t csum_dirent(uint32_t seed, uint64_t dir_ino, const struct daxfs_dirent *de);
+uint32_t csum_xattr(uint32_t seed, uint64_t ino, const struct daxfs_xattr_block *xb);
+uint32_t csum_slot_block(uint32_t seed, uint64_t blk, const struct daxfs_slot_block *sb);
+uint32_t csum_slot(uint32_t seed, uint64_t blk, uint32_t index, const struct daxfs_slot *s);
+uint32_t csum_journal(const struct daxfs_journal_header *jh, const void *records);
 
 #endif

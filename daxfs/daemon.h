@@ -32,7 +32,7 @@ struct daemon {
 };
 
 /* Release every open file still known (daemon shutdown): pins, then the open itself. */
-void release_open_files(struct daemon *d);
+void fuse_ops_release_all(struct daemon *d);
 
 /* An open file or directory: the fh of a FUSE request.  Its pins die with it. */
 struct open_file {
@@ -44,7 +44,7 @@ struct open_file {
 
 extern const struct fuse_lowlevel_ops daxfs_ll_ops;
 
-void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi, unsigned flags,
+void ioctl_op(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi, unsigned flags,
 	      const void *in_buf, size_t in_size, size_t out_size);
 
 /* Route the session's /dev/fuse traffic through hooks that grant FUSE_DIRECT_IO_ALLOW_MMAP. */

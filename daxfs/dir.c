@@ -47,7 +47,7 @@ struct dir_index {
 
 static uint32_t name_hash(const char *name, size_t len)
 {
-	return daxfs_crc32c(0x9747b28c, name, len);
+	return csum_crc32c(0x9747b28c, name, len);
 }
 
 void dir_destroy(struct dir_index *d)
@@ -227,7 +227,7 @@ int dir_load(struct fs *fs, struct inode *dir)
 			if (bs - off < DAXFS_DIRENT_HDR || r->rec_len < DAXFS_DIRENT_HDR || r->rec_len % 8 ||
 			    r->rec_len > bs - off)
 				return dir_corrupt(fs, dir, b, off, "bad record length");
-			if (r->crc != daxfs_dirent_csum(fs->sbi.seed, dir->ino, r))
+			if (r->crc != csum_dirent(fs->sbi.seed, dir->ino, r))
 				return dir_corrupt(fs, dir, b, off, "record checksum mismatch");
 			if (r->ino) {
 				if (r->name_len == 0 || DAXFS_DIRENT_LEN(r->name_len) > r->rec_len ||
@@ -270,7 +270,7 @@ static void log_rec(struct fs *fs, struct tx *tx, struct inode *dir, uint32_t b,
 	struct dir_index *d = dir->dir;
 	struct daxfs_dirent *r = REC(d->img[b], off);
 
-	r->crc = daxfs_dirent_csum(fs->sbi.seed, dir->ino, r);
+	r->crc = csum_dirent(fs->sbi.seed, dir->ino, r);
 	tx_log(tx, sbi_block_off(&fs->sbi, d->pblk[b]) + off, r,
 	       DAXFS_DIRENT_HDR + (name && r->ino ? r->name_len : 0));
 }

@@ -96,7 +96,7 @@ int emap_load(struct fs *fs, struct inode *ip)
 		if (!sbi_data_block(s, blk, 1) || map->nleaves > ip->d.blocks || map->nleaves > s->data_blocks)
 			return corrupt(fs, ip, "extent chain leaves the data area or loops", blk);
 		if (eb->magic != DAXFS_EXTENT_MAGIC || eb->ino != ip->ino || eb->count == 0 || eb->count > per ||
-		    eb->crc != daxfs_extent_block_csum(s->seed, blk, eb))
+		    eb->crc != csum_extent_block(s->seed, blk, eb))
 			return corrupt(fs, ip, "bad extent block", blk);
 		if ((ret = grow_leaves(map, map->nleaves + 1)))
 			return ret;
@@ -481,7 +481,7 @@ void emap_log(struct fs *fs, struct tx *tx, struct inode *ip)
 			uint64_t off = sbi_block_off(s, l->pblk);
 
 			eb->count = l->count;
-			eb->crc = daxfs_extent_block_csum(s->seed, l->pblk, eb);
+			eb->crc = csum_extent_block(s->seed, l->pblk, eb);
 			tx_log(tx, off, eb, sizeof(*eb));
 			if (l->dirty_from < l->count)
 				tx_log(tx, off + sizeof(*eb) + l->dirty_from * sizeof(struct daxfs_extent),

@@ -304,9 +304,9 @@ static bool atime_due(const struct inode *ip)
 	return now.tv_sec - d->atime_sec >= 24 * 3600;
 }
 
-int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_fn send, void *ctx)
+int file_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, file_send_fn send, void *ctx)
 {
-	struct iovec iov[FS_READ_MAX_IOV];
+	struct iovec iov[FILE_READ_MAX_IOV];
 	size_t bytes;
 	int niov, ret;
 
@@ -321,7 +321,7 @@ int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_
 		if (atime_due(ip))
 			inode_touch(ip, T_ATIME);
 	}
-	ret = file_read_iov(fs, ip, off, size, iov, FS_READ_MAX_IOV, &niov, &bytes);
+	ret = file_read_iov(fs, ip, off, size, iov, FILE_READ_MAX_IOV, &niov, &bytes);
 	/* The iovecs point into the media: hold the lock until they have been copied out. */
 	if (ret == 0)
 		ret = send(ctx, iov, niov);
@@ -331,12 +331,12 @@ int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_
 
 int file_pread(struct fs *fs, struct inode *ip, void *buf, size_t len, uint64_t off)
 {
-	struct iovec iov[FS_READ_MAX_IOV];
+	struct iovec iov[FILE_READ_MAX_IOV];
 	size_t bytes, done = 0;
 	int niov;
 
 	while (done < len) {
-		file_read_iov(fs, ip, off + done, len - done, iov, FS_READ_MAX_IOV, &niov, &bytes);
+		file_read_iov(fs, ip, off + done, len - done, iov, FILE_READ_MAX_IOV, &niov, &bytes);
 		if (bytes == 0)
 			break;
 		for (int i = 0; i < niov; i++) {
@@ -367,7 +367,7 @@ static void copy_from_iov(struct fs *fs, char *dst, const struct iovec *iov, int
 	}
 }
 
-ssize_t fs_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov)
+ssize_t file_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov)
 {
 	unsigned sh = fs->sbi.bshift;
 	size_t total = 0;
@@ -503,7 +503,7 @@ int file_preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, ui
 
 /* ---- lseek ---- */
 
-int fs_lseek(struct fs *fs, struct inode *ip, uint64_t off, int whence, uint64_t *res)
+int file_lseek(struct fs *fs, struct inode *ip, uint64_t off, int whence, uint64_t *res)
 {
 	unsigned sh = fs->sbi.bshift;
 	struct emap_cursor c;

@@ -186,7 +186,7 @@ void inode_create_abort(struct fs *fs, struct inode *ip);
 void inode_open(struct fs *fs, struct inode *ip);
 /* Drop an open; returns true when it was the last and the inode is waiting to be freed. */
 bool inode_close(struct fs *fs, struct inode *ip);
-void icache_sync_all(struct fs *fs);
+void inode_sync_all(struct fs *fs);
 
 /* ---- orphan.c ---- */
 /* nlink reached 0: put ip on the orphan list in tx.  Caller holds ns_lock and ip->lock. */
@@ -223,22 +223,22 @@ int emap_remove(struct fs *fs, struct tx *tx, struct inode *ip, uint64_t lblk, u
 void emap_log(struct fs *fs, struct tx *tx, struct inode *ip);
 
 /* ---- file.c ---- */
-#define FS_READ_MAX_IOV 520	/* enough for 1 MiB alternating between data and holes */
-typedef int (*fs_send_fn)(void *ctx, const struct iovec *iov, int niov);
+#define FILE_READ_MAX_IOV 520	/* enough for 1 MiB alternating between data and holes */
+typedef int (*file_send_fn)(void *ctx, const struct iovec *iov, int niov);
 /*
  * Read [off, off + size): `send` gets iovecs pointing into the media (holes point at zeroes) and must
  * consume them before returning; the inode stays read-locked meanwhile.
  */
-int fs_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, fs_send_fn send, void *ctx);
+int file_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, file_send_fn send, void *ctx);
 /* Write a gather list at off: the bytes written (short on ENOSPC) or -errno. */
-ssize_t fs_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov);
+ssize_t file_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov);
 /*
  * Fallocate with ip write-locked: preallocate (mode 0, KEEP_SIZE, ZERO_RANGE) or punch the whole
  * blocks of [off, off + len) out, handing freed media to sink; the edges are zeroed in place.
  */
 int file_preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
 int file_punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len, const struct file_free_sink *sink);
-int fs_lseek(struct fs *fs, struct inode *ip, uint64_t off, int whence, uint64_t *res);
+int file_lseek(struct fs *fs, struct inode *ip, uint64_t off, int whence, uint64_t *res);
 /*
  * Where blocks leaving a file go: fn gets each freed media range, in the transaction that detaches
  * it.  The caller supplies it (the namespace layer: the policy decides), so this layer never calls up.
@@ -291,52 +291,52 @@ struct entry {
 	struct stat st;
 };
 
-int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct entry *e);
-int fs_getattr(struct fs *fs, uint64_t ino, struct stat *st);
-/* to_set: FS_SET_* bits */
-#define FS_SET_MODE	(1 << 0)
-#define FS_SET_UID	(1 << 1)
-#define FS_SET_GID	(1 << 2)
-#define FS_SET_SIZE	(1 << 3)
-#define FS_SET_ATIME	(1 << 4)
-#define FS_SET_MTIME	(1 << 5)
-#define FS_SET_ATIME_NOW (1 << 7)
-#define FS_SET_MTIME_NOW (1 << 8)
-#define FS_SET_CTIME	(1 << 10)
-int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out);
-int fs_mknod(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+int namei_lookup(struct fs *fs, uint64_t parent, const char *name, struct entry *e);
+int namei_getattr(struct fs *fs, uint64_t ino, struct stat *st);
+/* to_set: NAMEI_SET_* bits */
+#define NAMEI_SET_MODE	(1 << 0)
+#define NAMEI_SET_UID	(1 << 1)
+#define NAMEI_SET_GID	(1 << 2)
+#define NAMEI_SET_SIZE	(1 << 3)
+#define NAMEI_SET_ATIME	(1 << 4)
+#define NAMEI_SET_MTIME	(1 << 5)
+#define NAMEI_SET_ATIME_NOW (1 << 7)
+#define NAMEI_SET_MTIME_NOW (1 << 8)
+#define NAMEI_SET_CTIME	(1 << 10)
+int namei_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out);
+int namei_mknod(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
 	     struct entry *e);
-int fs_mkdir(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode,
+int namei_mkdir(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode,
 	     struct entry *e);
-int fs_symlink(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, const char *target,
+int namei_symlink(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, const char *target,
 	       struct entry *e);
-int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct entry *e);
-int fs_unlink(struct fs *fs, uint64_t parent, const char *name);
-int fs_rmdir(struct fs *fs, uint64_t parent, const char *name);
-#define FS_RENAME_NOREPLACE (1 << 0)
-#define FS_RENAME_EXCHANGE  (1 << 1)
-int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+int namei_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct entry *e);
+int namei_unlink(struct fs *fs, uint64_t parent, const char *name);
+int namei_rmdir(struct fs *fs, uint64_t parent, const char *name);
+#define NAMEI_RENAME_NOREPLACE (1 << 0)
+#define NAMEI_RENAME_EXCHANGE  (1 << 1)
+int namei_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
 	      unsigned flags);
-int fs_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size);
+int namei_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size);
 /* Open: counts the open; O_TRUNC truncates. */
-int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **ip);
-int fs_release(struct fs *fs, struct inode *ip);
-int fs_fsync(struct fs *fs, struct inode *ip);
+int namei_open(struct fs *fs, uint64_t ino, int flags, struct inode **ip);
+int namei_release(struct fs *fs, struct inode *ip);
+int namei_fsync(struct fs *fs, struct inode *ip);
 /*
  * A write or O_TRUNC by someone other than root clears setuid, and setgid when group-executable,
  * as Linux does for writers without CAP_FSETID.  The kernel does this itself only on its cached
  * write path, so direct I/O needs it here.
  */
-int fs_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid);
+int namei_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid);
 /*
  * readdirplus: entries from cookie `pos` with their attributes; each emitted entry (other than "."
  * and "..") holds a lookup reference, which the caller forgets again if it cannot send it.
  */
-typedef int (*fs_plus_fn)(void *arg, const char *name, const struct entry *e, uint64_t next);
-int fs_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_entries, fs_plus_fn emit, void *arg);
-int fs_readdir(struct fs *fs, struct inode *dir, uint64_t pos, dir_emit_fn emit, void *arg);
+typedef int (*namei_plus_fn)(void *arg, const char *name, const struct entry *e, uint64_t next);
+int namei_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_entries, namei_plus_fn emit, void *arg);
+int namei_readdir(struct fs *fs, struct inode *dir, uint64_t pos, dir_emit_fn emit, void *arg);
 /* fallocate(2): preallocate or zero, or punch a hole (the policy decides first about pinned blocks). */
-int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
+int namei_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
 int namei_statfs(struct fs *fs, struct statvfs *st);
 
 #endif

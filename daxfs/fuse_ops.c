@@ -51,11 +51,11 @@ static void close_file(fuse_req_t req, struct open_file *of)
 {
 	untrack(req, of);
 	pin_release_owner(&FS(req)->pins, &of->pins);
-	fs_release(FS(req), of->ip);
+	namei_release(FS(req), of->ip);
 	free(of);
 }
 
-void release_open_files(struct daemon *d)
+void fuse_ops_release_all(struct daemon *d)
 {
 	struct open_file *of;
 
@@ -63,7 +63,7 @@ void release_open_files(struct daemon *d)
 	while ((of = LIST_FIRST(&d->open_files)) != NULL) {
 		LIST_REMOVE(of, link);
 		pin_release_owner(&d->fs->pins, &of->pins);
-		fs_release(d->fs, of->ip);
+		namei_release(d->fs, of->ip);
 		free(of);
 	}
 	pthread_mutex_unlock(&d->of_lock);
@@ -133,7 +133,7 @@ static void op_destroy(void *userdata)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct entry e;
-	int ret = fs_lookup(FS(req), parent, name, &e);
+	int ret = namei_lookup(FS(req), parent, name, &e);
 
 	if (ret == -ENOENT) {
 		/* Negative entry: cache the absence as long as a positive one. */
@@ -161,7 +161,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
-	int ret = fs_getattr(FS(req), ino, &st);
+	int ret = namei_getattr(FS(req), ino, &st);
 
 	(void)fi;
 	if (ret)
@@ -267,8 +267,8 @@ static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int ret;
 
-	/* FUSE_SET_ATTR_* and FS_SET_* share their values. */
-	ret = fs_setattr(FS(req), ino, attr, to_set, &st);
+	/* FUSE_SET_ATTR_* and NAMEI_SET_* share their values. */
+	ret = namei_setattr(FS(req), ino, attr, to_set, &st);
 	if (ret)
 		reply_err(req, ret);
 	else
@@ -278,7 +278,7 @@ static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[4097];
-	int ret = fs_readlink(FS(req), ino, buf, sizeof(buf) - 1);
+	int ret = namei_readlink(FS(req), ino, buf, sizeof(buf) - 1);
 
 	if (ret < 0) {
 		reply_err(req, ret);
@@ -293,7 +293,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct cred cr = cred_of(req);
 	struct entry e;
 
-	reply_entry(req, fs_mknod(FS(req), &cr, parent, name, mode, rdev, &e), &e);
+	reply_entry(req, namei_mknod(FS(req), &cr, parent, name, mode, rdev, &e), &e);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -301,7 +301,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct cred cr = cred_of(req);
 	struct entry e;
 
-	reply_entry(req, fs_mkdir(FS(req), &cr, parent, name, mode, &e), &e);
+	reply_entry(req, namei_mkdir(FS(req), &cr, parent, name, mode, &e), &e);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -309,24 +309,24 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	struct cred cr = cred_of(req);
 	struct entry e;
 
-	reply_entry(req, fs_symlink(FS(req), &cr, parent, name, link, &e), &e);
+	reply_entry(req, namei_symlink(FS(req), &cr, parent, name, link, &e), &e);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct entry e;
 
-	reply_entry(req, fs_link(FS(req), ino, newparent, newname, &e), &e);
+	reply_entry(req, namei_link(FS(req), ino, newparent, newname, &e), &e);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_err(req, fs_unlink(FS(req), parent, name));
+	reply_err(req, namei_unlink(FS(req), parent, name));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_err(req, fs_rmdir(FS(req), parent, name));
+	reply_err(req, namei_rmdir(FS(req), parent, name));
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -339,10 +339,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		return;
 	}
 	if (flags & RENAME_NOREPLACE)
-		f |= FS_RENAME_NOREPLACE;
+		f |= NAMEI_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
-		f |= FS_RENAME_EXCHANGE;
-	reply_err(req, fs_rename(FS(req), parent, name, newparent, newname, f));
+		f |= NAMEI_RENAME_EXCHANGE;
+	reply_err(req, namei_rename(FS(req), parent, name, newparent, newname, f));
 }
 
 static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -353,14 +353,14 @@ static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (!of)
 		return -ENOMEM;
 	pin_owner_init(&of->pins);
-	ret = fs_open(FS(req), ino, fi->flags, &of->ip);
+	ret = namei_open(FS(req), ino, fi->flags, &of->ip);
 	if (ret) {
 		free(of);
 		return ret;
 	}
 	of->flags = fi->flags;
 	track(req, of);
-	if ((fi->flags & O_TRUNC) && (ret = fs_kill_priv(FS(req), of->ip, fuse_req_ctx(req)->uid))) {
+	if ((fi->flags & O_TRUNC) && (ret = namei_kill_priv(FS(req), of->ip, fuse_req_ctx(req)->uid))) {
 		close_file(req, of);
 		return ret;
 	}
@@ -401,7 +401,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct entry e;
 	int ret;
 
-	ret = fs_mknod(FS(req), &cr, parent, name, S_IFREG | (mode & 07777), 0, &e);
+	ret = namei_mknod(FS(req), &cr, parent, name, S_IFREG | (mode & 07777), 0, &e);
 	if (ret) {
 		reply_err(req, ret);
 		return;
@@ -440,7 +440,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		reply_err(req, -EINVAL);
 		return;
 	}
-	ret = fs_read(FS(req), OF(fi)->ip, (uint64_t)off, size, send_iov, req);
+	ret = file_read(FS(req), OF(fi)->ip, (uint64_t)off, size, send_iov, req);
 	if (ret)
 		reply_err(req, ret);
 }
@@ -456,8 +456,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		reply_err(req, -EINVAL);
 		return;
 	}
-	if ((ret = fs_kill_priv(FS(req), OF(fi)->ip, fuse_req_ctx(req)->uid)) == 0)
-		ret = fs_write(FS(req), OF(fi)->ip, (uint64_t)off, &iov, 1);
+	if ((ret = namei_kill_priv(FS(req), OF(fi)->ip, fuse_req_ctx(req)->uid)) == 0)
+		ret = file_write(FS(req), OF(fi)->ip, (uint64_t)off, &iov, 1);
 	if (ret < 0)
 		reply_err(req, (int)ret);
 	else
@@ -476,7 +476,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	(void)ino;
 	(void)datasync;
-	reply_err(req, fs_fsync(FS(req), OF(fi)->ip));
+	reply_err(req, namei_fsync(FS(req), OF(fi)->ip));
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -489,9 +489,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	pin_owner_init(&of->pins);
-	ret = fs_open(FS(req), ino, O_RDONLY, &of->ip);
+	ret = namei_open(FS(req), ino, O_RDONLY, &of->ip);
 	if (ret == 0 && !S_ISDIR(of->ip->d.mode)) {
-		fs_release(FS(req), of->ip);
+		namei_release(FS(req), of->ip);
 		ret = -ENOTDIR;
 	}
 	if (ret) {
@@ -554,9 +554,9 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 		/* Each entry plus its attributes takes at least this much of the reply. */
 		size_t min_entry = fuse_add_direntry_plus(req, NULL, 0, "x", NULL, 0);
 
-		ret = fs_readdirplus(FS(req), OF(fi)->ip, (uint64_t)off, size / min_entry + 1, fill_direntplus, &db);
+		ret = namei_readdirplus(FS(req), OF(fi)->ip, (uint64_t)off, size / min_entry + 1, fill_direntplus, &db);
 	} else {
-		ret = fs_readdir(FS(req), OF(fi)->ip, (uint64_t)off, fill_dirent, &db);
+		ret = namei_readdir(FS(req), OF(fi)->ip, (uint64_t)off, fill_dirent, &db);
 	}
 	if (ret)
 		reply_err(req, ret);
@@ -674,7 +674,7 @@ static void do_fallocate(fuse_req_t req, int mode, off_t off, off_t len, struct 
 		reply_err(req, -EINVAL);
 		return;
 	}
-	reply_err(req, fs_fallocate(FS(req), OF(fi)->ip, mode, (uint64_t)off, (uint64_t)len));
+	reply_err(req, namei_fallocate(FS(req), OF(fi)->ip, mode, (uint64_t)off, (uint64_t)len));
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
@@ -687,7 +687,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 		reply_err(req, -ENXIO);
 		return;
 	}
-	ret = fs_lseek(FS(req), OF(fi)->ip, (uint64_t)off, whence, &res);
+	ret = file_lseek(FS(req), OF(fi)->ip, (uint64_t)off, whence, &res);
 	if (ret)
 		reply_err(req, ret);
 	else
@@ -728,5 +728,5 @@ const struct fuse_lowlevel_ops daxfs_ll_ops = {
 	.removexattr = op_removexattr,
 	.fallocate = op_fallocate,
 	.lseek = op_lseek,
-	.ioctl = op_ioctl,
+	.ioctl = ioctl_op,
 };

@@ -149,7 +149,7 @@ static int inode_load(struct fs *fs, uint64_t ino, struct inode **out)
 
 	if (!journal_bitmap_test(&s->ibm, ino - 1))
 		return -ESTALE;
-	if (di->crc != daxfs_inode_csum(s->seed, ino, di) || !valid_type(di->mode)) {
+	if (di->crc != csum_inode(s->seed, ino, di) || !valid_type(di->mode)) {
 		sbi_corrupt(&fs->sbi, "inode %llu: bad checksum or file type", (unsigned long long)ino);
 		return -EIO;
 	}
@@ -311,7 +311,7 @@ void inode_log(struct fs *fs, struct tx *tx, struct inode *ip)
 {
 	struct sbi *s = &fs->sbi;
 
-	ip->d.crc = daxfs_inode_csum(s->seed, ip->ino, &ip->d);
+	ip->d.crc = csum_inode(s->seed, ip->ino, &ip->d);
 	tx_log(tx, sbi_block_off(s, s->sb.itable_start) + (ip->ino - 1) * DAXFS_INODE_SIZE, &ip->d,
 	       sizeof(ip->d));
 	ip->times_dirty = false;
@@ -353,7 +353,7 @@ int inode_sync(struct fs *fs, struct inode *ip)
 	return ret;
 }
 
-void icache_sync_all(struct fs *fs)
+void inode_sync_all(struct fs *fs)
 {
 	for (size_t b = 0; b < fs->nbuckets; b++)
 		for (struct inode *ip = fs->buckets[b]; ip; ip = ip->hnext)

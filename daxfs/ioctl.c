@@ -193,7 +193,7 @@ static int do_policy(struct fs *fs, const struct fuse_ctx *ctx, struct daxfs_ioc
 	return 0;
 }
 
-void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi, unsigned flags,
+void ioctl_op(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi, unsigned flags,
 	      const void *in_buf, size_t in_size, size_t out_size)
 {
 	struct daemon *d = fuse_req_userdata(req);

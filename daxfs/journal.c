@@ -42,7 +42,7 @@ static void write_header(struct journal *j, uint32_t nrec, uint32_t len, const v
 	};
 	void *dst = media_ptr(j->m, j->off);
 
-	jh.crc = daxfs_journal_csum(&jh, records);
+	jh.crc = csum_journal(&jh, records);
 	media_copy(j->m, dst, &jh, sizeof(jh));
 }
 
@@ -93,7 +93,7 @@ static int committed(struct journal *j, const struct daxfs_journal_header *jh)
 	if (jh->len > j->size - HDR)
 		return 0;
 	/* A torn commit fails its checksum: it never reached the apply step, so it is simply absent. */
-	return daxfs_journal_csum(jh, (const char *)jh + HDR) == jh->crc;
+	return csum_journal(jh, (const char *)jh + HDR) == jh->crc;
 }
 
 int journal_check(struct journal *j, char *err, size_t errlen)

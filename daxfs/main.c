@@ -275,7 +275,7 @@ int main(int argc, char *argv[])
 	}
 	fuse_session_unmount(se);
 	/* Releases that never arrived (an unmount racing a close): pins drop, orphans are freed. */
-	release_open_files(&d);
+	fuse_ops_release_all(&d);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:

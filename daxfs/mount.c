@@ -124,7 +124,7 @@ void mount_close(struct fs *fs)
 	pin_release_all(&fs->pins);
 	reclaim_stop(&fs->reclaim);
 	if (!fs->sbi.readonly && !fs->sbi.aborted)
-		icache_sync_all(fs);
+		inode_sync_all(fs);
 	for (size_t b = 0; b < fs->nbuckets; b++) {
 		for (struct inode *ip = fs->buckets[b], *next; ip; ip = next) {
 			next = ip->hnext;

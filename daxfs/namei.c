@@ -74,7 +74,7 @@ static int lookup_locked(struct fs *fs, struct inode *dir, const char *name, siz
 	return 0;
 }
 
-int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct entry *e)
+int namei_lookup(struct fs *fs, uint64_t parent, const char *name, struct entry *e)
 {
 	struct inode *dir, *ip;
 	size_t len;
@@ -98,7 +98,7 @@ int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct entry *e)
 	return 0;
 }
 
-int fs_getattr(struct fs *fs, uint64_t ino, struct stat *st)
+int namei_getattr(struct fs *fs, uint64_t ino, struct stat *st)
 {
 	struct inode *ip;
 	int ret = inode_get(fs, ino, &ip);
@@ -125,7 +125,7 @@ static int before_truncate(struct fs *fs, struct inode *ip, uint64_t size)
 	return policy_before_free(fs, ip, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
 }
 
-int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out)
+int namei_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out)
 {
 	struct timespec now;
 	struct inode *ip;
@@ -138,40 +138,40 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set,
 		return ret;
 	pthread_rwlock_wrlock(&ip->lock);
 	struct daxfs_inode *d = &ip->d;
-	if ((to_set & FS_SET_SIZE) && !S_ISREG(d->mode)) {
+	if ((to_set & NAMEI_SET_SIZE) && !S_ISREG(d->mode)) {
 		ret = S_ISDIR(d->mode) ? -EISDIR : -EINVAL;
 		goto out;
 	}
-	if ((to_set & FS_SET_SIZE) && (uint64_t)attr->st_size > DAXFS_MAX_FILE_SIZE) {
+	if ((to_set & NAMEI_SET_SIZE) && (uint64_t)attr->st_size > DAXFS_MAX_FILE_SIZE) {
 		ret = -EFBIG;
 		goto out;
 	}
 	/* Pinned blocks past the new size: the policy may refuse, or wait (unlocking), before any change. */
-	if ((to_set & FS_SET_SIZE) && (ret = before_truncate(fs, ip, (uint64_t)attr->st_size)))
+	if ((to_set & NAMEI_SET_SIZE) && (ret = before_truncate(fs, ip, (uint64_t)attr->st_size)))
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (to_set & FS_SET_MODE)
+	if (to_set & NAMEI_SET_MODE)
 		d->mode = (uint16_t)((d->mode & S_IFMT) | (attr->st_mode & 07777));
-	if (to_set & FS_SET_UID)
+	if (to_set & NAMEI_SET_UID)
 		d->uid = attr->st_uid;
-	if (to_set & FS_SET_GID)
+	if (to_set & NAMEI_SET_GID)
 		d->gid = attr->st_gid;
-	if (to_set & FS_SET_ATIME_NOW) {
+	if (to_set & NAMEI_SET_ATIME_NOW) {
 		d->atime_sec = now.tv_sec;
 		d->atime_nsec = (uint32_t)now.tv_nsec;
-	} else if (to_set & FS_SET_ATIME) {
+	} else if (to_set & NAMEI_SET_ATIME) {
 		d->atime_sec = attr->st_atim.tv_sec;
 		d->atime_nsec = (uint32_t)attr->st_atim.tv_nsec;
 	}
 	/* truncate(2) and ftruncate(2) change mtime even when the kernel does not say so. */
-	if ((to_set & FS_SET_MTIME_NOW) || ((to_set & FS_SET_SIZE) && !(to_set & FS_SET_MTIME))) {
+	if ((to_set & NAMEI_SET_MTIME_NOW) || ((to_set & NAMEI_SET_SIZE) && !(to_set & NAMEI_SET_MTIME))) {
 		d->mtime_sec = now.tv_sec;
 		d->mtime_nsec = (uint32_t)now.tv_nsec;
-	} else if (to_set & FS_SET_MTIME) {
+	} else if (to_set & NAMEI_SET_MTIME) {
 		d->mtime_sec = attr->st_mtim.tv_sec;
 		d->mtime_nsec = (uint32_t)attr->st_mtim.tv_nsec;
 	}
-	if (to_set & FS_SET_CTIME) {
+	if (to_set & NAMEI_SET_CTIME) {
 		d->ctime_sec = attr->st_ctim.tv_sec;
 		d->ctime_nsec = (uint32_t)attr->st_ctim.tv_nsec;
 	} else {
@@ -179,7 +179,7 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set,
 		d->ctime_nsec = (uint32_t)now.tv_nsec;
 	}
 	tx_init(&tx, &fs->sbi.journal);
-	if (to_set & FS_SET_SIZE) {
+	if (to_set & NAMEI_SET_SIZE) {
 		struct file_free_sink sink = policy_sink(fs);
 
 		ret = file_truncate(fs, ip, (uint64_t)attr->st_size, &tx, &sink);
@@ -295,7 +295,7 @@ unlock_ns:
 	return ret;
 }
 
-int fs_mknod(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+int namei_mknod(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
 	     struct entry *e)
 {
 	switch (mode & S_IFMT) {
@@ -310,19 +310,19 @@ int fs_mknod(struct fs *fs, const struct cred *cr, uint64_t parent, const char *
 	return create(fs, cr, parent, name, mode, rdev, NULL, e);
 }
 
-int fs_mkdir(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode,
+int namei_mkdir(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode,
 	     struct entry *e)
 {
 	return create(fs, cr, parent, name, S_IFDIR | (mode & 07777), 0, NULL, e);
 }
 
-int fs_symlink(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, const char *target,
+int namei_symlink(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, const char *target,
 	       struct entry *e)
 {
 	return create(fs, cr, parent, name, S_IFLNK | 0777, 0, target, e);
 }
 
-int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct entry *e)
+int namei_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct entry *e)
 {
 	struct inode *dir, *ip;
 	struct tx tx;
@@ -453,12 +453,12 @@ unlock_ns:
 	return ret;
 }
 
-int fs_unlink(struct fs *fs, uint64_t parent, const char *name)
+int namei_unlink(struct fs *fs, uint64_t parent, const char *name)
 {
 	return remove_entry(fs, parent, name, false);
 }
 
-int fs_rmdir(struct fs *fs, uint64_t parent, const char *name)
+int namei_rmdir(struct fs *fs, uint64_t parent, const char *name)
 {
 	return remove_entry(fs, parent, name, true);
 }
@@ -509,7 +509,7 @@ static void unlock_set(struct inode **v, int n)
 			pthread_rwlock_unlock(&v[i]->lock);
 }
 
-int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+int namei_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
 	      unsigned flags)
 {
 	struct inode *op = NULL, *np = NULL, *src = NULL, *dst = NULL;
@@ -519,8 +519,8 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 	struct tx tx;
 	int ret;
 
-	if (flags & ~(FS_RENAME_NOREPLACE | FS_RENAME_EXCHANGE) ||
-	    ((flags & FS_RENAME_NOREPLACE) && (flags & FS_RENAME_EXCHANGE)))
+	if (flags & ~(NAMEI_RENAME_NOREPLACE | NAMEI_RENAME_EXCHANGE) ||
+	    ((flags & NAMEI_RENAME_NOREPLACE) && (flags & NAMEI_RENAME_EXCHANGE)))
 		return -EINVAL;
 	if ((ret = check_name(name, &len)) || (ret = check_name(newname, &newlen)))
 		return ret;
@@ -535,11 +535,11 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 	if ((ret = dir_lookup(op, name, len, &src_ino, NULL)))
 		goto out;
 	bool have_dst = dir_lookup(np, newname, newlen, &dst_ino, NULL) == 0;
-	if ((flags & FS_RENAME_EXCHANGE) && !have_dst) {
+	if ((flags & NAMEI_RENAME_EXCHANGE) && !have_dst) {
 		ret = -ENOENT;
 		goto out;
 	}
-	if ((flags & FS_RENAME_NOREPLACE) && have_dst) {
+	if ((flags & NAMEI_RENAME_NOREPLACE) && have_dst) {
 		ret = -EEXIST;
 		goto out;
 	}
@@ -548,7 +548,7 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 	if ((ret = inode_get(fs, src_ino, &src)) || (have_dst && (ret = inode_get(fs, dst_ino, &dst))))
 		goto out;
 	bool src_dir = S_ISDIR(src->d.mode), dst_dir = dst && S_ISDIR(dst->d.mode);
-	if (dst && !(flags & FS_RENAME_EXCHANGE)) {
+	if (dst && !(flags & NAMEI_RENAME_EXCHANGE)) {
 		if (src_dir && !dst_dir)
 			ret = -ENOTDIR;
 		else if (!src_dir && dst_dir)
@@ -564,7 +564,7 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 			ret = ret ? ret : -EINVAL;
 			goto out;
 		}
-		if ((flags & FS_RENAME_EXCHANGE) && dst_dir &&
+		if ((flags & NAMEI_RENAME_EXCHANGE) && dst_dir &&
 		    ((ret = is_within(fs, op->ino, dst->ino, &within)) || within)) {
 			ret = ret ? ret : -EINVAL;
 			goto out;
@@ -579,7 +579,7 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newpare
 	lock_set(set, 4);
 	tx_init(&tx, &fs->sbi.journal);
 	uint8_t st = dtype_of(src->d.mode);
-	if (flags & FS_RENAME_EXCHANGE) {
+	if (flags & NAMEI_RENAME_EXCHANGE) {
 		uint8_t dt = dtype_of(dst->d.mode);
 
 		dir_replace(fs, &tx, op, name, len, dst->ino, dt);
@@ -651,7 +651,7 @@ out:
 	return ret;
 }
 
-int fs_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size)
+int namei_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size)
 {
 	struct inode *ip;
 	int ret = inode_get(fs, ino, &ip);
@@ -675,7 +675,7 @@ int fs_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size)
 	return ret;
 }
 
-int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
+int namei_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
 {
 	struct inode *ip;
 	int ret = inode_get(fs, ino, &ip);
@@ -716,7 +716,7 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
 	return 0;
 }
 
-int fs_release(struct fs *fs, struct inode *ip)
+int namei_release(struct fs *fs, struct inode *ip)
 {
 	struct file_free_sink sink = policy_sink(fs);
 	int ret = 0;
@@ -730,7 +730,7 @@ int fs_release(struct fs *fs, struct inode *ip)
 	return ret;
 }
 
-int fs_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid)
+int namei_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid)
 {
 	int ret = 0;
 
@@ -751,13 +751,13 @@ int fs_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid)
 	return ret;
 }
 
-int fs_fsync(struct fs *fs, struct inode *ip)
+int namei_fsync(struct fs *fs, struct inode *ip)
 {
 	/* Data and namespace changes are durable when their calls return; only lazy timestamps wait. */
 	return inode_sync(fs, ip);
 }
 
-int fs_readdir(struct fs *fs, struct inode *dir, uint64_t pos, dir_emit_fn emit, void *arg)
+int namei_readdir(struct fs *fs, struct inode *dir, uint64_t pos, dir_emit_fn emit, void *arg)
 {
 	pthread_rwlock_rdlock(&dir->lock);
 	int ret = dir_iterate(fs, dir, pos, emit, arg);
@@ -802,7 +802,7 @@ static int plus_collect(void *arg, const char *name, size_t len, uint64_t ino, u
 	return 0;
 }
 
-int fs_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_entries, fs_plus_fn emit, void *arg)
+int namei_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_entries, namei_plus_fn emit, void *arg)
 {
 	struct plus_collect pc = { .fs = fs, .max = MAX(max_entries, 1) };
 	size_t i;
@@ -843,7 +843,7 @@ int fs_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_en
 	return 0;
 }
 
-int fs_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len)
+int namei_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len)
 {
 	int ret;
 

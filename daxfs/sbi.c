@@ -177,7 +177,7 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 	}
 	s->bs = s->sb.block_size;
 	s->bshift = (unsigned)__builtin_ctz(s->bs);
-	s->seed = daxfs_fs_seed(&s->sb);
+	s->seed = csum_fs_seed(&s->sb);
 	s->data_blocks = s->sb.backup_sb - s->sb.data_start;
 	s->was_dirty = s->sb.state != DAXFS_STATE_CLEAN;
 

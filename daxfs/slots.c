@@ -63,7 +63,7 @@ int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head,
 			return -EUCLEAN;
 		}
 		if (hdr->magic != DAXFS_SLOT_MAGIC || hdr->kind != kind ||
-		    hdr->crc != daxfs_slot_block_csum(s->seed, blk, hdr)) {
+		    hdr->crc != csum_slot_block(s->seed, blk, hdr)) {
 			snprintf(err, errlen, "slot list %u: block %llu has a bad header", kind,
 				 (unsigned long long)blk);
 			return -EUCLEAN;
@@ -80,7 +80,7 @@ int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head,
 				sl->free[sl->nfree++] = id;
 				continue;
 			}
-			if (slot[i].crc != daxfs_slot_csum(s->seed, blk, i, &slot[i])) {
+			if (slot[i].crc != csum_slot(s->seed, blk, i, &slot[i])) {
 				snprintf(err, errlen, "slot list %u: block %llu slot %u has a bad checksum", kind,
 					 (unsigned long long)blk, i);
 				return -EUCLEAN;
@@ -141,7 +141,7 @@ static int grow(struct slotlist *sl)
 	struct daxfs_slot_block *hdr = (void *)img;
 	hdr->magic = DAXFS_SLOT_MAGIC;
 	hdr->kind = sl->kind;
-	hdr->crc = daxfs_slot_block_csum(s->seed, blk, hdr);
+	hdr->crc = csum_slot_block(s->seed, blk, hdr);
 	tx_log(&tx, sbi_block_off(s, blk), img, s->bs);
 	free(img);
 
@@ -149,7 +149,7 @@ static int grow(struct slotlist *sl)
 	uint64_t tail = sl->blocks[sl->nblocks - 1];
 	struct daxfs_slot_block th = *(struct daxfs_slot_block *)sbi_block(s, tail);
 	th.next = blk;
-	th.crc = daxfs_slot_block_csum(s->seed, tail, &th);
+	th.crc = csum_slot_block(s->seed, tail, &th);
 	tx_log(&tx, sbi_block_off(s, tail), &th, sizeof(th));
 	if ((ret = tx_commit(&tx))) {
 		sbi_unalloc(s, blk, 1);
@@ -172,7 +172,7 @@ static void write_slot(struct slotlist *sl, struct tx *tx, uint64_t id, const ui
 
 	if (v) {
 		memcpy(slot.v, v, sizeof(slot.v));
-		slot.crc = daxfs_slot_csum(sl->sbi->seed, blk, idx, &slot);
+		slot.crc = csum_slot(sl->sbi->seed, blk, idx, &slot);
 	}
 	tx_log(tx, off, &slot, sizeof(slot));
 }

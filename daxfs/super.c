@@ -74,7 +74,7 @@ int super_layout(struct daxfs_super *sb, uint64_t bytes, const struct mkfs_param
 
 void super_seal(struct daxfs_super *sb)
 {
-	sb->crc = daxfs_super_csum(sb);
+	sb->crc = csum_super(sb);
 }
 
 int super_validate(const struct daxfs_super *sb, uint64_t bytes, char *err, size_t errlen)
@@ -83,7 +83,7 @@ int super_validate(const struct daxfs_super *sb, uint64_t bytes, char *err, size
 		snprintf(err, errlen, "no daxfs superblock (bad magic %016llx)", (unsigned long long)sb->magic);
 		return -EINVAL;
 	}
-	uint32_t crc = daxfs_super_csum(sb);
+	uint32_t crc = csum_super(sb);
 	if (crc != sb->crc) {
 		snprintf(err, errlen, "superblock checksum mismatch (stored %08x, computed %08x)", sb->crc, crc);
 		return -EUCLEAN;
@@ -145,7 +145,7 @@ static void set_bits(uint8_t *map, uint64_t first, uint64_t n)
 		map[b / 8] |= (uint8_t)(1u << (b % 8));
 }
 
-int format_media(struct media *m, const struct mkfs_params *p, char *err, size_t errlen)
+int super_format(struct media *m, const struct mkfs_params *p, char *err, size_t errlen)
 {
 	struct daxfs_super sb;
 	struct timespec now;
@@ -185,7 +185,7 @@ int format_media(struct media *m, const struct mkfs_params *p, char *err, size_t
 	set_bits(ibm, 0, 1);
 	media_flush(m, ibm, 1);
 
-	uint32_t seed = daxfs_fs_seed(&sb);
+	uint32_t seed = csum_fs_seed(&sb);
 	uint32_t kinds[2] = { DAXFS_SLOTS_ORPHAN, DAXFS_SLOTS_BUSY };
 	for (int i = 0; i < 2; i++) {
 		uint64_t blk = sb.data_start + (uint64_t)i;
@@ -193,7 +193,7 @@ int format_media(struct media *m, const struct mkfs_params *p, char *err, size_t
 		struct daxfs_slot_block hdr = { .magic = DAXFS_SLOT_MAGIC, .kind = kinds[i] };
 
 		media_fill(m, dst, 0, bs);
-		hdr.crc = daxfs_slot_block_csum(seed, blk, &hdr);
+		hdr.crc = csum_slot_block(seed, blk, &hdr);
 		media_copy(m, dst, &hdr, sizeof(hdr));
 	}
 	struct daxfs_inode root = {
@@ -207,11 +207,11 @@ int format_media(struct media *m, const struct mkfs_params *p, char *err, size_t
 		.parent = DAXFS_ROOT_INO,
 		.generation = 1,
 	};
-	root.crc = daxfs_inode_csum(seed, DAXFS_ROOT_INO, &root);
+	root.crc = csum_inode(seed, DAXFS_ROOT_INO, &root);
 	media_copy(m, base + sb.itable_start * bs, &root, sizeof(root));
 
 	struct daxfs_journal_header jh = { .magic = DAXFS_JOURNAL_MAGIC };
-	jh.crc = daxfs_journal_csum(&jh, NULL);
+	jh.crc = csum_journal(&jh, NULL);
 	media_copy(m, base + sb.journal_start * bs, &jh, sizeof(jh));
 
 	/* The superblocks go last: until they are durable the image is not a daxfs. */

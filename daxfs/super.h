@@ -32,6 +32,6 @@ void super_seal(struct daxfs_super *sb);
  * bitmaps with the metadata blocks marked, and the root directory.  Only metadata is touched, so the
  * time does not grow with the data area.
  */
-int format_media(struct media *m, const struct mkfs_params *p, char *err, size_t errlen);
+int super_format(struct media *m, const struct mkfs_params *p, char *err, size_t errlen);
 
 #endif

@@ -64,7 +64,7 @@ static const struct daxfs_xattr_block *read_block(struct fs *fs, const struct in
 		return NULL;
 	const struct daxfs_xattr_block *xb = sbi_block(s, blk);
 	if (!sbi_data_block(s, blk, 1) || xb->magic != DAXFS_XATTR_MAGIC || xb->ino != ip->ino ||
-	    xb->used < sizeof(*xb) || xb->used > s->bs || xb->crc != daxfs_xattr_csum(s->seed, ip->ino, xb))
+	    xb->used < sizeof(*xb) || xb->used > s->bs || xb->crc != csum_xattr(s->seed, ip->ino, xb))
 		goto bad;
 	const char *end = (const char *)xb + xb->used;
 	const struct daxfs_xattr_entry *e = FIRST(xb);
@@ -227,7 +227,7 @@ static int store(struct fs *fs, struct inode *ip, struct daxfs_xattr_block *nb)
 		ip->d.blocks--;
 	}
 	if (nb) {
-		nb->crc = daxfs_xattr_csum(s->seed, ip->ino, nb);
+		nb->crc = csum_xattr(s->seed, ip->ino, nb);
 		tx_log(&tx, sbi_block_off(s, ip->d.xattr_blk), nb, nb->used);
 	}
 	inode_touch(ip, T_CTIME);

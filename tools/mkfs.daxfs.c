@@ -174,7 +174,7 @@ int main(int argc, char **argv)
 
 	if (media_open(&m, path, force ? MEDIA_NOLOCK : 0, err, sizeof(err)))
 		die("%s", err);
-	if (format_media(&m, &p, err, sizeof(err)))
+	if (super_format(&m, &p, err, sizeof(err)))
 		die("%s: %s", path, err);
 	const struct daxfs_super *sb = (const void *)m.base;
 	clock_gettime(CLOCK_MONOTONIC, &t1);

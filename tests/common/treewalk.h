@@ -52,15 +52,15 @@ static inline void treewalk(struct fs *fs, uint64_t ino, int depth, int max_dept
 	struct stat st;
 	char buf[4097], list[4096];
 
-	if (depth > max_depth || fs_getattr(fs, ino, &st) || inode_get(fs, ino, &ip))
+	if (depth > max_depth || namei_getattr(fs, ino, &st) || inode_get(fs, ino, &ip))
 		return;
 	if (S_ISREG(st.st_mode)) {
 		for (uint64_t off = 0; off < (uint64_t)st.st_size && off < max_bytes; off += 1 << 20)
-			fs_read(fs, ip, off, 1 << 20, treewalk_sink, NULL);
+			file_read(fs, ip, off, 1 << 20, treewalk_sink, NULL);
 		uint64_t res;
-		fs_lseek(fs, ip, 0, SEEK_HOLE, &res);
+		file_lseek(fs, ip, 0, SEEK_HOLE, &res);
 	} else if (S_ISLNK(st.st_mode)) {
-		fs_readlink(fs, ino, buf, sizeof(buf) - 1);
+		namei_readlink(fs, ino, buf, sizeof(buf) - 1);
 	}
 	int ln = xattr_list(fs, ip, list, sizeof(list));
 	for (int off = 0; ln > 0 && off < ln; off += (int)strlen(list + off) + 1)
@@ -68,11 +68,11 @@ static inline void treewalk(struct fs *fs, uint64_t ino, int depth, int max_dept
 	if (S_ISDIR(st.st_mode)) {
 		struct treewalk_names *nm = calloc(1, sizeof(*nm));
 
-		fs_readdir(fs, ip, 0, treewalk_collect, nm);
+		namei_readdir(fs, ip, 0, treewalk_collect, nm);
 		for (int i = 0; i < nm->n; i++) {
 			struct entry e;
 
-			if (fs_lookup(fs, ino, nm->name[i], &e) == 0) {
+			if (namei_lookup(fs, ino, nm->name[i], &e) == 0) {
 				treewalk(fs, e.ino, depth + 1, max_depth, max_bytes);
 				inode_forget(fs, e.ino, 1);
 			}

@@ -65,9 +65,9 @@ static uint64_t mk(struct fs *fs, uint64_t dir, const char *name, mode_t mode)
 	struct entry e;
 
 	if (S_ISDIR(mode))
-		CHECK(fs_mkdir(fs, &root, dir, name, mode & 07777, &e));
+		CHECK(namei_mkdir(fs, &root, dir, name, mode & 07777, &e));
 	else
-		CHECK(fs_mknod(fs, &root, dir, name, mode, 0, &e));
+		CHECK(namei_mknod(fs, &root, dir, name, mode, 0, &e));
 	return e.ino;
 }
 
@@ -78,7 +78,7 @@ static void fill(struct fs *fs, struct inode *ip, uint64_t off, size_t len, int 
 	for (size_t i = 0; i < len; i++)
 		buf[i] = (char)(seed + i * 13);
 	struct iovec iov = { buf, len };
-	CHECK(fs_write(fs, ip, off, &iov, 1));
+	CHECK(file_write(fs, ip, off, &iov, 1));
 	free(buf);
 }
 
@@ -102,40 +102,40 @@ static void build_base(void)
 	}
 	/* A file of ~300 extents: extent blocks in a chain. */
 	uint64_t f = mk(fs, DAXFS_ROOT_INO, "fragmented", S_IFREG | 0644);
-	CHECK(fs_open(fs, f, O_RDWR, &ip));
+	CHECK(namei_open(fs, f, O_RDWR, &ip));
 	for (int b = 0; b < 600; b += 2)
 		fill(fs, ip, (uint64_t)b * 4096, 4096, b);
 	CHECK(xattr_set(fs, ip, "user.note", "some value", 10, 0));
 	CHECK(xattr_set(fs, ip, "security.label", "sec", 3, 0));
-	CHECK(fs_release(fs, ip));
+	CHECK(namei_release(fs, ip));
 	uint64_t g = mk(fs, DAXFS_ROOT_INO, "big", S_IFREG | 0600);
-	CHECK(fs_open(fs, g, O_RDWR, &ip));
+	CHECK(namei_open(fs, g, O_RDWR, &ip));
 	fill(fs, ip, 0, 1 << 20, 7);
-	CHECK(fs_release(fs, ip));
-	CHECK(fs_link(fs, g, d, "hardlink", &e));
-	CHECK(fs_symlink(fs, &root, DAXFS_ROOT_INO, "short", "dir/hardlink", &e));
+	CHECK(namei_release(fs, ip));
+	CHECK(namei_link(fs, g, d, "hardlink", &e));
+	CHECK(namei_symlink(fs, &root, DAXFS_ROOT_INO, "short", "dir/hardlink", &e));
 	char longt[1000];
 	memset(longt, 'L', sizeof(longt) - 1);
 	longt[sizeof(longt) - 1] = 0;
-	CHECK(fs_symlink(fs, &root, d, "long", longt, &e));
+	CHECK(namei_symlink(fs, &root, d, "long", longt, &e));
 	mk(fs, d, "sub", S_IFDIR | 0700);
 	/* An orphan: unlinked while open, never closed. */
 	uint64_t o = mk(fs, DAXFS_ROOT_INO, "orphan", S_IFREG | 0644);
-	CHECK(fs_open(fs, o, O_RDWR, &ip));
+	CHECK(namei_open(fs, o, O_RDWR, &ip));
 	fill(fs, ip, 0, 50000, 3);
-	CHECK(fs_unlink(fs, DAXFS_ROOT_INO, "orphan"));
+	CHECK(namei_unlink(fs, DAXFS_ROOT_INO, "orphan"));
 	/* Busy extents: pinned ranges of a file truncated under the pins. */
 	uint64_t p = mk(fs, DAXFS_ROOT_INO, "pinned", S_IFREG | 0644);
 	struct inode *pp;
 	struct pin_owner owner;
 	uint64_t id;
 	pin_owner_init(&owner);
-	CHECK(fs_open(fs, p, O_RDWR, &pp));
+	CHECK(namei_open(fs, p, O_RDWR, &pp));
 	fill(fs, pp, 0, 256 << 10, 9);
 	for (int i = 0; i < 8; i++)
 		CHECK(policy_pin(fs, &owner, pp, true, (uint64_t)i * 32768, 4096, DAXFS_PIN_WRITE, 1, &id));
 	struct stat st = { .st_size = 0 };
-	CHECK(fs_setattr(fs, p, &st, FS_SET_SIZE, NULL));
+	CHECK(namei_setattr(fs, p, &st, NAMEI_SET_SIZE, NULL));
 	/* Die: the journal holds the last transaction, the orphan and busy records stay. */
 	_exit(0);
 }
@@ -219,22 +219,22 @@ static void use(struct fs *fs)
 
 	treewalk(fs, DAXFS_ROOT_INO, 0, 16, 64u << 20);
 	/* Changes too: allocation and freeing run on whatever the bitmaps now say. */
-	if (fs_mknod(fs, &root, DAXFS_ROOT_INO, "new", S_IFREG | 0644, 0, &e) == 0) {
-		if (fs_open(fs, e.ino, O_RDWR, &ip) == 0) {
+	if (namei_mknod(fs, &root, DAXFS_ROOT_INO, "new", S_IFREG | 0644, 0, &e) == 0) {
+		if (namei_open(fs, e.ino, O_RDWR, &ip) == 0) {
 			static char buf[300 << 10];
 			struct iovec iov = { buf, sizeof(buf) };
-			fs_write(fs, ip, 0, &iov, 1);
-			fs_release(fs, ip);
+			file_write(fs, ip, 0, &iov, 1);
+			namei_release(fs, ip);
 		}
 		inode_forget(fs, e.ino, 1);
 	}
 	struct stat st = { .st_size = 4096 };
-	if (fs_lookup(fs, DAXFS_ROOT_INO, "fragmented", &e) == 0) {
-		fs_setattr(fs, e.ino, &st, FS_SET_SIZE, NULL);
+	if (namei_lookup(fs, DAXFS_ROOT_INO, "fragmented", &e) == 0) {
+		namei_setattr(fs, e.ino, &st, NAMEI_SET_SIZE, NULL);
 		inode_forget(fs, e.ino, 1);
 	}
-	fs_unlink(fs, DAXFS_ROOT_INO, "short");
-	fs_mkdir(fs, &root, DAXFS_ROOT_INO, "newdir", 0755, &e);
+	namei_unlink(fs, DAXFS_ROOT_INO, "short");
+	namei_mkdir(fs, &root, DAXFS_ROOT_INO, "newdir", 0755, &e);
 }
 
 /* Corruption reports are the expected outcome here; counting them is enough. */
@@ -332,7 +332,7 @@ static int setup(void **state)
 	if (fd < 0 || ftruncate(fd, IMAGE_BYTES))
 		return -1;
 	close(fd);
-	if (media_open(&m, base_path, 0, err, sizeof(err)) || format_media(&m, &p, err, sizeof(err)))
+	if (media_open(&m, base_path, 0, err, sizeof(err)) || super_format(&m, &p, err, sizeof(err)))
 		return -1;
 	media_close(&m);
 	pid_t pid = fork();

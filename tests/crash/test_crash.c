@@ -55,7 +55,7 @@ static uint64_t resolve(struct fs *fs, const char *path)
 	for (char *name = strtok_r(buf, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
 		struct entry e;
 
-		if (fs_lookup(fs, ino, name, &e))
+		if (namei_lookup(fs, ino, name, &e))
 			return 0;
 		inode_forget(fs, e.ino, 1);
 		ino = e.ino;
@@ -93,7 +93,7 @@ static struct inode *open_path(struct fs *fs, const char *path)
 {
 	struct inode *ip;
 
-	CHECK(fs_open(fs, resolve(fs, path), O_RDWR, &ip));
+	CHECK(namei_open(fs, resolve(fs, path), O_RDWR, &ip));
 	return ip;
 }
 
@@ -104,7 +104,7 @@ static void create_file(struct fs *fs, const char *path, size_t len, int seed)
 	struct entry e;
 	static char buf[1 << 20];
 
-	CHECK(fs_mknod(fs, &root, dir, name, S_IFREG | 0640, 0, &e));
+	CHECK(namei_mknod(fs, &root, dir, name, S_IFREG | 0640, 0, &e));
 	inode_forget(fs, e.ino, 1);
 	if (len) {
 		struct inode *ip = open_path(fs, path);
@@ -113,12 +113,12 @@ static void create_file(struct fs *fs, const char *path, size_t len, int seed)
 			size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
 			pattern(buf, n, seed + (int)(off >> 20));
 			struct iovec iov = { buf, n };
-			ssize_t w = fs_write(fs, ip, off, &iov, 1);
+			ssize_t w = file_write(fs, ip, off, &iov, 1);
 			CHECK(w);
 			off += (size_t)w;
 		}
-		CHECK(fs_fsync(fs, ip));
-		CHECK(fs_release(fs, ip));
+		CHECK(namei_fsync(fs, ip));
+		CHECK(namei_release(fs, ip));
 	}
 }
 
@@ -129,9 +129,9 @@ static void write_at(struct fs *fs, const char *path, uint64_t off, size_t len, 
 
 	pattern(buf, len, seed);
 	struct iovec iov = { buf, len };
-	CHECK(fs_write(fs, ip, off, &iov, 1));
-	CHECK(fs_fsync(fs, ip));
-	CHECK(fs_release(fs, ip));
+	CHECK(file_write(fs, ip, off, &iov, 1));
+	CHECK(namei_fsync(fs, ip));
+	CHECK(namei_release(fs, ip));
 	free(buf);
 }
 
@@ -139,15 +139,15 @@ static void truncate_path(struct fs *fs, const char *path, uint64_t size)
 {
 	struct stat st = { .st_size = (off_t)size };
 
-	CHECK(fs_setattr(fs, resolve(fs, path), &st, FS_SET_SIZE, NULL));
+	CHECK(namei_setattr(fs, resolve(fs, path), &st, NAMEI_SET_SIZE, NULL));
 }
 
 static void falloc(struct fs *fs, const char *path, int mode, uint64_t off, uint64_t len)
 {
 	struct inode *ip = open_path(fs, path);
 
-	CHECK(fs_fallocate(fs, ip, mode, off, len));
-	CHECK(fs_release(fs, ip));
+	CHECK(namei_fallocate(fs, ip, mode, off, len));
+	CHECK(namei_release(fs, ip));
 }
 
 static void mkdir_path(struct fs *fs, const char *path)
@@ -156,7 +156,7 @@ static void mkdir_path(struct fs *fs, const char *path)
 	uint64_t dir = parent_of(fs, path, &name);
 	struct entry e;
 
-	CHECK(fs_mkdir(fs, &root, dir, name, 0750, &e));
+	CHECK(namei_mkdir(fs, &root, dir, name, 0750, &e));
 	inode_forget(fs, e.ino, 1);
 }
 
@@ -165,7 +165,7 @@ static void rename_path(struct fs *fs, const char *from, const char *to, unsigne
 	const char *n1, *n2;
 	uint64_t d1 = parent_of(fs, from, &n1), d2 = parent_of(fs, to, &n2);
 
-	CHECK(fs_rename(fs, d1, n1, d2, n2, flags));
+	CHECK(namei_rename(fs, d1, n1, d2, n2, flags));
 }
 
 static void unlink_path(struct fs *fs, const char *path, bool dir)
@@ -173,7 +173,7 @@ static void unlink_path(struct fs *fs, const char *path, bool dir)
 	const char *name;
 	uint64_t parent = parent_of(fs, path, &name);
 
-	CHECK(dir ? fs_rmdir(fs, parent, name) : fs_unlink(fs, parent, name));
+	CHECK(dir ? namei_rmdir(fs, parent, name) : namei_unlink(fs, parent, name));
 }
 
 /* ---- the workload: one step per durability-relevant path ---- */
@@ -219,11 +219,11 @@ static void step(struct wl *w, int i)
 	case 9: rename_path(fs, P(w, "/a/f1"), P(w, "/b/g1"), 0); break;		/* across directories */
 	case 10: create_file(fs, P(w, "/a/f2"), 0, 0); break;
 	case 11: write_at(fs, P(w, "/a/f2"), 0, 3000, 4); break;
-	case 12: rename_path(fs, P(w, "/a/f2"), P(w, "/b/g1"), FS_RENAME_EXCHANGE); break;
+	case 12: rename_path(fs, P(w, "/a/f2"), P(w, "/b/g1"), NAMEI_RENAME_EXCHANGE); break;
 	case 13: {
 		uint64_t ino = resolve(fs, P(w, "/b/g1"));
 		uint64_t dir = parent_of(fs, P(w, "/a/l1"), &name);
-		CHECK(fs_link(fs, ino, dir, name, &e));
+		CHECK(namei_link(fs, ino, dir, name, &e));
 		inode_forget(fs, e.ino, 1);
 		break;
 	}
@@ -237,8 +237,8 @@ static void step(struct wl *w, int i)
 		static char buf[50000];
 		pattern(buf, sizeof(buf), 6);
 		struct iovec iov = { buf, sizeof(buf) };
-		CHECK(fs_write(fs, w->held, 9000, &iov, 1));
-		CHECK(fs_fsync(fs, w->held));
+		CHECK(file_write(fs, w->held, 9000, &iov, 1));
+		CHECK(namei_fsync(fs, w->held));
 		break;
 	}
 	case 18: mkdir_path(fs, P(w, "/a/sub")); break;
@@ -257,7 +257,7 @@ static void step(struct wl *w, int i)
 			CHECK(xattr_remove(fs, ip, "user.k"));
 		else
 			CHECK(xattr_set(fs, ip, "trusted.t", "x", 1, 0));
-		CHECK(fs_release(fs, ip));
+		CHECK(namei_release(fs, ip));
 		break;
 	}
 	case 26: case 27: {
@@ -265,25 +265,25 @@ static void step(struct wl *w, int i)
 		memset(target, 'x', sizeof(target) - 1);
 		target[sizeof(target) - 1] = 0;
 		uint64_t dir = parent_of(fs, P(w, "/a/s"), &name);
-		CHECK(fs_symlink(fs, &root, dir, i == 26 ? "s" : "long", i == 26 ? "../b/g1" : target, &e));
+		CHECK(namei_symlink(fs, &root, dir, i == 26 ? "s" : "long", i == 26 ? "../b/g1" : target, &e));
 		inode_forget(fs, e.ino, 1);
 		break;
 	}
 	case 28: falloc(fs, P(w, "/b/g1"), FALLOC_FL_KEEP_SIZE, 0, 100000); break;
 	case 29: falloc(fs, P(w, "/a/l1"), 0, 0, 30000); break;
-	case 30: CHECK(fs_release(fs, w->held)); w->held = NULL; break;	/* the orphan goes */
+	case 30: CHECK(namei_release(fs, w->held)); w->held = NULL; break;	/* the orphan goes */
 	case 31: unlink_path(fs, P(w, "/a/l1"), false); break;
 	case 32: create_file(fs, P(w, "/b/big"), 0, 0); break;
 	case 33: write_at(fs, P(w, "/b/big"), 0, 700 << 10, 9); break;
 	case 34: truncate_path(fs, P(w, "/b/big"), 100 << 10); break;
 	case 35: {
 		struct stat st = { .st_mode = 0600, .st_uid = 1000, .st_gid = 1000 };
-		CHECK(fs_setattr(fs, resolve(fs, P(w, "/b/big")), &st, FS_SET_MODE | FS_SET_UID | FS_SET_GID, NULL));
+		CHECK(namei_setattr(fs, resolve(fs, P(w, "/b/big")), &st, NAMEI_SET_MODE | NAMEI_SET_UID | NAMEI_SET_GID, NULL));
 		break;
 	}
 	case 36: unlink_path(fs, P(w, "/b/big"), false); break;
 	case 37: rename_path(fs, P(w, "/b"), P(w, "/c"), 0); break;		/* a directory moves */
-	case 38: rename_path(fs, P(w, "/a/s"), P(w, "/c/s2"), FS_RENAME_NOREPLACE); break;
+	case 38: rename_path(fs, P(w, "/a/s"), P(w, "/c/s2"), NAMEI_RENAME_NOREPLACE); break;
 	}
 }
 
@@ -350,7 +350,7 @@ static int crc_send(void *arg, const struct iovec *iov, int n)
 	struct crc_ctx *c = arg;
 
 	for (int i = 0; i < n; i++) {
-		c->crc = daxfs_crc32c(c->crc, iov[i].iov_base, iov[i].iov_len);
+		c->crc = csum_crc32c(c->crc, iov[i].iov_base, iov[i].iov_len);
 		c->bytes += iov[i].iov_len;
 	}
 	return 0;
@@ -361,7 +361,7 @@ static void dump(struct fs *fs, uint64_t ino, const char *path, struct sbuf *sb)
 	struct stat st;
 	struct inode *ip;
 
-	CHECK(fs_getattr(fs, ino, &st));
+	CHECK(namei_getattr(fs, ino, &st));
 	sb_printf(sb, "%s mode=%o nlink=%lu uid=%u gid=%u size=%ld blocks=%ld", path, st.st_mode,
 		  (unsigned long)st.st_nlink, st.st_uid, st.st_gid, (long)st.st_size, (long)st.st_blocks);
 	CHECK(inode_get(fs, ino, &ip));
@@ -369,11 +369,11 @@ static void dump(struct fs *fs, uint64_t ino, const char *path, struct sbuf *sb)
 		struct crc_ctx c = { 0, 0 };
 
 		for (uint64_t off = 0; off < (uint64_t)st.st_size; off += 1 << 20)
-			CHECK(fs_read(fs, ip, off, 1 << 20, crc_send, &c));
+			CHECK(file_read(fs, ip, off, 1 << 20, crc_send, &c));
 		sb_printf(sb, " data=%08x/%llu", c.crc, (unsigned long long)c.bytes);
 	} else if (S_ISLNK(st.st_mode)) {
 		char t[4097];
-		int n = fs_readlink(fs, ino, t, sizeof(t) - 1);
+		int n = namei_readlink(fs, ino, t, sizeof(t) - 1);
 		CHECK(n);
 		sb_printf(sb, " -> %.*s", n, t);
 	}
@@ -395,20 +395,20 @@ static void dump(struct fs *fs, uint64_t ino, const char *path, struct sbuf *sb)
 		char v[4096];
 		int vl = xattr_get(fs, ip, names[k], v, sizeof(v));
 		CHECK(vl);
-		sb_printf(sb, " %s=%08x", names[k], daxfs_crc32c(0, v, (size_t)vl));
+		sb_printf(sb, " %s=%08x", names[k], csum_crc32c(0, v, (size_t)vl));
 	}
 	sb_printf(sb, "\n");
 	if (S_ISDIR(st.st_mode)) {
 		struct names nm = { 0 };
 
-		CHECK(fs_readdir(fs, ip, 0, collect, &nm));
+		CHECK(namei_readdir(fs, ip, 0, collect, &nm));
 		if (nm.n)
 			qsort(nm.v, nm.n, sizeof(*nm.v), cmp_names);
 		for (size_t k = 0; k < nm.n; k++) {
 			struct entry e;
 			char child[1024];
 
-			CHECK(fs_lookup(fs, ino, nm.v[k], &e));
+			CHECK(namei_lookup(fs, ino, nm.v[k], &e));
 			snprintf(child, sizeof(child), "%s/%s", path, nm.v[k]);
 			dump(fs, e.ino, child, sb);
 			inode_forget(fs, e.ino, 1);
@@ -440,7 +440,7 @@ static void format_image(void)
 	assert_int_equal(ftruncate(fd, 64 << 20), 0);
 	close(fd);
 	assert_int_equal(media_open(&m, image, 0, err, sizeof(err)), 0);
-	assert_int_equal(format_media(&m, &p, err, sizeof(err)), 0);
+	assert_int_equal(super_format(&m, &p, err, sizeof(err)), 0);
 	media_close(&m);
 }
 

@@ -75,45 +75,45 @@ static void populate(void)
 	if (mount_open(&fs, path, &cfg, err, sizeof(err)))
 		_exit(2);
 	mount_start(fs);
-	fs_mkdir(fs, &root, DAXFS_ROOT_INO, "d", 0755, &e);
+	namei_mkdir(fs, &root, DAXFS_ROOT_INO, "d", 0755, &e);
 	uint64_t d = e.ino;
 	for (int i = 0; i < 120; i++) {
 		char name[64];
 
 		snprintf(name, sizeof(name), "a-rather-long-file-name-%03d", i);
-		fs_mknod(fs, &root, d, name, S_IFREG | 0644, 0, &e);
+		namei_mknod(fs, &root, d, name, S_IFREG | 0644, 0, &e);
 	}
 	static char buf[4096];
 	memset(buf, 'x', sizeof(buf));
 	struct iovec iov = { buf, sizeof(buf) };
-	fs_mknod(fs, &root, DAXFS_ROOT_INO, "frag", S_IFREG | 0644, 0, &e);
-	fs_open(fs, e.ino, O_RDWR, &ip);
+	namei_mknod(fs, &root, DAXFS_ROOT_INO, "frag", S_IFREG | 0644, 0, &e);
+	namei_open(fs, e.ino, O_RDWR, &ip);
 	for (int b = 0; b < 40; b += 2)
-		fs_write(fs, ip, (uint64_t)b * 4096, &iov, 1);
+		file_write(fs, ip, (uint64_t)b * 4096, &iov, 1);
 	xattr_set(fs, ip, "user.a", "1", 1, 0);
 	xattr_set(fs, ip, "trusted.b", "22", 2, 0);
-	fs_release(fs, ip);
-	fs_symlink(fs, &root, d, "s", "../frag", &e);
+	namei_release(fs, ip);
+	namei_symlink(fs, &root, d, "s", "../frag", &e);
 	char longt[600];
 	memset(longt, 'y', sizeof(longt) - 1);
 	longt[sizeof(longt) - 1] = 0;
-	fs_symlink(fs, &root, d, "l", longt, &e);
-	fs_link(fs, e.ino, DAXFS_ROOT_INO, "hl", &e);
-	fs_mknod(fs, &root, DAXFS_ROOT_INO, "orphan", S_IFREG | 0644, 0, &e);
-	fs_open(fs, e.ino, O_RDWR, &ip);
-	fs_write(fs, ip, 0, &iov, 1);
-	fs_unlink(fs, DAXFS_ROOT_INO, "orphan");
-	fs_mknod(fs, &root, DAXFS_ROOT_INO, "pinned", S_IFREG | 0644, 0, &e);
-	fs_open(fs, e.ino, O_RDWR, &ip);
+	namei_symlink(fs, &root, d, "l", longt, &e);
+	namei_link(fs, e.ino, DAXFS_ROOT_INO, "hl", &e);
+	namei_mknod(fs, &root, DAXFS_ROOT_INO, "orphan", S_IFREG | 0644, 0, &e);
+	namei_open(fs, e.ino, O_RDWR, &ip);
+	file_write(fs, ip, 0, &iov, 1);
+	namei_unlink(fs, DAXFS_ROOT_INO, "orphan");
+	namei_mknod(fs, &root, DAXFS_ROOT_INO, "pinned", S_IFREG | 0644, 0, &e);
+	namei_open(fs, e.ino, O_RDWR, &ip);
 	for (int b = 0; b < 8; b++)
-		fs_write(fs, ip, (uint64_t)b * 4096, &iov, 1);
+		file_write(fs, ip, (uint64_t)b * 4096, &iov, 1);
 	struct pin_owner owner;
 	uint64_t id;
 	pin_owner_init(&owner);
 	policy_pin(fs, &owner, ip, true, 4096, 4096, DAXFS_PIN_WRITE, 1, &id);
 	policy_pin(fs, &owner, ip, true, 5 * 4096, 8192, DAXFS_PIN_WRITE, 1, &id);
 	struct stat st = { .st_size = 0 };
-	fs_setattr(fs, e.ino, &st, FS_SET_SIZE, NULL);
+	namei_setattr(fs, e.ino, &st, NAMEI_SET_SIZE, NULL);
 	_exit(0);
 }
 
@@ -128,7 +128,7 @@ static void make_base(void)
 	base = calloc(1, IMAGE_BYTES);
 	img = malloc(IMAGE_BYTES);
 	write_image(base);
-	if (media_open(&m, path, 0, err, sizeof(err)) || format_media(&m, &p, err, sizeof(err))) {
+	if (media_open(&m, path, 0, err, sizeof(err)) || super_format(&m, &p, err, sizeof(err))) {
 		fprintf(stderr, "fuzz_image: format: %s\n", err);
 		exit(1);
 	}
@@ -174,8 +174,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mount_start(fs);
 		treewalk(fs, DAXFS_ROOT_INO, 0, 8, 1 << 20);
 		struct entry e;
-		fs_mknod(fs, &root, DAXFS_ROOT_INO, "new", S_IFREG | 0644, 0, &e);
-		fs_unlink(fs, DAXFS_ROOT_INO, "hl");
+		namei_mknod(fs, &root, DAXFS_ROOT_INO, "new", S_IFREG | 0644, 0, &e);
+		namei_unlink(fs, DAXFS_ROOT_INO, "hl");
 		mount_close(fs);
 	}
 	static FILE *null;

@@ -60,13 +60,13 @@ static struct inode *make_file(struct fs *fs, const char *name, uint64_t blocks,
 	struct inode *ip;
 	char *buf = malloc(blocks * 4096);
 
-	assert_int_equal(fs_mknod(fs, &root, DAXFS_ROOT_INO, name, S_IFREG | 0644, 0, &e), 0);
-	assert_int_equal(fs_open(fs, e.ino, O_RDWR, &ip), 0);
+	assert_int_equal(namei_mknod(fs, &root, DAXFS_ROOT_INO, name, S_IFREG | 0644, 0, &e), 0);
+	assert_int_equal(namei_open(fs, e.ino, O_RDWR, &ip), 0);
 	memset(buf, byte, blocks * 4096);
 	/* In 1 MiB requests, as FUSE would send them. */
 	for (uint64_t off = 0; off < blocks * 4096;) {
 		struct iovec iov = { buf + off, MIN(1 * MiB, blocks * 4096 - off) };
-		ssize_t w = fs_write(fs, ip, off, &iov, 1);
+		ssize_t w = file_write(fs, ip, off, &iov, 1);
 
 		assert_true(w > 0);
 		off += (uint64_t)w;
@@ -79,7 +79,7 @@ static void truncate_to(struct fs *fs, struct inode *ip, uint64_t size)
 {
 	struct stat st = { .st_size = (off_t)size };
 
-	assert_int_equal(fs_setattr(fs, ip->ino, &st, FS_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, ip->ino, &st, NAMEI_SET_SIZE, NULL), 0);
 }
 
 static uint64_t busy_blocks(struct fs *fs)
@@ -125,13 +125,13 @@ static void test_truncate_pinned_then_reclaim(void **state)
 	/* Fill the device: no allocation may land on the busy blocks. */
 	struct entry e;
 	struct inode *g;
-	assert_int_equal(fs_mknod(fs, &root, DAXFS_ROOT_INO, "g", S_IFREG | 0644, 0, &e), 0);
-	assert_int_equal(fs_open(fs, e.ino, O_RDWR, &g), 0);
+	assert_int_equal(namei_mknod(fs, &root, DAXFS_ROOT_INO, "g", S_IFREG | 0644, 0, &e), 0);
+	assert_int_equal(namei_open(fs, e.ino, O_RDWR, &g), 0);
 	static char chunk[1 << 20];
 	struct iovec iov = { chunk, sizeof(chunk) };
 	uint64_t off = 0;
 	ssize_t w;
-	while ((w = fs_write(fs, g, off, &iov, 1)) > 0)
+	while ((w = file_write(fs, g, off, &iov, 1)) > 0)
 		off += (uint64_t)w;
 	assert_int_equal(w, -ENOSPC);
 	struct emap_cursor c;
@@ -150,8 +150,8 @@ static void test_truncate_pinned_then_reclaim(void **state)
 	for (uint64_t i = 0; i < media_len; i++)
 		assert_int_equal(p[i], 0);
 	assert_int_equal(fs->reclaim.extents, 1);
-	fs_release(fs, g);
-	fs_release(fs, ip);
+	namei_release(fs, g);
+	namei_release(fs, ip);
 	mount_close(fs);
 }
 

@@ -24,8 +24,8 @@ static void test_crc32c_check_value(void **state)
 {
 	(void)state;
 	/* The standard "check" value of CRC-32C (Castagnoli). */
-	assert_int_equal(daxfs_crc32c(0, "123456789", 9), 0xE3069283u);
-	assert_int_equal(daxfs_crc32c(0, "", 0), 0);
+	assert_int_equal(csum_crc32c(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(csum_crc32c(0, "", 0), 0);
 }
 
 static void test_crc32c_iscsi_vectors(void **state)
@@ -35,15 +35,15 @@ static void test_crc32c_iscsi_vectors(void **state)
 	(void)state;
 	/* RFC 3720 (iSCSI) appendix B.4 test vectors. */
 	memset(buf, 0, sizeof(buf));
-	assert_int_equal(daxfs_crc32c(0, buf, sizeof(buf)), 0x8A9136AAu);
+	assert_int_equal(csum_crc32c(0, buf, sizeof(buf)), 0x8A9136AAu);
 	memset(buf, 0xff, sizeof(buf));
-	assert_int_equal(daxfs_crc32c(0, buf, sizeof(buf)), 0x62A8AB43u);
+	assert_int_equal(csum_crc32c(0, buf, sizeof(buf)), 0x62A8AB43u);
 	for (int i = 0; i < 32; i++)
 		buf[i] = (unsigned char)i;
-	assert_int_equal(daxfs_crc32c(0, buf, sizeof(buf)), 0x46DD794Eu);
+	assert_int_equal(csum_crc32c(0, buf, sizeof(buf)), 0x46DD794Eu);
 	for (int i = 0; i < 32; i++)
 		buf[i] = (unsigned char)(31 - i);
-	assert_int_equal(daxfs_crc32c(0, buf, sizeof(buf)), 0x113FDB5Cu);
+	assert_int_equal(csum_crc32c(0, buf, sizeof(buf)), 0x113FDB5Cu);
 }
 
 static void test_crc32c_incremental(void **state)
@@ -54,20 +54,20 @@ static void test_crc32c_incremental(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = (unsigned char)rng_next(&rng);
-	uint32_t whole = daxfs_crc32c(0, buf, sizeof(buf));
+	uint32_t whole = csum_crc32c(0, buf, sizeof(buf));
 	/* Every split point, including the empty prefix and suffix, gives the one-shot value. */
 	for (size_t k = 0; k <= sizeof(buf); k++) {
-		uint32_t c = daxfs_crc32c(0, buf, k);
+		uint32_t c = csum_crc32c(0, buf, k);
 
-		c = daxfs_crc32c(c, buf + k, sizeof(buf) - k);
+		c = csum_crc32c(c, buf + k, sizeof(buf) - k);
 		assert_int_equal(c, whole);
 	}
 	/* Three pieces, and a non-zero starting value continued the same way. */
-	uint32_t c = daxfs_crc32c(7, buf, 100);
-	c = daxfs_crc32c(c, buf + 100, 500);
-	c = daxfs_crc32c(c, buf + 600, sizeof(buf) - 600);
-	assert_int_equal(c, daxfs_crc32c(7, buf, sizeof(buf)));
-	assert_int_not_equal(daxfs_crc32c(7, buf, sizeof(buf)), whole);
+	uint32_t c = csum_crc32c(7, buf, 100);
+	c = csum_crc32c(c, buf + 100, 500);
+	c = csum_crc32c(c, buf + 600, sizeof(buf) - 600);
+	assert_int_equal(c, csum_crc32c(7, buf, sizeof(buf)));
+	assert_int_not_equal(csum_crc32c(7, buf, sizeof(buf)), whole);
 }
 
 /* ---- coverage of the structure checksums ---- */
@@ -113,7 +113,7 @@ static void fill_random(void *p, size_t n, uint64_t seed)
 
 static uint32_t super_fn(const void *b)
 {
-	return daxfs_super_csum(b);
+	return csum_super(b);
 }
 
 static void test_super_csum_coverage(void **state)
@@ -127,14 +127,14 @@ static void test_super_csum_coverage(void **state)
 		       0, 0);
 	/* super_seal stores exactly that value, and a sealed superblock verifies. */
 	super_seal(&sb);
-	assert_int_equal(sb.crc, daxfs_super_csum(&sb));
+	assert_int_equal(sb.crc, csum_super(&sb));
 	/* The format: crc32c over bytes [12, 512) with a zero seed. */
-	assert_int_equal(sb.crc, daxfs_crc32c(0, (const char *)&sb + 12, 500));
+	assert_int_equal(sb.crc, csum_crc32c(0, (const char *)&sb + 12, 500));
 }
 
 static uint32_t inode_fn(const void *b)
 {
-	return daxfs_inode_csum(SEED, 77, b);
+	return csum_inode(SEED, 77, b);
 }
 
 static void test_inode_csum_coverage(void **state)
@@ -145,19 +145,19 @@ static void test_inode_csum_coverage(void **state)
 	fill_random(&di, sizeof(di), 2);
 	check_coverage((unsigned char *)&di, sizeof(di), inode_fn, 0, offsetof(struct daxfs_inode, crc), 0, 0);
 	/* Seed and inode number both feed the checksum: a record copied to another slot fails. */
-	uint32_t c = daxfs_inode_csum(SEED, 77, &di);
-	assert_int_not_equal(c, daxfs_inode_csum(SEED + 1, 77, &di));
-	assert_int_not_equal(c, daxfs_inode_csum(SEED, 78, &di));
-	assert_int_not_equal(c, daxfs_inode_csum(SEED, 77ull | (1ull << 40), &di));
+	uint32_t c = csum_inode(SEED, 77, &di);
+	assert_int_not_equal(c, csum_inode(SEED + 1, 77, &di));
+	assert_int_not_equal(c, csum_inode(SEED, 78, &di));
+	assert_int_not_equal(c, csum_inode(SEED, 77ull | (1ull << 40), &di));
 	/* The format: the seed continued over the little-endian inode number, then bytes [0, 252). */
 	uint64_t ino = 77;
-	assert_int_equal(c, daxfs_crc32c(daxfs_crc32c(SEED, &ino, 8), &di, 252));
+	assert_int_equal(c, csum_crc32c(csum_crc32c(SEED, &ino, 8), &di, 252));
 }
 
 #define EB_COUNT 3
 static uint32_t eb_fn(const void *b)
 {
-	return daxfs_extent_block_csum(SEED, 1000, b);
+	return csum_extent_block(SEED, 1000, b);
 }
 
 static void test_extent_block_csum_coverage(void **state)
@@ -184,13 +184,13 @@ static void test_extent_block_csum_coverage(void **state)
 	u.eb.count = EB_COUNT;
 	assert_int_equal(eb_fn(&u), c);
 	/* Block number dependence. */
-	assert_int_not_equal(c, daxfs_extent_block_csum(SEED, 1001, &u.eb));
-	assert_int_not_equal(c, daxfs_extent_block_csum(SEED ^ 1, 1000, &u.eb));
+	assert_int_not_equal(c, csum_extent_block(SEED, 1001, &u.eb));
+	assert_int_not_equal(c, csum_extent_block(SEED ^ 1, 1000, &u.eb));
 }
 
 static uint32_t dirent_fn(const void *b)
 {
-	return daxfs_dirent_csum(SEED, 5, b);
+	return csum_dirent(SEED, 5, b);
 }
 
 static void test_dirent_csum_coverage(void **state)
@@ -207,8 +207,8 @@ static void test_dirent_csum_coverage(void **state)
 	/* A live record: header after the crc and the name_len bytes of the name. */
 	check_coverage(u.b, sizeof(u.b), dirent_fn, 4, DAXFS_DIRENT_HDR + 11, 0, 0);
 	uint32_t c = dirent_fn(&u);
-	assert_int_not_equal(c, daxfs_dirent_csum(SEED, 6, &u.de));
-	assert_int_not_equal(c, daxfs_dirent_csum(SEED + 1, 5, &u.de));
+	assert_int_not_equal(c, csum_dirent(SEED, 6, &u.de));
+	assert_int_not_equal(c, csum_dirent(SEED + 1, 5, &u.de));
 
 	/* A free record (ino 0): only the header; its stale name bytes do not matter. */
 	u.de.ino = 0;
@@ -225,7 +225,7 @@ static void test_dirent_csum_coverage(void **state)
 #define XB_USED 100u
 static uint32_t xattr_fn(const void *b)
 {
-	return daxfs_xattr_csum(SEED, 9, b);
+	return csum_xattr(SEED, 9, b);
 }
 
 static void test_xattr_csum_coverage(void **state)
@@ -244,13 +244,13 @@ static void test_xattr_csum_coverage(void **state)
 	u.xb.used = XB_USED + 4;
 	assert_int_not_equal(xattr_fn(&u), c);
 	u.xb.used = XB_USED;
-	assert_int_not_equal(c, daxfs_xattr_csum(SEED, 10, &u.xb));
-	assert_int_not_equal(c, daxfs_xattr_csum(SEED - 1, 9, &u.xb));
+	assert_int_not_equal(c, csum_xattr(SEED, 10, &u.xb));
+	assert_int_not_equal(c, csum_xattr(SEED - 1, 9, &u.xb));
 }
 
 static uint32_t slot_block_fn(const void *b)
 {
-	return daxfs_slot_block_csum(SEED, 300, b);
+	return csum_slot_block(SEED, 300, b);
 }
 
 static void test_slot_block_csum_coverage(void **state)
@@ -262,13 +262,13 @@ static void test_slot_block_csum_coverage(void **state)
 	/* Only the 32-byte header: the slots that follow have checksums of their own. */
 	check_coverage(b, sizeof(b), slot_block_fn, 4, sizeof(struct daxfs_slot_block), 0, 0);
 	uint32_t c = slot_block_fn(b);
-	assert_int_not_equal(c, daxfs_slot_block_csum(SEED, 301, (const void *)b));
-	assert_int_not_equal(c, daxfs_slot_block_csum(SEED + 2, 300, (const void *)b));
+	assert_int_not_equal(c, csum_slot_block(SEED, 301, (const void *)b));
+	assert_int_not_equal(c, csum_slot_block(SEED + 2, 300, (const void *)b));
 }
 
 static uint32_t slot_fn(const void *b)
 {
-	return daxfs_slot_csum(SEED, 300, 7, b);
+	return csum_slot(SEED, 300, 7, b);
 }
 
 static void test_slot_csum_coverage(void **state)
@@ -280,11 +280,11 @@ static void test_slot_csum_coverage(void **state)
 	check_coverage(b, sizeof(b), slot_fn, 4, sizeof(struct daxfs_slot), 0, 0);
 	/* Block and index both matter: a slot moved within or between blocks fails. */
 	uint32_t c = slot_fn(b);
-	assert_int_not_equal(c, daxfs_slot_csum(SEED, 300, 8, (const void *)b));
-	assert_int_not_equal(c, daxfs_slot_csum(SEED, 301, 7, (const void *)b));
-	assert_int_not_equal(c, daxfs_slot_csum(SEED + 3, 300, 7, (const void *)b));
+	assert_int_not_equal(c, csum_slot(SEED, 300, 8, (const void *)b));
+	assert_int_not_equal(c, csum_slot(SEED, 301, 7, (const void *)b));
+	assert_int_not_equal(c, csum_slot(SEED + 3, 300, 7, (const void *)b));
 	/* Index and block are not interchangeable. */
-	assert_int_not_equal(daxfs_slot_csum(SEED, 7, 300, (const void *)b), c);
+	assert_int_not_equal(csum_slot(SEED, 7, 300, (const void *)b), c);
 }
 
 #define JREC_LEN 72u
@@ -292,7 +292,7 @@ static uint32_t journal_fn(const void *b)
 {
 	const struct daxfs_journal_header *jh = b;
 
-	return daxfs_journal_csum(jh, (const char *)b + sizeof(*jh));
+	return csum_journal(jh, (const char *)b + sizeof(*jh));
 }
 
 static void test_journal_csum_coverage(void **state)
@@ -313,7 +313,7 @@ static void test_journal_csum_coverage(void **state)
 	assert_int_not_equal(journal_fn(&u), c);
 	/* An empty journal's checksum covers the header alone; records may be NULL. */
 	u.jh.len = 0;
-	assert_int_equal(daxfs_journal_csum(&u.jh, NULL), daxfs_crc32c(0, u.b + 4, sizeof(u.jh) - 4));
+	assert_int_equal(csum_journal(&u.jh, NULL), csum_crc32c(0, u.b + 4, sizeof(u.jh) - 4));
 }
 
 static void test_fs_seed(void **state)
@@ -324,14 +324,14 @@ static void test_fs_seed(void **state)
 	fill_random(&a, sizeof(a), 9);
 	b = a;
 	/* The seed is the uuid's crc and nothing else. */
-	assert_int_equal(daxfs_fs_seed(&a), daxfs_crc32c(0, a.uuid, sizeof(a.uuid)));
+	assert_int_equal(csum_fs_seed(&a), csum_crc32c(0, a.uuid, sizeof(a.uuid)));
 	b.label[0] ^= 1;
 	b.nblocks++;
-	assert_int_equal(daxfs_fs_seed(&a), daxfs_fs_seed(&b));
+	assert_int_equal(csum_fs_seed(&a), csum_fs_seed(&b));
 	for (size_t i = 0; i < sizeof(b.uuid); i++) {
 		b = a;
 		b.uuid[i] ^= 0x80;
-		assert_int_not_equal(daxfs_fs_seed(&a), daxfs_fs_seed(&b));
+		assert_int_not_equal(csum_fs_seed(&a), csum_fs_seed(&b));
 	}
 }
 

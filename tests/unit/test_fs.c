@@ -102,7 +102,7 @@ static void forget(struct fs *fs, uint64_t ino)
 static uint64_t mkfile(struct fs *fs, uint64_t parent, const char *name)
 {
 	struct entry e;
-	int ret = fs_mknod(fs, &root_cred, parent, name, S_IFREG | 0644, 0, &e);
+	int ret = namei_mknod(fs, &root_cred, parent, name, S_IFREG | 0644, 0, &e);
 
 	if (ret)
 		fail_msg("mknod %s: %d", name, ret);
@@ -117,7 +117,7 @@ static uint64_t mkfile(struct fs *fs, uint64_t parent, const char *name)
 static uint64_t mkdir_(struct fs *fs, uint64_t parent, const char *name)
 {
 	struct entry e;
-	int ret = fs_mkdir(fs, &root_cred, parent, name, 0755, &e);
+	int ret = namei_mkdir(fs, &root_cred, parent, name, 0755, &e);
 
 	if (ret)
 		fail_msg("mkdir %s: %d", name, ret);
@@ -127,7 +127,7 @@ static uint64_t mkdir_(struct fs *fs, uint64_t parent, const char *name)
 static uint64_t lookup(struct fs *fs, uint64_t parent, const char *name)
 {
 	struct entry e;
-	int ret = fs_lookup(fs, parent, name, &e);
+	int ret = namei_lookup(fs, parent, name, &e);
 
 	if (ret)
 		fail_msg("lookup %s: %d", name, ret);
@@ -138,7 +138,7 @@ static uint64_t lookup(struct fs *fs, uint64_t parent, const char *name)
 static struct inode *openi(struct fs *fs, uint64_t ino)
 {
 	struct inode *ip;
-	int ret = fs_open(fs, ino, O_RDWR, &ip);
+	int ret = namei_open(fs, ino, O_RDWR, &ip);
 
 	if (ret)
 		fail_msg("open %llu: %d", (unsigned long long)ino, ret);
@@ -147,13 +147,13 @@ static struct inode *openi(struct fs *fs, uint64_t ino)
 
 static void closei(struct fs *fs, struct inode *ip)
 {
-	assert_int_equal(fs_release(fs, ip), 0);
+	assert_int_equal(namei_release(fs, ip), 0);
 }
 
 static void wr(struct fs *fs, struct inode *ip, uint64_t off, const void *buf, size_t len)
 {
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	ssize_t n = fs_write(fs, ip, off, &iov, 1);
+	ssize_t n = file_write(fs, ip, off, &iov, 1);
 
 	if (n != (ssize_t)len)
 		fail_msg("write %zu at %llu: %zd", len, (unsigned long long)off, n);
@@ -178,7 +178,7 @@ static int rd_send(void *ctx, const struct iovec *iov, int niov)
 	return 0;
 }
 
-/* Read up to len bytes at off (fs_read may stop early when it runs out of iovecs). */
+/* Read up to len bytes at off (file_read may stop early when it runs out of iovecs). */
 static size_t rd(struct fs *fs, struct inode *ip, uint64_t off, void *buf, size_t len)
 {
 	size_t done = 0;
@@ -186,7 +186,7 @@ static size_t rd(struct fs *fs, struct inode *ip, uint64_t off, void *buf, size_
 	while (done < len) {
 		struct rdctx r = { .dst = (char *)buf + done, .got = 0, .cap = len - done };
 
-		assert_int_equal(fs_read(fs, ip, off + done, len - done, rd_send, &r), 0);
+		assert_int_equal(file_read(fs, ip, off + done, len - done, rd_send, &r), 0);
 		if (r.got == 0)
 			break;
 		done += r.got;
@@ -198,7 +198,7 @@ static struct stat stat_of(struct fs *fs, uint64_t ino)
 {
 	struct stat st;
 
-	assert_int_equal(fs_getattr(fs, ino, &st), 0);
+	assert_int_equal(namei_getattr(fs, ino, &st), 0);
 	return st;
 }
 
@@ -281,13 +281,13 @@ static void list_dir(struct fs *fs, uint64_t dino, size_t chunk, struct names *n
 
 	memset(nm, 0, sizeof(*nm));
 	nm->limit = chunk;
-	assert_int_equal(fs_open(fs, dino, O_RDONLY, &dp), 0);
+	assert_int_equal(namei_open(fs, dino, O_RDONLY, &dp), 0);
 	uint64_t pos = 0;
 	for (;;) {
 		size_t before = nm->n;
 
 		nm->this_call = 0;
-		assert_int_equal(fs_readdir(fs, dp, pos, collect, nm), 0);
+		assert_int_equal(namei_readdir(fs, dp, pos, collect, nm), 0);
 		if (nm->n == before)
 			break;
 		pos = nm->next;
@@ -321,8 +321,8 @@ static void test_mount_fresh(void **state)
 	assert_int_equal(sv.f_ffree, 32767);
 	assert_int_equal(sv.f_namemax, 255);
 	struct entry e;
-	assert_int_equal(fs_lookup(f->fs, ROOT, "nope", &e), -ENOENT);
-	assert_int_equal(fs_lookup(f->fs, 999, "x", &e), -ESTALE);	/* not an allocated inode */
+	assert_int_equal(namei_lookup(f->fs, ROOT, "nope", &e), -ENOENT);
+	assert_int_equal(namei_lookup(f->fs, 999, "x", &e), -ESTALE);	/* not an allocated inode */
 	list_dir(f->fs, ROOT, 0, &nm);
 	assert_int_equal(nm.n, 2);
 	assert_string_equal(nm.name[0], ".");
@@ -372,31 +372,31 @@ static void test_namespace_basics(void **state)
 	char longname[300];
 
 	uint64_t ff0 = ffree(fs);
-	assert_int_equal(fs_mknod(fs, &root_cred, ROOT, "a", S_IFREG | 0640, 0, &e), 0);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, "a", S_IFREG | 0640, 0, &e), 0);
 	forget(fs, e.ino);
 	assert_true(e.ino > ROOT);
 	assert_int_equal(e.st.st_mode, S_IFREG | 0640);
 	assert_int_equal(e.st.st_nlink, 1);
 	assert_int_equal(e.st.st_size, 0);
-	assert_int_equal(fs_lookup(fs, ROOT, "a", &e2), 0);
+	assert_int_equal(namei_lookup(fs, ROOT, "a", &e2), 0);
 	assert_int_equal(e2.ino, e.ino);
 	assert_int_equal(e2.generation, e.generation);
 	forget(fs, e2.ino);
-	assert_int_equal(fs_mknod(fs, &root_cred, ROOT, "a", S_IFREG | 0644, 0, &e2), -EEXIST);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, "a", S_IFREG | 0644, 0, &e2), -EEXIST);
 	assert_int_equal(ffree(fs), ff0 - 1);
 
 	/* Names: empty, too long, slashes, dots. */
 	memset(longname, 'n', sizeof(longname));
 	longname[256] = 0;
-	assert_int_equal(fs_mknod(fs, &root_cred, ROOT, longname, S_IFREG | 0644, 0, &e2), -ENAMETOOLONG);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, longname, S_IFREG | 0644, 0, &e2), -ENAMETOOLONG);
 	longname[255] = 0;
-	assert_int_equal(fs_mknod(fs, &root_cred, ROOT, longname, S_IFREG | 0644, 0, &e2), 0);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, longname, S_IFREG | 0644, 0, &e2), 0);
 	forget(fs, e2.ino);
 	assert_int_equal(lookup(fs, ROOT, longname), e2.ino);
-	assert_int_equal(fs_mknod(fs, &root_cred, ROOT, "", S_IFREG | 0644, 0, &e2), -EINVAL);
-	assert_int_equal(fs_mknod(fs, &root_cred, ROOT, "x/y", S_IFREG | 0644, 0, &e2), -EINVAL);
-	assert_int_equal(fs_mknod(fs, &root_cred, ROOT, ".", S_IFREG | 0644, 0, &e2), -EEXIST);
-	assert_int_equal(fs_mknod(fs, &root_cred, ROOT, "d", S_IFDIR | 0755, 0, &e2), -EINVAL);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, "", S_IFREG | 0644, 0, &e2), -EINVAL);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, "x/y", S_IFREG | 0644, 0, &e2), -EINVAL);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, ".", S_IFREG | 0644, 0, &e2), -EEXIST);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, "d", S_IFDIR | 0755, 0, &e2), -EINVAL);
 
 	/* Directories count their subdirectories' "..". */
 	uint64_t d = mkdir_(fs, ROOT, "d");
@@ -405,27 +405,27 @@ static void test_namespace_basics(void **state)
 	assert_int_equal(lookup(fs, d, ".."), ROOT);
 	assert_int_equal(lookup(fs, d, "."), d);
 	uint64_t x = mkfile(fs, d, "x");
-	assert_int_equal(fs_lookup(fs, ROOT, "x", &e2), -ENOENT);
-	assert_int_equal(fs_mknod(fs, &root_cred, x, "y", S_IFREG | 0644, 0, &e2), -ENOTDIR);
+	assert_int_equal(namei_lookup(fs, ROOT, "x", &e2), -ENOENT);
+	assert_int_equal(namei_mknod(fs, &root_cred, x, "y", S_IFREG | 0644, 0, &e2), -ENOTDIR);
 	/* Other file types. */
-	assert_int_equal(fs_mknod(fs, &root_cred, d, "fifo", S_IFIFO | 0600, 0, &e2), 0);
+	assert_int_equal(namei_mknod(fs, &root_cred, d, "fifo", S_IFIFO | 0600, 0, &e2), 0);
 	assert_int_equal(e2.st.st_mode, S_IFIFO | 0600);
 	forget(fs, e2.ino);
-	assert_int_equal(fs_mknod(fs, &root_cred, d, "chr", S_IFCHR | 0600, makedev(1, 3), &e2), 0);
+	assert_int_equal(namei_mknod(fs, &root_cred, d, "chr", S_IFCHR | 0600, makedev(1, 3), &e2), 0);
 	assert_int_equal(e2.st.st_rdev, makedev(1, 3));
 	forget(fs, e2.ino);
 
 	/* Wrong kinds of removal. */
-	assert_int_equal(fs_rmdir(fs, ROOT, "d"), -ENOTEMPTY);
-	assert_int_equal(fs_unlink(fs, ROOT, "d"), -EISDIR);
-	assert_int_equal(fs_rmdir(fs, ROOT, "a"), -ENOTDIR);
-	assert_int_equal(fs_unlink(fs, ROOT, "zz"), -ENOENT);
-	assert_int_equal(fs_rmdir(fs, d, "."), -EINVAL);
+	assert_int_equal(namei_rmdir(fs, ROOT, "d"), -ENOTEMPTY);
+	assert_int_equal(namei_unlink(fs, ROOT, "d"), -EISDIR);
+	assert_int_equal(namei_rmdir(fs, ROOT, "a"), -ENOTDIR);
+	assert_int_equal(namei_unlink(fs, ROOT, "zz"), -ENOENT);
+	assert_int_equal(namei_rmdir(fs, d, "."), -EINVAL);
 
-	assert_int_equal(fs_unlink(fs, ROOT, "a"), 0);
-	assert_int_equal(fs_lookup(fs, ROOT, "a", &e2), -ENOENT);
-	assert_int_equal(fs_unlink(fs, ROOT, "a"), -ENOENT);
-	assert_int_equal(fs_unlink(fs, ROOT, longname), 0);
+	assert_int_equal(namei_unlink(fs, ROOT, "a"), 0);
+	assert_int_equal(namei_lookup(fs, ROOT, "a", &e2), -ENOENT);
+	assert_int_equal(namei_unlink(fs, ROOT, "a"), -ENOENT);
+	assert_int_equal(namei_unlink(fs, ROOT, longname), 0);
 
 	remount(f);
 	fs = f->fs;
@@ -434,17 +434,17 @@ static void test_namespace_basics(void **state)
 	assert_int_equal(stat_of(fs, d).st_nlink, 2);
 	assert_int_equal(stat_of(fs, ROOT).st_nlink, 3);
 	assert_int_equal(stat_of(fs, lookup(fs, d, "chr")).st_rdev, makedev(1, 3));
-	assert_int_equal(fs_lookup(fs, ROOT, "a", &e2), -ENOENT);
+	assert_int_equal(namei_lookup(fs, ROOT, "a", &e2), -ENOENT);
 	/* Empty the directory, then it goes. */
-	assert_int_equal(fs_unlink(fs, d, "x"), 0);
-	assert_int_equal(fs_unlink(fs, d, "fifo"), 0);
-	assert_int_equal(fs_unlink(fs, d, "chr"), 0);
-	assert_int_equal(fs_rmdir(fs, ROOT, "d"), 0);
+	assert_int_equal(namei_unlink(fs, d, "x"), 0);
+	assert_int_equal(namei_unlink(fs, d, "fifo"), 0);
+	assert_int_equal(namei_unlink(fs, d, "chr"), 0);
+	assert_int_equal(namei_rmdir(fs, ROOT, "d"), 0);
 	assert_int_equal(stat_of(fs, ROOT).st_nlink, 2);
 	assert_int_equal(ffree(fs), ff0);
 	remount(f);
 	assert_int_equal(ffree(f->fs), ff0);
-	assert_int_equal(fs_lookup(f->fs, ROOT, "d", &e2), -ENOENT);
+	assert_int_equal(namei_lookup(f->fs, ROOT, "d", &e2), -ENOENT);
 }
 
 static void test_write_read_merge(void **state)
@@ -476,7 +476,7 @@ static void test_write_read_merge(void **state)
 	memcpy(buf + 4090, "0123456789", 10);
 	wr(fs, ip, 4090, "0123456789", 10);
 	struct iovec iov[3] = { { "ab", 2 }, { "", 0 }, { "cdefg", 5 } };
-	assert_int_equal(fs_write(fs, ip, 3 * BS - 3, iov, 3), 7);
+	assert_int_equal(file_write(fs, ip, 3 * BS - 3, iov, 3), 7);
 	memcpy(buf + 3 * BS - 3, "abcdefg", 7);
 	assert_int_equal(bfree(fs), free0 - nblk);
 	assert_int_equal(rd(fs, ip, 0, back, nblk * BS), nblk * BS);
@@ -614,11 +614,11 @@ static void test_fragmented_file(void **state)
 	check_sparse(fs, ip, nblk, present, 3);
 	/* SEEK_DATA / SEEK_HOLE walk the alternation. */
 	uint64_t pos;
-	assert_int_equal(fs_lseek(fs, ip, 0, SEEK_HOLE, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 0, SEEK_HOLE, &pos), 0);
 	assert_int_equal(pos, BS);
-	assert_int_equal(fs_lseek(fs, ip, BS, SEEK_DATA, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, BS, SEEK_DATA, &pos), 0);
 	assert_int_equal(pos, 2 * BS);
-	assert_int_equal(fs_lseek(fs, ip, 5001 * BS + 7, SEEK_DATA, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 5001 * BS + 7, SEEK_DATA, &pos), 0);
 	assert_int_equal(pos, 5002 * BS);
 	closei(fs, ip);
 
@@ -631,7 +631,7 @@ static void test_fragmented_file(void **state)
 	check_sparse(fs, ip, nblk, present, 3);
 
 	/* Punch a range covering many extents and several extent blocks. */
-	assert_int_equal(fs_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1000 * BS, 3001 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1000 * BS, 3001 * BS), 0);
 	uint64_t gone = 0;
 	for (uint64_t b = 1000; b <= 4000; b++) {
 		gone += present[b];
@@ -655,7 +655,7 @@ static void test_fragmented_file(void **state)
 
 	/* Truncate to nothing: every data and extent block comes back. */
 	struct stat attr = { .st_size = 0 };
-	assert_int_equal(fs_setattr(fs, ino, &attr, FS_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL), 0);
 	assert_int_equal(emap_count(ip), 0);
 	assert_int_equal(ip->d.ext_next, 0);
 	assert_int_equal(ip->d.blocks, 0);
@@ -704,7 +704,7 @@ static void test_free_many_extents(void **state)
 	/* Cut a to half: thousands of extents in one call, more than one transaction holds. */
 	struct stat attr = { .st_size = (off_t)(nblk / 2 * BS) };
 	uint64_t commits = fs->sbi.journal.commits;
-	assert_int_equal(fs_setattr(fs, a, &attr, FS_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, a, &attr, NAMEI_SET_SIZE, NULL), 0);
 	assert_true(fs->sbi.journal.commits - commits > 1);
 	uint64_t left = emap_count(ia);
 	assert_true(left < ea && left > 0);
@@ -718,8 +718,8 @@ static void test_free_many_extents(void **state)
 	closei(fs, ia);
 	/* Unlink both (b still open while a goes). */
 	ib = openi(fs, b);
-	assert_int_equal(fs_unlink(fs, ROOT, "many-a"), 0);
-	assert_int_equal(fs_unlink(fs, ROOT, "many-b"), 0);
+	assert_int_equal(namei_unlink(fs, ROOT, "many-a"), 0);
+	assert_int_equal(namei_unlink(fs, ROOT, "many-b"), 0);
 	closei(fs, ib);
 	assert_int_equal(bfree(fs), free0);
 	remount(f);
@@ -727,7 +727,7 @@ static void test_free_many_extents(void **state)
 }
 
 /*
- * Filling the holes of a sparse file through fs_write: data, accounting and the merge invariant.
+ * Filling the holes of a sparse file through file_write: data, accounting and the merge invariant.
  * How far the extents merge is the allocator's business, so the count is only printed: today the
  * extent blocks (best fit, no goal) land in the file's own one-block holes, and each displaced
  * block then takes the lowest hole left, another block's place, so nothing merges at all.
@@ -866,7 +866,7 @@ static void test_emap_merge_across_leaves(void **state)
 	assert_int_equal(emap_count(ip), 1);
 	assert_int_equal(bfree(fs), free0 - n);
 	closei(fs, ip);
-	assert_int_equal(fs_unlink(fs, ROOT, "emap"), 0);
+	assert_int_equal(namei_unlink(fs, ROOT, "emap"), 0);
 	assert_int_equal(bfree(fs), free0);
 	free(order);
 	free(present);
@@ -892,50 +892,50 @@ static void test_punch_holes(void **state)
 	uint64_t free0 = bfree(fs);
 
 	/* Whole blocks in the middle: the extent splits in two, the blocks come back. */
-	assert_int_equal(fs_fallocate(fs, ip, mode, 10 * BS, 10 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 10 * BS, 10 * BS), 0);
 	memset(buf + 10 * BS, 0, 10 * BS);
 	assert_int_equal(emap_count(ip), 2);
 	assert_int_equal(bfree(fs), free0 + 10);
 	assert_int_equal(stat_of(fs, ino).st_blocks, (nblk - 10) * (BS / 512));
-	assert_int_equal(fs_fallocate(fs, ip, mode, 50 * BS, 10 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 50 * BS, 10 * BS), 0);
 	memset(buf + 50 * BS, 0, 10 * BS);
 	assert_int_equal(emap_count(ip), 3);
 	/* Inside one block: zeroes, no unmapping. */
-	assert_int_equal(fs_fallocate(fs, ip, mode, 70 * BS + 100, 200), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 70 * BS + 100, 200), 0);
 	memset(buf + 70 * BS + 100, 0, 200);
 	assert_int_equal(emap_count(ip), 3);
 	/* Partial blocks at both ends, whole ones between. */
-	assert_int_equal(fs_fallocate(fs, ip, mode, 30 * BS + 2048, 3 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 30 * BS + 2048, 3 * BS), 0);
 	memset(buf + 30 * BS + 2048, 0, 3 * BS);
 	assert_int_equal(emap_count(ip), 4);
 	assert_int_equal(bfree(fs), free0 + 22);
 	/* Punching a hole again, or past EOF, changes nothing. */
-	assert_int_equal(fs_fallocate(fs, ip, mode, 12 * BS, 4 * BS), 0);
-	assert_int_equal(fs_fallocate(fs, ip, mode, 200 * BS, 4 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 12 * BS, 4 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 200 * BS, 4 * BS), 0);
 	assert_int_equal(bfree(fs), free0 + 22);
 	assert_int_equal(stat_of(fs, ino).st_size, nblk * BS);
 	assert_int_equal(rd(fs, ip, 0, back, nblk * BS), nblk * BS);
 	assert_memory_equal(back, buf, nblk * BS);
 
-	assert_int_equal(fs_lseek(fs, ip, 0, SEEK_HOLE, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 0, SEEK_HOLE, &pos), 0);
 	assert_int_equal(pos, 10 * BS);
-	assert_int_equal(fs_lseek(fs, ip, 10 * BS, SEEK_DATA, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 10 * BS, SEEK_DATA, &pos), 0);
 	assert_int_equal(pos, 20 * BS);
-	assert_int_equal(fs_lseek(fs, ip, 25 * BS + 3, SEEK_DATA, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 25 * BS + 3, SEEK_DATA, &pos), 0);
 	assert_int_equal(pos, 25 * BS + 3);
-	assert_int_equal(fs_lseek(fs, ip, 25 * BS, SEEK_HOLE, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 25 * BS, SEEK_HOLE, &pos), 0);
 	assert_int_equal(pos, 31 * BS);
-	assert_int_equal(fs_lseek(fs, ip, 55 * BS, SEEK_DATA, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 55 * BS, SEEK_DATA, &pos), 0);
 	assert_int_equal(pos, 60 * BS);
-	assert_int_equal(fs_lseek(fs, ip, 95 * BS, SEEK_HOLE, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 95 * BS, SEEK_HOLE, &pos), 0);
 	assert_int_equal(pos, nblk * BS);	/* the implicit hole at EOF */
-	assert_int_equal(fs_lseek(fs, ip, nblk * BS, SEEK_DATA, &pos), -ENXIO);
-	assert_int_equal(fs_lseek(fs, ip, 0, SEEK_SET, &pos), -EINVAL);
+	assert_int_equal(file_lseek(fs, ip, nblk * BS, SEEK_DATA, &pos), -ENXIO);
+	assert_int_equal(file_lseek(fs, ip, 0, SEEK_SET, &pos), -EINVAL);
 
 	/* Modes the kernel would pass and we do not support. */
-	assert_int_equal(fs_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE, 0, BS), -EOPNOTSUPP);
-	assert_int_equal(fs_fallocate(fs, ip, FALLOC_FL_COLLAPSE_RANGE, 0, BS), -EOPNOTSUPP);
-	assert_int_equal(fs_fallocate(fs, ip, mode, 0, 0), -EINVAL);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE, 0, BS), -EOPNOTSUPP);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_COLLAPSE_RANGE, 0, BS), -EOPNOTSUPP);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 0, 0), -EINVAL);
 	closei(fs, ip);
 
 	remount(f);
@@ -946,7 +946,7 @@ static void test_punch_holes(void **state)
 	assert_int_equal(rd(fs, ip, 0, back, nblk * BS), nblk * BS);
 	assert_memory_equal(back, buf, nblk * BS);
 	/* Everything: no blocks left, size unchanged. */
-	assert_int_equal(fs_fallocate(fs, ip, mode, 0, nblk * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 0, nblk * BS), 0);
 	assert_int_equal(emap_count(ip), 0);
 	assert_int_equal(stat_of(fs, ino).st_blocks, 0);
 	assert_int_equal(stat_of(fs, ino).st_size, nblk * BS);
@@ -975,21 +975,21 @@ static void test_punch_splits_full_leaf(void **state)
 	}
 	/* Five extents: exactly the inline slots. */
 	for (uint64_t k = 1; k <= 4; k++) {
-		assert_int_equal(fs_fallocate(fs, ip, mode, k * 10 * BS, BS), 0);
+		assert_int_equal(namei_fallocate(fs, ip, mode, k * 10 * BS, BS), 0);
 		present[k * 10] = 0;
 	}
 	assert_int_equal(emap_count(ip), 5);
 	assert_int_equal(ip->d.ext_next, 0);
 	/* A sixth, from a split in the middle, then one in the last extent (an append). */
-	assert_int_equal(fs_fallocate(fs, ip, mode, 25 * BS, BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 25 * BS, BS), 0);
 	present[25] = 0;
-	assert_int_equal(fs_fallocate(fs, ip, mode, 55 * BS, BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 55 * BS, BS), 0);
 	present[55] = 0;
 	assert_int_equal(emap_count(ip), 7);
 	assert_true(ip->d.ext_next != 0);
 	check_sparse(fs, ip, nblk, present, 6);
 	for (uint64_t b = 1; b < nblk; b += 7) {
-		assert_int_equal(fs_fallocate(fs, ip, mode, b * BS, BS), 0);
+		assert_int_equal(namei_fallocate(fs, ip, mode, b * BS, BS), 0);
 		present[b] = 0;
 	}
 	check_sparse(fs, ip, nblk, present, 6);
@@ -1013,7 +1013,7 @@ static void test_fallocate(void **state)
 	uint64_t ino = mkfile(fs, ROOT, "prealloc");
 	uint64_t free0 = bfree(fs);
 	struct inode *ip = openi(fs, ino);
-	assert_int_equal(fs_fallocate(fs, ip, 0, 0, 1 * MiB), 0);
+	assert_int_equal(namei_fallocate(fs, ip, 0, 0, 1 * MiB), 0);
 	struct stat st = stat_of(fs, ino);
 	assert_int_equal(st.st_size, 1 * MiB);
 	assert_int_equal(st.st_blocks, MiB / 512);
@@ -1021,15 +1021,15 @@ static void test_fallocate(void **state)
 	/* Preallocated blocks read as zeroes (whatever the media held) and count as data. */
 	assert_int_equal(rd(fs, ip, 0, back, MiB), MiB);
 	assert_true(all_zero(back, MiB));
-	assert_int_equal(fs_lseek(fs, ip, 0, SEEK_HOLE, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 0, SEEK_HOLE, &pos), 0);
 	assert_int_equal(pos, MiB);
 
 	/* Beyond EOF with KEEP_SIZE: blocks, no size. */
-	assert_int_equal(fs_fallocate(fs, ip, FALLOC_FL_KEEP_SIZE, MiB, MiB), 0);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_KEEP_SIZE, MiB, MiB), 0);
 	assert_int_equal(stat_of(fs, ino).st_size, MiB);
 	assert_int_equal(stat_of(fs, ino).st_blocks, 2 * MiB / 512);
 	/* Overlapping what is mapped allocates only the holes. */
-	assert_int_equal(fs_fallocate(fs, ip, 0, MiB / 2, 2 * MiB), 0);
+	assert_int_equal(namei_fallocate(fs, ip, 0, MiB / 2, 2 * MiB), 0);
 	assert_int_equal(stat_of(fs, ino).st_size, MiB / 2 + 2 * MiB);
 	assert_int_equal(stat_of(fs, ino).st_blocks, (MiB / 2 + 2 * MiB) / 512);
 	assert_int_equal(bfree(fs), free0 - (MiB / 2 + 2 * MiB) / BS);
@@ -1038,23 +1038,23 @@ static void test_fallocate(void **state)
 	char data[3 * BS];
 	memset(data, 0x77, sizeof(data));
 	wr(fs, ip, 0, data, sizeof(data));
-	assert_int_equal(fs_fallocate(fs, ip, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 100, BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 100, BS), 0);
 	assert_int_equal(rd(fs, ip, 0, back, 3 * BS), 3 * BS);
 	assert_true(back[99] == 0x77 && back[100] == 0 && back[100 + BS - 1] == 0 && back[100 + BS] == 0x77);
 	assert_true(all_zero(back + 100, BS));
 
 	/* Errors: bad modes, zero length, not a regular file, more than the free space. */
-	assert_int_equal(fs_fallocate(fs, ip, FALLOC_FL_ZERO_RANGE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_ZERO_RANGE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 				      BS), -EOPNOTSUPP);
-	assert_int_equal(fs_fallocate(fs, ip, 0, 0, 0), -EINVAL);
-	assert_int_equal(fs_fallocate(fs, ip, 0, DAXFS_MAX_FILE_SIZE, 1), -EFBIG);
+	assert_int_equal(namei_fallocate(fs, ip, 0, 0, 0), -EINVAL);
+	assert_int_equal(namei_fallocate(fs, ip, 0, DAXFS_MAX_FILE_SIZE, 1), -EFBIG);
 	uint64_t before = bfree(fs);
-	assert_int_equal(fs_fallocate(fs, ip, 0, 0, 1 * GiB), -ENOSPC);
+	assert_int_equal(namei_fallocate(fs, ip, 0, 0, 1 * GiB), -ENOSPC);
 	assert_int_equal(bfree(fs), before);	/* nothing allocated */
 	assert_int_equal(stat_of(fs, ino).st_size, MiB / 2 + 2 * MiB);
 	closei(fs, ip);
 	struct inode *dp = openi(fs, ROOT);
-	assert_int_equal(fs_fallocate(fs, dp, 0, 0, BS), -EISDIR);
+	assert_int_equal(namei_fallocate(fs, dp, 0, 0, BS), -EISDIR);
 	closei(fs, dp);
 
 	remount(f);
@@ -1083,32 +1083,32 @@ static void test_truncate(void **state)
 	wr(fs, ip, 0, data, sizeof(data));
 	/* Shrink to the middle of block 1, then grow again: the old bytes must not come back. */
 	attr.st_size = 5000;
-	assert_int_equal(fs_setattr(fs, ino, &attr, FS_SET_SIZE, &out), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, &out), 0);
 	assert_int_equal(out.st_size, 5000);
 	assert_int_equal(out.st_blocks, 2 * (BS / 512));
 	assert_int_equal(bfree(fs), free0 - 2);
 	attr.st_size = 3 * BS;
-	assert_int_equal(fs_setattr(fs, ino, &attr, FS_SET_SIZE, &out), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, &out), 0);
 	assert_int_equal(out.st_blocks, 2 * (BS / 512));	/* growing allocates nothing */
 	assert_int_equal(rd(fs, ip, 0, back, sizeof(back)), sizeof(back));
 	assert_memory_equal(back, data, 5000);
 	assert_true(all_zero(back + 5000, sizeof(back) - 5000));
 	/* Re-extending by writing past EOF in the same block: the gap is zero. */
 	attr.st_size = 100;
-	assert_int_equal(fs_setattr(fs, ino, &attr, FS_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL), 0);
 	wr(fs, ip, 200, "z", 1);
 	assert_int_equal(rd(fs, ip, 0, back, 201), 201);
 	assert_true(all_zero(back + 100, 100));
 	assert_int_equal(back[200], 'z');
 
 	attr.st_size = (off_t)DAXFS_MAX_FILE_SIZE + 1;
-	assert_int_equal(fs_setattr(fs, ino, &attr, FS_SET_SIZE, NULL), -EFBIG);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL), -EFBIG);
 	attr.st_size = 0;
-	assert_int_equal(fs_setattr(fs, ROOT, &attr, FS_SET_SIZE, NULL), -EISDIR);
+	assert_int_equal(namei_setattr(fs, ROOT, &attr, NAMEI_SET_SIZE, NULL), -EISDIR);
 	closei(fs, ip);
 
 	/* O_TRUNC empties the file. */
-	assert_int_equal(fs_open(fs, ino, O_RDWR | O_TRUNC, &ip), 0);
+	assert_int_equal(namei_open(fs, ino, O_RDWR | O_TRUNC, &ip), 0);
 	assert_int_equal(stat_of(fs, ino).st_size, 0);
 	assert_int_equal(stat_of(fs, ino).st_blocks, 0);
 	assert_int_equal(bfree(fs), free0);
@@ -1121,7 +1121,7 @@ static void test_truncate(void **state)
 	attr.st_gid = 43;
 	attr.st_mtim.tv_sec = 1000000;
 	attr.st_mtim.tv_nsec = 5;
-	assert_int_equal(fs_setattr(fs, ino, &attr, FS_SET_MODE | FS_SET_UID | FS_SET_GID | FS_SET_MTIME, &out), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_MODE | NAMEI_SET_UID | NAMEI_SET_GID | NAMEI_SET_MTIME, &out), 0);
 	assert_int_equal(out.st_mode, S_IFREG | 0600);
 	assert_int_equal(out.st_uid, 42);
 	assert_int_equal(out.st_mtim.tv_sec, 1000000);
@@ -1166,14 +1166,14 @@ static void test_big_directory(void **state)
 	/* Remove the even ones. */
 	for (int i = 0; i < NENT; i += 2) {
 		snprintf(name, sizeof(name), "file-%05d", i);
-		assert_int_equal(fs_unlink(fs, d, name), 0);
+		assert_int_equal(namei_unlink(fs, d, name), 0);
 	}
 	assert_int_equal(ffree(fs), ff0 - 1 - NENT / 2);
 
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < NENT; i++) {
 			snprintf(name, sizeof(name), "file-%05d", i);
-			int ret = fs_lookup(fs, d, name, &e);
+			int ret = namei_lookup(fs, d, name, &e);
 
 			if (i % 2) {
 				assert_int_equal(ret, 0);
@@ -1214,7 +1214,7 @@ static void test_big_directory(void **state)
 			fs = f->fs;
 			assert_int_equal(ffree(fs), ff0 - 1 - NENT / 2);
 			/* Look the directory up again and keep the reference, as the kernel would. */
-			assert_int_equal(fs_lookup(fs, ROOT, "big", &e), 0);
+			assert_int_equal(namei_lookup(fs, ROOT, "big", &e), 0);
 			assert_int_equal(e.ino, d);
 		}
 	}
@@ -1245,8 +1245,8 @@ static void test_rename(void **state)
 	uint64_t free0 = bfree(fs), ff0 = ffree(fs);
 
 	/* Over an existing file: the target's inode and blocks go away. */
-	assert_int_equal(fs_rename(fs, ROOT, "a", ROOT, "b", 0), 0);
-	assert_int_equal(fs_lookup(fs, ROOT, "a", &e), -ENOENT);
+	assert_int_equal(namei_rename(fs, ROOT, "a", ROOT, "b", 0), 0);
+	assert_int_equal(namei_lookup(fs, ROOT, "a", &e), -ENOENT);
 	assert_int_equal(lookup(fs, ROOT, "b"), a);
 	assert_int_equal(bfree(fs), free0 + 1);
 	assert_int_equal(ffree(fs), ff0 + 1);
@@ -1256,18 +1256,18 @@ static void test_rename(void **state)
 	closei(fs, ip);
 
 	/* NOREPLACE and EXCHANGE. */
-	assert_int_equal(fs_rename(fs, ROOT, "c", ROOT, "b", FS_RENAME_NOREPLACE), -EEXIST);
-	assert_int_equal(fs_rename(fs, ROOT, "c", ROOT, "b", FS_RENAME_EXCHANGE), 0);
+	assert_int_equal(namei_rename(fs, ROOT, "c", ROOT, "b", NAMEI_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(namei_rename(fs, ROOT, "c", ROOT, "b", NAMEI_RENAME_EXCHANGE), 0);
 	assert_int_equal(lookup(fs, ROOT, "b"), c);
 	assert_int_equal(lookup(fs, ROOT, "c"), a);
-	assert_int_equal(fs_rename(fs, ROOT, "c", ROOT, "zz", FS_RENAME_EXCHANGE), -ENOENT);
-	assert_int_equal(fs_rename(fs, ROOT, "c", ROOT, "b", FS_RENAME_EXCHANGE | FS_RENAME_NOREPLACE), -EINVAL);
-	assert_int_equal(fs_rename(fs, ROOT, "nope", ROOT, "x", 0), -ENOENT);
+	assert_int_equal(namei_rename(fs, ROOT, "c", ROOT, "zz", NAMEI_RENAME_EXCHANGE), -ENOENT);
+	assert_int_equal(namei_rename(fs, ROOT, "c", ROOT, "b", NAMEI_RENAME_EXCHANGE | NAMEI_RENAME_NOREPLACE), -EINVAL);
+	assert_int_equal(namei_rename(fs, ROOT, "nope", ROOT, "x", 0), -ENOENT);
 	/* Two names of one inode: nothing happens. */
-	assert_int_equal(fs_link(fs, a, ROOT, "c2", &e), 0);
+	assert_int_equal(namei_link(fs, a, ROOT, "c2", &e), 0);
 	forget(fs, a);
 	assert_int_equal(stat_of(fs, a).st_nlink, 2);
-	assert_int_equal(fs_rename(fs, ROOT, "c", ROOT, "c2", 0), 0);
+	assert_int_equal(namei_rename(fs, ROOT, "c", ROOT, "c2", 0), 0);
 	assert_int_equal(lookup(fs, ROOT, "c"), a);
 	assert_int_equal(lookup(fs, ROOT, "c2"), a);
 	assert_int_equal(stat_of(fs, a).st_nlink, 2);
@@ -1277,28 +1277,28 @@ static void test_rename(void **state)
 	uint64_t sub = mkdir_(fs, d1, "sub");
 	mkfile(fs, sub, "inner");
 	assert_int_equal(stat_of(fs, d1).st_nlink, 3);
-	assert_int_equal(fs_rename(fs, d1, "sub", d2, "moved", 0), 0);
+	assert_int_equal(namei_rename(fs, d1, "sub", d2, "moved", 0), 0);
 	assert_int_equal(stat_of(fs, d1).st_nlink, 2);
 	assert_int_equal(stat_of(fs, d2).st_nlink, 3);
 	assert_int_equal(lookup(fs, sub, ".."), d2);
 	assert_int_equal(lookup(fs, d2, "moved"), sub);
 	/* Not below itself; not over a non-empty directory; kinds must match. */
-	assert_int_equal(fs_rename(fs, ROOT, "d2", sub, "loop", 0), -EINVAL);
-	assert_int_equal(fs_rename(fs, d2, "moved", sub, "loop", 0), -EINVAL);
+	assert_int_equal(namei_rename(fs, ROOT, "d2", sub, "loop", 0), -EINVAL);
+	assert_int_equal(namei_rename(fs, d2, "moved", sub, "loop", 0), -EINVAL);
 	uint64_t d3 = mkdir_(fs, ROOT, "d3");
-	assert_int_equal(fs_rename(fs, ROOT, "d3", d2, "moved", 0), -ENOTEMPTY);
-	assert_int_equal(fs_rename(fs, ROOT, "c", ROOT, "d3", 0), -EISDIR);
-	assert_int_equal(fs_rename(fs, ROOT, "d3", ROOT, "c", 0), -ENOTDIR);
-	assert_int_equal(fs_rename(fs, ROOT, ".", ROOT, "x", 0), -EBUSY);
+	assert_int_equal(namei_rename(fs, ROOT, "d3", d2, "moved", 0), -ENOTEMPTY);
+	assert_int_equal(namei_rename(fs, ROOT, "c", ROOT, "d3", 0), -EISDIR);
+	assert_int_equal(namei_rename(fs, ROOT, "d3", ROOT, "c", 0), -ENOTDIR);
+	assert_int_equal(namei_rename(fs, ROOT, ".", ROOT, "x", 0), -EBUSY);
 	/* Exchanging a directory and a file between parents moves one ".." link. */
 	uint64_t fx = mkfile(fs, d1, "fx");
-	assert_int_equal(fs_rename(fs, d2, "moved", d1, "fx", FS_RENAME_EXCHANGE), 0);
+	assert_int_equal(namei_rename(fs, d2, "moved", d1, "fx", NAMEI_RENAME_EXCHANGE), 0);
 	assert_int_equal(lookup(fs, d1, "fx"), sub);
 	assert_int_equal(lookup(fs, d2, "moved"), fx);
 	assert_int_equal(lookup(fs, sub, ".."), d1);
 	assert_int_equal(stat_of(fs, d1).st_nlink, 3);
 	assert_int_equal(stat_of(fs, d2).st_nlink, 2);
-	assert_int_equal(fs_rename(fs, d1, "fx", d2, "moved", FS_RENAME_EXCHANGE), 0);	/* and back */
+	assert_int_equal(namei_rename(fs, d1, "fx", d2, "moved", NAMEI_RENAME_EXCHANGE), 0);	/* and back */
 	assert_int_equal(lookup(fs, sub, ".."), d2);
 	assert_int_equal(stat_of(fs, d1).st_nlink, 2);
 	assert_int_equal(stat_of(fs, d2).st_nlink, 3);
@@ -1306,7 +1306,7 @@ static void test_rename(void **state)
 	uint64_t d4 = mkdir_(fs, ROOT, "d4");
 	forget(fs, d4);	/* or its number stays taken after the rename frees it */
 	uint64_t ff1 = ffree(fs);
-	assert_int_equal(fs_rename(fs, ROOT, "d3", ROOT, "d4", 0), 0);
+	assert_int_equal(namei_rename(fs, ROOT, "d3", ROOT, "d4", 0), 0);
 	assert_int_equal(lookup(fs, ROOT, "d4"), d3);
 	assert_int_equal(ffree(fs), ff1 + 1);
 
@@ -1320,7 +1320,7 @@ static void test_rename(void **state)
 	assert_int_equal(stat_of(fs, d1).st_nlink, 2);
 	assert_int_equal(stat_of(fs, d2).st_nlink, 3);
 	assert_int_equal(lookup(fs, ROOT, "d4"), d3);
-	assert_int_equal(fs_lookup(fs, ROOT, "d3", &e), -ENOENT);
+	assert_int_equal(namei_lookup(fs, ROOT, "d3", &e), -ENOENT);
 	/* root: ".", "..", b, c, c2, d1, d2, d4 */
 	assert_int_equal(stat_of(fs, ROOT).st_nlink, 2 + 3);
 }
@@ -1338,8 +1338,8 @@ static void test_orphans(void **state)
 	uint64_t free0 = bfree(fs);	/* after the root directory got its first block */
 	struct inode *ip = openi(fs, ino);
 	wr(fs, ip, 0, data, sizeof(data));
-	assert_int_equal(fs_unlink(fs, ROOT, "open-unlinked"), 0);
-	assert_int_equal(fs_lookup(fs, ROOT, "open-unlinked", &e), -ENOENT);
+	assert_int_equal(namei_unlink(fs, ROOT, "open-unlinked"), 0);
+	assert_int_equal(namei_lookup(fs, ROOT, "open-unlinked", &e), -ENOENT);
 	/* Still open: data readable, blocks and inode kept, the inode on the orphan list. */
 	assert_int_equal(fs->orphans.used, 1);
 	assert_int_equal(stat_of(fs, ino).st_nlink, 0);
@@ -1358,7 +1358,7 @@ static void test_orphans(void **state)
 	ino = mkfile(fs, ROOT, "left-behind");
 	ip = openi(fs, ino);
 	wr(fs, ip, 0, data, sizeof(data));
-	assert_int_equal(fs_unlink(fs, ROOT, "left-behind"), 0);
+	assert_int_equal(namei_unlink(fs, ROOT, "left-behind"), 0);
 	assert_int_equal(fs->orphans.used, 1);
 	assert_int_equal(bfree(fs), free0 - 10);
 	remount(f);	/* the open file is never released */
@@ -1387,13 +1387,13 @@ static void test_hard_links(void **state)
 	closei(fs, ip);
 	uint64_t free0 = bfree(fs);
 	uint64_t d = mkdir_(fs, ROOT, "dir");
-	assert_int_equal(fs_link(fs, ino, d, "two", &e), 0);
+	assert_int_equal(namei_link(fs, ino, d, "two", &e), 0);
 	assert_int_equal(e.ino, ino);
 	assert_int_equal(e.st.st_nlink, 2);
 	forget(fs, e.ino);
-	assert_int_equal(fs_link(fs, ino, d, "two", &e), -EEXIST);
-	assert_int_equal(fs_link(fs, d, ROOT, "dirlink", &e), -EPERM);
-	assert_int_equal(fs_unlink(fs, ROOT, "one"), 0);
+	assert_int_equal(namei_link(fs, ino, d, "two", &e), -EEXIST);
+	assert_int_equal(namei_link(fs, d, ROOT, "dirlink", &e), -EPERM);
+	assert_int_equal(namei_unlink(fs, ROOT, "one"), 0);
 	assert_int_equal(stat_of(fs, ino).st_nlink, 1);
 	assert_int_equal(bfree(fs), free0 - 1);	/* the directory's new block; nothing freed */
 	remount(f);
@@ -1403,7 +1403,7 @@ static void test_hard_links(void **state)
 	assert_int_equal(rd(fs, ip, 0, back, sizeof(back)), 6);
 	assert_memory_equal(back, "linked", 6);
 	closei(fs, ip);
-	assert_int_equal(fs_unlink(fs, d, "two"), 0);
+	assert_int_equal(namei_unlink(fs, d, "two"), 0);
 	assert_int_equal(bfree(fs), free0);
 }
 
@@ -1414,46 +1414,46 @@ static void test_symlinks(void **state)
 	struct entry e;
 	char target[3000], back[4096];
 
-	assert_int_equal(fs_symlink(fs, &root_cred, ROOT, "short", "some/where", &e), 0);
+	assert_int_equal(namei_symlink(fs, &root_cred, ROOT, "short", "some/where", &e), 0);
 	assert_int_equal(e.st.st_mode, S_IFLNK | 0777);
 	assert_int_equal(e.st.st_size, 10);
 	uint64_t s = e.ino;
 	forget(fs, s);
 	memset(target, 't', sizeof(target) - 1);
 	target[sizeof(target) - 1] = 0;
-	assert_int_equal(fs_symlink(fs, &root_cred, ROOT, "long", target, &e), 0);
+	assert_int_equal(namei_symlink(fs, &root_cred, ROOT, "long", target, &e), 0);
 	uint64_t l = e.ino;
 	forget(fs, l);
 	assert_int_equal(e.st.st_blocks, BS / 512);
-	assert_int_equal(fs_symlink(fs, &root_cred, ROOT, "empty", "", &e), -ENOENT);
+	assert_int_equal(namei_symlink(fs, &root_cred, ROOT, "empty", "", &e), -ENOENT);
 	/* Both sides of the inline limit. */
 	char edge[DAXFS_INLINE_SYMLINK + 1];
 	memset(edge, 'e', sizeof(edge));
 	edge[DAXFS_INLINE_SYMLINK - 1] = 0;
-	assert_int_equal(fs_symlink(fs, &root_cred, ROOT, "edge119", edge, &e), 0);
+	assert_int_equal(namei_symlink(fs, &root_cred, ROOT, "edge119", edge, &e), 0);
 	forget(fs, e.ino);
 	uint64_t e119 = e.ino;
 	assert_int_equal(e.st.st_blocks, 0);
 	edge[DAXFS_INLINE_SYMLINK - 1] = 'e';
 	edge[DAXFS_INLINE_SYMLINK] = 0;
-	assert_int_equal(fs_symlink(fs, &root_cred, ROOT, "edge120", edge, &e), 0);
+	assert_int_equal(namei_symlink(fs, &root_cred, ROOT, "edge120", edge, &e), 0);
 	forget(fs, e.ino);
 	uint64_t e120 = e.ino;
 	assert_int_equal(e.st.st_blocks, BS / 512);
 	remount(f);
 	fs = f->fs;
-	assert_int_equal(fs_readlink(fs, s, back, sizeof(back)), 10);
+	assert_int_equal(namei_readlink(fs, s, back, sizeof(back)), 10);
 	assert_memory_equal(back, "some/where", 10);
-	assert_int_equal(fs_readlink(fs, l, back, sizeof(back)), sizeof(target) - 1);
+	assert_int_equal(namei_readlink(fs, l, back, sizeof(back)), sizeof(target) - 1);
 	assert_memory_equal(back, target, sizeof(target) - 1);
-	assert_int_equal(fs_readlink(fs, ROOT, back, sizeof(back)), -EINVAL);
-	assert_int_equal(fs_readlink(fs, e119, back, sizeof(back)), DAXFS_INLINE_SYMLINK - 1);
-	assert_int_equal(fs_readlink(fs, e120, back, sizeof(back)), DAXFS_INLINE_SYMLINK);
+	assert_int_equal(namei_readlink(fs, ROOT, back, sizeof(back)), -EINVAL);
+	assert_int_equal(namei_readlink(fs, e119, back, sizeof(back)), DAXFS_INLINE_SYMLINK - 1);
+	assert_int_equal(namei_readlink(fs, e120, back, sizeof(back)), DAXFS_INLINE_SYMLINK);
 	assert_memory_equal(back, edge, DAXFS_INLINE_SYMLINK);
 	/* A short buffer gets a truncated target, as readlink(2) does. */
-	assert_int_equal(fs_readlink(fs, l, back, 5), 5);
+	assert_int_equal(namei_readlink(fs, l, back, 5), 5);
 	uint64_t free0 = bfree(fs);
-	assert_int_equal(fs_unlink(fs, ROOT, "long"), 0);
+	assert_int_equal(namei_unlink(fs, ROOT, "long"), 0);
 	assert_int_equal(bfree(fs), free0 + 1);
 }
 
@@ -1525,14 +1525,14 @@ static void test_xattrs(void **state)
 	/* An inode with attributes frees its block when deleted. */
 	assert_int_equal(xattr_set(fs, ip, "user.k", "v", 1, 0), 0);
 	closei(fs, ip);
-	assert_int_equal(fs_unlink(fs, ROOT, "attrs"), 0);
+	assert_int_equal(namei_unlink(fs, ROOT, "attrs"), 0);
 	assert_int_equal(bfree(fs), free0);
 
 	/* user.* only on files and directories. */
 	struct entry e;
-	assert_int_equal(fs_symlink(fs, &root_cred, ROOT, "lnk", "t", &e), 0);
+	assert_int_equal(namei_symlink(fs, &root_cred, ROOT, "lnk", "t", &e), 0);
 	forget(fs, e.ino);
-	assert_int_equal(fs_open(fs, e.ino, O_RDONLY, &ip), 0);
+	assert_int_equal(namei_open(fs, e.ino, O_RDONLY, &ip), 0);
 	assert_int_equal(xattr_set(fs, ip, "user.a", "x", 1, 0), -EPERM);
 	assert_int_equal(xattr_set(fs, ip, "trusted.a", "x", 1, 0), 0);
 	closei(fs, ip);
@@ -1552,14 +1552,14 @@ static void test_dir_churn(void **state)
 		mkfile(fs, d, name);
 		if (i >= 8) {
 			snprintf(name, sizeof(name), "churn-entry-with-a-longish-name-%06d", i - 8);
-			assert_int_equal(fs_unlink(fs, d, name), 0);
+			assert_int_equal(namei_unlink(fs, d, name), 0);
 		}
 	}
 	/* Eight live names: one block, not one block per thousand creates. */
 	assert_int_equal(stat_of(fs, d).st_size, BS);
 	for (int i = 0; i < 8000; i++) {
 		snprintf(name, sizeof(name), "churn-entry-with-a-longish-name-%06d", i);
-		int ret = fs_lookup(fs, d, name, &e);
+		int ret = namei_lookup(fs, d, name, &e);
 
 		if (i >= 8000 - 8) {
 			assert_int_equal(ret, 0);
@@ -1593,14 +1593,14 @@ static void test_readdir_cookies(void **state)
 		snprintf(name, sizeof(name), "n%03d", i);
 		mkfile(fs, d, name);
 	}
-	assert_int_equal(fs_open(fs, d, O_RDONLY, &dp), 0);
+	assert_int_equal(namei_open(fs, d, O_RDONLY, &dp), 0);
 	nm.limit = 100;
-	assert_int_equal(fs_readdir(fs, dp, 0, collect, &nm), 0);
+	assert_int_equal(namei_readdir(fs, dp, 0, collect, &nm), 0);
 	assert_int_equal(nm.n, 100);
 	/* Between calls: remove every third name (listed or not) and add new ones. */
 	for (int i = 0; i < 600; i += 3) {
 		snprintf(name, sizeof(name), "n%03d", i);
-		assert_int_equal(fs_unlink(fs, d, name), 0);
+		assert_int_equal(namei_unlink(fs, d, name), 0);
 	}
 	for (int i = 0; i < 50; i++) {
 		snprintf(name, sizeof(name), "new%02d", i);
@@ -1611,7 +1611,7 @@ static void test_readdir_cookies(void **state)
 		size_t before = nm.n;
 
 		nm.this_call = 0;
-		assert_int_equal(fs_readdir(fs, dp, pos, collect, &nm), 0);
+		assert_int_equal(namei_readdir(fs, dp, pos, collect, &nm), 0);
 		if (nm.n == before)
 			break;
 		pos = nm.next;
@@ -1649,17 +1649,17 @@ static void test_huge_offsets(void **state)
 	wr(fs, ip, far + 10, "far away", 8);
 	assert_int_equal(stat_of(fs, ino).st_size, far + 18);
 	assert_int_equal(stat_of(fs, ino).st_blocks, BS / 512);
-	assert_int_equal(fs_lseek(fs, ip, 0, SEEK_DATA, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, 0, SEEK_DATA, &pos), 0);
 	assert_int_equal(pos, far);
-	assert_int_equal(fs_lseek(fs, ip, far, SEEK_HOLE, &pos), 0);
+	assert_int_equal(file_lseek(fs, ip, far, SEEK_HOLE, &pos), 0);
 	assert_int_equal(pos, far + 18);
 	/* The last byte a file can hold; one more is EFBIG. */
 	wr(fs, ip, DAXFS_MAX_FILE_SIZE - 1, "z", 1);
 	assert_int_equal(stat_of(fs, ino).st_size, DAXFS_MAX_FILE_SIZE);
 	struct iovec iov = { "zz", 2 };
-	assert_int_equal(fs_write(fs, ip, DAXFS_MAX_FILE_SIZE, &iov, 1), -EFBIG);
+	assert_int_equal(file_write(fs, ip, DAXFS_MAX_FILE_SIZE, &iov, 1), -EFBIG);
 	/* A write that would cross the limit is cut at it. */
-	assert_int_equal(fs_write(fs, ip, DAXFS_MAX_FILE_SIZE - 1, &iov, 1), 1);
+	assert_int_equal(file_write(fs, ip, DAXFS_MAX_FILE_SIZE - 1, &iov, 1), 1);
 	closei(fs, ip);
 	remount(f);
 	fs = f->fs;
@@ -1672,7 +1672,7 @@ static void test_huge_offsets(void **state)
 	assert_int_equal(emap_count(ip), 2);
 	/* Truncating down frees both ends. */
 	struct stat attr = { .st_size = 1 };
-	assert_int_equal(fs_setattr(fs, ino, &attr, FS_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL), 0);
 	assert_int_equal(emap_count(ip), 0);
 	assert_int_equal(stat_of(fs, ino).st_blocks, 0);
 	closei(fs, ip);
@@ -1719,7 +1719,7 @@ static void test_block_size_16k(void **state)
 		buf[i] = (char)byte_at(7 * bs + 50 + i);
 	wr(fs, ip, 7 * bs + 50, buf, 2 * bs + 100);
 	/* Punch inside an extent block's range and partial blocks. */
-	assert_int_equal(fs_fallocate(fs, ip, mode, 500 * bs + 1000, 300 * bs), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 500 * bs + 1000, 300 * bs), 0);
 	closei(fs, ip);
 
 	remount(f);
@@ -1765,7 +1765,7 @@ static void test_block_size_16k(void **state)
 	assert_memory_equal(back, val, 10000);
 	closei(fs, ip);
 	/* Everything goes back. */
-	assert_int_equal(fs_unlink(fs, ROOT, "f"), 0);
+	assert_int_equal(namei_unlink(fs, ROOT, "f"), 0);
 	assert_int_equal(bfree(fs), free0 - (uint64_t)stat_of(fs, d).st_blocks / (bs / 512));
 	free(val);
 	free(buf);
@@ -1836,50 +1836,50 @@ static void *worker_main(void *arg)
 		int ret;
 
 		snprintf(name, sizeof(name), "w%d-%d", w->id, it);
-		ret = fs_mknod(fs, &root_cred, w->shared, name, S_IFREG | 0644, 0, &e);
+		ret = namei_mknod(fs, &root_cred, w->shared, name, S_IFREG | 0644, 0, &e);
 		WCHECK(w, ret == 0, "mknod %s: %d", name, ret);
 		inode_forget(fs, e.ino, 1);
-		ret = fs_open(fs, e.ino, O_RDWR, &ip);
+		ret = namei_open(fs, e.ino, O_RDWR, &ip);
 		WCHECK(w, ret == 0, "open %s: %d", name, ret);
 		size_t len = (size_t)(1 + rng_below(&rng, sizeof(buf) - 1));
 		uint64_t off = rng_below(&rng, 64 * BS);
 		for (size_t i = 0; i < len; i++)
 			buf[i] = (char)(it + i * 7 + w->id);
 		struct iovec iov = { buf, len };
-		ssize_t n = fs_write(fs, ip, off, &iov, 1);
+		ssize_t n = file_write(fs, ip, off, &iov, 1);
 		WCHECK(w, n == (ssize_t)len, "write %s: %zd", name, n);
 		struct wread r = { back, 0, sizeof(back) };
-		ret = fs_read(fs, ip, off, len, wread_send, &r);
+		ret = file_read(fs, ip, off, len, wread_send, &r);
 		WCHECK(w, ret == 0 && r.got == len && !memcmp(back, buf, len), "read back %s: %d, %zu of %zu", name,
 		       ret, r.got, len);
 		if (rng_below(&rng, 3) == 0) {
-			ret = fs_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len / 2 + 1);
+			ret = namei_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len / 2 + 1);
 			WCHECK(w, ret == 0, "punch %s: %d", name, ret);
 		}
 		if (rng_below(&rng, 3) == 0) {
 			struct stat attr = { .st_size = (off_t)(off + len / 3) };
 
-			ret = fs_setattr(fs, e.ino, &attr, FS_SET_SIZE, NULL);
+			ret = namei_setattr(fs, e.ino, &attr, NAMEI_SET_SIZE, NULL);
 			WCHECK(w, ret == 0, "truncate %s: %d", name, ret);
 		}
-		ret = fs_release(fs, ip);
+		ret = namei_release(fs, ip);
 		WCHECK(w, ret == 0, "release %s: %d", name, ret);
 		snprintf(name2, sizeof(name2), "moved-%d", it);
-		ret = fs_rename(fs, w->shared, name, w->own, name2, 0);
+		ret = namei_rename(fs, w->shared, name, w->own, name2, 0);
 		WCHECK(w, ret == 0, "rename %s: %d", name, ret);
 		if (it % 2) {
-			ret = fs_unlink(fs, w->own, name2);
+			ret = namei_unlink(fs, w->own, name2);
 			WCHECK(w, ret == 0, "unlink %s: %d", name2, ret);
 		}
 		if (it % 16 == 0) {
 			struct inode *dp;
 			size_t count = 0;
 
-			ret = fs_open(fs, w->shared, O_RDONLY, &dp);
+			ret = namei_open(fs, w->shared, O_RDONLY, &dp);
 			WCHECK(w, ret == 0, "open shared: %d", ret);
-			ret = fs_readdir(fs, dp, 0, dummy_emit, &count);
+			ret = namei_readdir(fs, dp, 0, dummy_emit, &count);
 			WCHECK(w, ret == 0 && count >= 2, "readdir shared: %d", ret);
-			fs_release(fs, dp);
+			namei_release(fs, dp);
 		}
 	}
 	return NULL;
@@ -1919,7 +1919,7 @@ static void test_concurrent(void **state)
 		list_dir(fs, w[i].own, 0, &nm);
 		assert_int_equal(nm.n, 2 + ITERS / 2);
 		for (size_t k = 2; k < nm.n; k++)
-			assert_int_equal(fs_unlink(fs, w[i].own, nm.name[k]), 0);
+			assert_int_equal(namei_unlink(fs, w[i].own, nm.name[k]), 0);
 		free_names(&nm);
 	}
 	/* Nothing leaked: only the directories' blocks remain. */
@@ -1959,7 +1959,7 @@ static void test_enospc(void **state)
 	/* A write larger than the space is short, not an error, and ends on a block boundary. */
 	struct inode *ip = openi(fs, ino);
 	struct iovec iov = { buf, len };
-	ssize_t n = fs_write(fs, ip, 0, &iov, 1);
+	ssize_t n = file_write(fs, ip, 0, &iov, 1);
 	print_message("16 MiB image: %llu blocks available, short write of %zd bytes, %llu extents\n",
 		      (unsigned long long)avail, n, (unsigned long long)emap_count(ip));
 	assert_true(n > 0);
@@ -1971,8 +1971,8 @@ static void test_enospc(void **state)
 	assert_int_equal(sv.f_bavail, 0);
 	/* Now nothing: -ENOSPC, the file unchanged. */
 	iov.iov_len = BS;
-	assert_int_equal(fs_write(fs, ip, (uint64_t)n, &iov, 1), -ENOSPC);
-	assert_int_equal(fs_fallocate(fs, ip, 0, (uint64_t)n, BS), -ENOSPC);
+	assert_int_equal(file_write(fs, ip, (uint64_t)n, &iov, 1), -ENOSPC);
+	assert_int_equal(namei_fallocate(fs, ip, 0, (uint64_t)n, BS), -ENOSPC);
 	assert_int_equal(stat_of(fs, ino).st_size, n);
 	/* Overwriting allocated blocks still works. */
 	wr(fs, ip, 0, buf, BS);
@@ -1980,10 +1980,10 @@ static void test_enospc(void **state)
 	assert_memory_equal(back, buf, (size_t)n);
 	/* Metadata that needs no new block still works; the other file can take no data. */
 	struct entry e;
-	assert_int_equal(fs_mknod(fs, &root_cred, ROOT, "third", S_IFREG | 0644, 0, &e), 0);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, "third", S_IFREG | 0644, 0, &e), 0);
 	forget(fs, e.ino);
 	struct inode *ip2 = openi(fs, lookup(fs, ROOT, "second"));
-	assert_int_equal(fs_write(fs, ip2, 0, &iov, 1), -ENOSPC);
+	assert_int_equal(file_write(fs, ip2, 0, &iov, 1), -ENOSPC);
 	closei(fs, ip2);
 	closei(fs, ip);
 
@@ -1995,7 +1995,7 @@ static void test_enospc(void **state)
 	assert_memory_equal(back, buf, (size_t)n);
 	closei(fs, ip);
 	/* Deleting the file gives everything back. */
-	assert_int_equal(fs_unlink(fs, ROOT, "filler"), 0);
+	assert_int_equal(namei_unlink(fs, ROOT, "filler"), 0);
 	assert_int_equal(bfree(fs), free0);
 	ip = openi(fs, lookup(fs, ROOT, "second"));
 	wr(fs, ip, 0, buf, 4 * MiB);
@@ -2015,8 +2015,8 @@ static void test_enospc(void **state)
 static uint64_t child_create(struct fs *fs, uint64_t parent, const char *name, mode_t mode, int code)
 {
 	struct entry e;
-	int ret = S_ISDIR(mode) ? fs_mkdir(fs, &root_cred, parent, name, mode & 07777, &e)
-				: fs_mknod(fs, &root_cred, parent, name, mode, 0, &e);
+	int ret = S_ISDIR(mode) ? namei_mkdir(fs, &root_cred, parent, name, mode & 07777, &e)
+				: namei_mknod(fs, &root_cred, parent, name, mode, 0, &e);
 
 	CHILD_CHECK(ret == 0, code);
 	inode_forget(fs, e.ino, 1);
@@ -2030,7 +2030,7 @@ static void child_write(struct fs *fs, struct inode *ip, uint64_t off, size_t le
 	for (size_t i = 0; i < len; i += BS)
 		block_pattern(buf + i, (off + i) / BS, tag);
 	struct iovec iov = { buf, len };
-	CHILD_CHECK(fs_write(fs, ip, off, &iov, 1) == (ssize_t)len, code);
+	CHILD_CHECK(file_write(fs, ip, off, &iov, 1) == (ssize_t)len, code);
 }
 
 /*
@@ -2048,31 +2048,31 @@ static void crash_child(const char *path, int n)
 	setenv("DAXFS_CRASH_AT", num, 1);
 	CHILD_CHECK(mount_open(&fs, path, &cfg, err, sizeof(err)) == 0, 10);
 	uint64_t i1 = child_create(fs, ROOT, "f1", S_IFREG | 0644, 11);
-	CHILD_CHECK(fs_open(fs, i1, O_RDWR, &f1) == 0, 12);
+	CHILD_CHECK(namei_open(fs, i1, O_RDWR, &f1) == 0, 12);
 	child_write(fs, f1, 0, 4 * BS, 1, 13);
 	child_write(fs, f1, 4 * BS, 4 * BS, 1, 14);
 	uint64_t d = child_create(fs, ROOT, "d", S_IFDIR | 0755, 15);
 	uint64_t ix = child_create(fs, d, "x", S_IFREG | 0644, 16);
-	CHILD_CHECK(fs_open(fs, ix, O_RDWR, &x) == 0, 17);
+	CHILD_CHECK(namei_open(fs, ix, O_RDWR, &x) == 0, 17);
 	child_write(fs, x, 0, 3 * BS, 2, 18);
-	CHILD_CHECK(fs_release(fs, x) == 0, 19);
+	CHILD_CHECK(namei_release(fs, x) == 0, 19);
 	CHILD_CHECK(xattr_set(fs, f1, "user.k", "v", 1, 0) == 0, 20);
-	CHILD_CHECK(fs_rename(fs, ROOT, "f1", d, "x", 0) == 0, 21);	/* frees the old x */
-	CHILD_CHECK(fs_fallocate(fs, f1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * BS, 3 * BS) == 0, 22);
-	CHILD_CHECK(fs_unlink(fs, d, "x") == 0, 23);	/* open: an orphan */
+	CHILD_CHECK(namei_rename(fs, ROOT, "f1", d, "x", 0) == 0, 21);	/* frees the old x */
+	CHILD_CHECK(namei_fallocate(fs, f1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * BS, 3 * BS) == 0, 22);
+	CHILD_CHECK(namei_unlink(fs, d, "x") == 0, 23);	/* open: an orphan */
 	child_write(fs, f1, 8 * BS, 2 * BS, 3, 24);
-	CHILD_CHECK(fs_release(fs, f1) == 0, 25);	/* the orphan is freed */
+	CHILD_CHECK(namei_release(fs, f1) == 0, 25);	/* the orphan is freed */
 	uint64_t ig = child_create(fs, d, "g", S_IFREG | 0644, 26);
-	CHILD_CHECK(fs_open(fs, ig, O_RDWR, &g) == 0, 27);
+	CHILD_CHECK(namei_open(fs, ig, O_RDWR, &g) == 0, 27);
 	child_write(fs, g, 0, 300 * BS, 4, 28);
 	struct stat attr = { .st_size = 10 * BS + 100 };
-	CHILD_CHECK(fs_setattr(fs, ig, &attr, FS_SET_SIZE, NULL) == 0, 29);
-	CHILD_CHECK(fs_release(fs, g) == 0, 30);
+	CHILD_CHECK(namei_setattr(fs, ig, &attr, NAMEI_SET_SIZE, NULL) == 0, 29);
+	CHILD_CHECK(namei_release(fs, g) == 0, 30);
 	memset(target, 's', sizeof(target) - 1);
 	target[sizeof(target) - 1] = 0;
 	struct entry e;
-	CHILD_CHECK(fs_symlink(fs, &root_cred, d, "link", target, &e) == 0, 31);
-	CHILD_CHECK(fs_rmdir(fs, ROOT, "d") == -ENOTEMPTY, 32);
+	CHILD_CHECK(namei_symlink(fs, &root_cred, d, "link", target, &e) == 0, 31);
+	CHILD_CHECK(namei_rmdir(fs, ROOT, "d") == -ENOTEMPTY, 32);
 	mount_close(fs);
 	_exit(0);
 }
@@ -2089,7 +2089,7 @@ static uint64_t read_and_remove_all(struct fs *fs, uint64_t dir)
 
 		if (S_ISDIR(st.st_mode)) {
 			removed += read_and_remove_all(fs, nm.ino[k]);
-			assert_int_equal(fs_rmdir(fs, dir, nm.name[k]), 0);
+			assert_int_equal(namei_rmdir(fs, dir, nm.name[k]), 0);
 		} else {
 			if (S_ISREG(st.st_mode)) {
 				struct inode *ip = openi(fs, nm.ino[k]);
@@ -2102,9 +2102,9 @@ static uint64_t read_and_remove_all(struct fs *fs, uint64_t dir)
 			} else if (S_ISLNK(st.st_mode)) {
 				char buf[4096];
 
-				assert_int_equal(fs_readlink(fs, nm.ino[k], buf, sizeof(buf)), st.st_size);
+				assert_int_equal(namei_readlink(fs, nm.ino[k], buf, sizeof(buf)), st.st_size);
 			}
-			assert_int_equal(fs_unlink(fs, dir, nm.name[k]), 0);
+			assert_int_equal(namei_unlink(fs, dir, nm.name[k]), 0);
 		}
 		removed++;
 	}

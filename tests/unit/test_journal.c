@@ -144,7 +144,7 @@ static void test_commit_applies(void **state)
 	assert_int_equal(jh->seq, 1);
 	assert_int_equal(jh->nrec, 3);
 	assert_int_equal(jh->len, want_len);
-	assert_int_equal(jh->crc, daxfs_journal_csum(jh, (const char *)jh + HDR));
+	assert_int_equal(jh->crc, csum_journal(jh, (const char *)jh + HDR));
 	char err[256];
 	assert_int_equal(journal_check(&j, err, sizeof(err)), 3);
 
@@ -547,7 +547,7 @@ static void test_replay(void **state)
 	assert_int_equal(jh->len, 0);
 	assert_int_equal(jh->nrec, 0);
 	assert_int_equal(jh->magic, DAXFS_JOURNAL_MAGIC);
-	assert_int_equal(jh->crc, daxfs_journal_csum(jh, NULL));
+	assert_int_equal(jh->crc, csum_journal(jh, NULL));
 	assert_int_equal(journal_check(&j, err, sizeof(err)), 0);
 	assert_int_equal(journal_replay(&j, err, sizeof(err)), 0);
 	/* The sequence continues. */
@@ -595,7 +595,7 @@ static void test_replay_ignores_torn(void **state)
 		case 3: jh->magic ^= 1; break;
 		case 4:	/* longer than the log area, though the checksum over that length matches */
 			jh->len = JSIZE - HDR + 8;
-			jh->crc = daxfs_journal_csum(jh, m.base + JOFF + HDR);
+			jh->crc = csum_journal(jh, m.base + JOFF + HDR);
 			break;
 		}
 		assert_int_equal(journal_check(&j, err, sizeof(err)), 0);
@@ -607,7 +607,7 @@ static void test_replay_ignores_torn(void **state)
 	memset(m.base + JOFF, 0, HDR);
 	jh->magic = DAXFS_JOURNAL_MAGIC;
 	jh->seq = 9;
-	jh->crc = daxfs_journal_csum(jh, NULL);
+	jh->crc = csum_journal(jh, NULL);
 	assert_int_equal(journal_replay(&j, err, sizeof(err)), 0);
 	close_all(&m, &j);
 }
@@ -633,7 +633,7 @@ static void write_journal(struct media *m, const struct rec *r, int n, int nrec_
 	}
 	struct daxfs_journal_header jh = { .magic = DAXFS_JOURNAL_MAGIC, .seq = 7,
 					   .nrec = (uint32_t)(n + nrec_delta), .len = len + len_delta };
-	jh.crc = daxfs_journal_csum(&jh, p);
+	jh.crc = csum_journal(&jh, p);
 	memcpy(m->base + JOFF, &jh, sizeof(jh));
 }
 

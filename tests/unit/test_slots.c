@@ -501,28 +501,28 @@ static void test_corrupt_chain(void **state)
 	expect_load_error(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "bad header");
 	*h1 = save1;
 	h1->magic ^= 1;
-	h1->crc = daxfs_slot_block_csum(f->s.seed, blocks[1], h1);
+	h1->crc = csum_slot_block(f->s.seed, blocks[1], h1);
 	expect_load_error(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "bad header");
 	*h1 = save1;
 	h1->kind = DAXFS_SLOTS_BUSY;
-	h1->crc = daxfs_slot_block_csum(f->s.seed, blocks[1], h1);
+	h1->crc = csum_slot_block(f->s.seed, blocks[1], h1);
 	expect_load_error(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "bad header");
 	*h1 = save1;
 	/* The wrong list head for the kind. */
 	expect_load_error(f, DAXFS_SLOTS_ORPHAN, f->s.sb.busy_head, -EUCLEAN, "bad header");
 	/* A link out of the data area (into the inode table), or past it. */
 	h0->next = f->s.sb.itable_start;
-	h0->crc = daxfs_slot_block_csum(f->s.seed, blocks[0], h0);
+	h0->crc = csum_slot_block(f->s.seed, blocks[0], h0);
 	expect_load_error(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "out of range");
 	h0->next = f->s.sb.backup_sb;
-	h0->crc = daxfs_slot_block_csum(f->s.seed, blocks[0], h0);
+	h0->crc = csum_slot_block(f->s.seed, blocks[0], h0);
 	expect_load_error(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "out of range");
 	*h0 = save0;
 	/* A loop: the last block links back to the first. */
 	struct daxfs_slot_block *h2 = sbi_block(&f->s, blocks[2]);
 	struct daxfs_slot_block save2 = *h2;
 	h2->next = blocks[0];
-	h2->crc = daxfs_slot_block_csum(f->s.seed, blocks[2], h2);
+	h2->crc = csum_slot_block(f->s.seed, blocks[2], h2);
 	expect_load_error_v(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "loops", false);
 	*h2 = save2;
 	/* A visitor error stops the walk and is reported. */

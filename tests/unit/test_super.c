@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Superblock geometry (super_layout), validation (super_validate) and formatting (format_media,
+ * Superblock geometry (super_layout), validation (super_validate) and formatting (super_format,
  * then sbi_open of the result).
  */
 #include <stdint.h>
@@ -169,7 +169,7 @@ static void test_layout_rejects(void **state)
 
 /* ---- super_validate ---- */
 
-/* A consistent superblock for an image of `bytes`, as format_media would write it. */
+/* A consistent superblock for an image of `bytes`, as super_format would write it. */
 static void valid_super(struct daxfs_super *sb, uint64_t bytes)
 {
 	struct mkfs_params p = { 0 };
@@ -323,7 +323,7 @@ static void test_validate_regions(void **state)
 #undef BAD
 }
 
-/* ---- format_media ---- */
+/* ---- super_format ---- */
 
 static int setup_fmt(void **state)
 {
@@ -361,7 +361,7 @@ static void test_format_and_open(void **state)
 			want = (uint8_t)((want & 0x3f) | 0x80);
 		assert_int_equal(sb->uuid[i], want);
 	}
-	assert_int_equal(s.seed, daxfs_fs_seed(sb));
+	assert_int_equal(s.seed, csum_fs_seed(sb));
 	assert_int_equal(sb->orphan_head, sb->data_start);
 	assert_int_equal(sb->busy_head, sb->data_start + 1);
 
@@ -370,7 +370,7 @@ static void test_format_and_open(void **state)
 
 	/* Root inode: a valid directory owned as asked, "..", no blocks yet. */
 	const struct daxfs_inode *root = (const void *)((const char *)sbi_block(&s, sb->itable_start));
-	assert_int_equal(root->crc, daxfs_inode_csum(s.seed, DAXFS_ROOT_INO, root));
+	assert_int_equal(root->crc, csum_inode(s.seed, DAXFS_ROOT_INO, root));
 	assert_int_equal(root->mode, S_IFDIR | 0755);
 	assert_int_equal(root->nlink, 2);
 	assert_int_equal(root->uid, 1234);
@@ -406,9 +406,9 @@ static void test_format_and_open(void **state)
 	assert_int_equal(oh->magic, DAXFS_SLOT_MAGIC);
 	assert_int_equal(oh->kind, DAXFS_SLOTS_ORPHAN);
 	assert_int_equal(oh->next, 0);
-	assert_int_equal(oh->crc, daxfs_slot_block_csum(s.seed, sb->orphan_head, oh));
+	assert_int_equal(oh->crc, csum_slot_block(s.seed, sb->orphan_head, oh));
 	assert_int_equal(bh->kind, DAXFS_SLOTS_BUSY);
-	assert_int_equal(bh->crc, daxfs_slot_block_csum(s.seed, sb->busy_head, bh));
+	assert_int_equal(bh->crc, csum_slot_block(s.seed, sb->busy_head, bh));
 
 	/* The journal is empty. */
 	assert_int_equal(journal_check(&s.journal, err, sizeof(err)), 0);
@@ -441,7 +441,7 @@ static void test_format_too_small(void **state)
 
 	image_create(img, 128 * KiB);
 	assert_int_equal(media_open(&m, img->path, 0, err, sizeof(err)), 0);
-	assert_int_equal(format_media(&m, &p, err, sizeof(err)), -EINVAL);
+	assert_int_equal(super_format(&m, &p, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "too small"));
 	/* Nothing was written: the image is still all zeroes. */
 	for (uint64_t i = 0; i < m.size; i++)
@@ -514,11 +514,11 @@ static void test_format_large_sparse(void **state)
 	image_create(img, 64 * GiB);
 	assert_int_equal(media_open(&m, img->path, 0, err, sizeof(err)), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int ret = format_media(&m, &p, err, sizeof(err));
+	int ret = super_format(&m, &p, err, sizeof(err));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	media_close(&m);
 	if (ret)
-		fail_msg("format_media: %s", err);
+		fail_msg("super_format: %s", err);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (secs >= 1.0)
 		fail_msg("formatting 64 GiB took %.3f s", secs);

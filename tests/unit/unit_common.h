@@ -65,9 +65,9 @@ static inline void image_format(const struct image *img, uint64_t bytes, const s
 	int ret = media_open(&m, img->path, 0, err, sizeof(err));
 	if (ret)
 		fail_msg("media_open(%s): %d %s", img->path, ret, err);
-	ret = format_media(&m, p ? p : &defaults, err, sizeof(err));
+	ret = super_format(&m, p ? p : &defaults, err, sizeof(err));
 	if (ret)
-		fail_msg("format_media(%s): %d %s", img->path, ret, err);
+		fail_msg("super_format(%s): %d %s", img->path, ret, err);
 	media_close(&m);
 }
 
