@@ -25,9 +25,9 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "fs.h"
 #include "super.h"
 #include "util.h"
+#include "mount.h"
 
 #define N 1000000ull
 #define BATCH 20000
@@ -59,7 +59,7 @@ static void make_image(const char *path, uint64_t bytes)
 
 static struct fs *mount_it(const char *path, bool discard)
 {
-	struct fs_config cfg = { .reclaim_discard = discard };
+	struct mount_config cfg = { .reclaim_discard = discard };
 	struct fs *fs;
 	char err[512];
 
@@ -107,14 +107,14 @@ static void add_busy(struct fs *fs)
 /* Every other extent stays pinned during the trims: half are skipped, half queued. */
 static void pin_half(struct fs *fs, bool pin)
 {
-	pthread_mutex_lock(&fs->pins.lock);
+	pthread_mutex_lock(&fs->pol->pins.lock);
 	for (uint64_t k = 0; k < N; k += 2) {
 		if (pin)
-			pin_ref_locked(&fs->pins, ext_block(fs, k), 1);
+			pin_ref_locked(&fs->pol->pins, ext_block(fs, k), 1);
 		else
-			pin_unref_locked(&fs->pins, ext_block(fs, k), 1);
+			pin_unref_locked(&fs->pol->pins, ext_block(fs, k), 1);
 	}
-	pthread_mutex_unlock(&fs->pins.lock);
+	pthread_mutex_unlock(&fs->pol->pins.lock);
 }
 
 struct trim_ctx {
@@ -131,7 +131,7 @@ static void trim_one(void *arg, struct busy_ext *be)
 	/* What the post-commit step and an unpin notification do: still pinned, or reclaimable? */
 	if (be->state == DAXFS_BUSY_PENDING)
 		be->state = DAXFS_BUSY_PINNED;
-	if (pin_any_locked(&t->fs->pins, be->start, be->len)) {
+	if (pin_any_locked(&t->fs->pol->pins, be->start, be->len)) {
 		t->pinned++;
 	} else if (be->state != DAXFS_BUSY_RECLAIMING) {
 		busy_queue_locked(&t->fs->busy, be, t->now);
@@ -144,12 +144,12 @@ static struct trim_ctx trim_all(struct fs *fs)
 {
 	struct trim_ctx tc = { fs, 0, 0, util_now_ns() };
 
-	pthread_mutex_lock(&fs->pins.lock);
+	pthread_mutex_lock(&fs->pol->pins.lock);
 	pthread_mutex_lock(&fs->busy.lock);
 	for (uint64_t k = 0; k < N; k++)
 		busy_visit_locked(&fs->busy, ext_block(fs, k), 1, trim_one, &tc);
 	pthread_mutex_unlock(&fs->busy.lock);
-	pthread_mutex_unlock(&fs->pins.lock);
+	pthread_mutex_unlock(&fs->pol->pins.lock);
 	return tc;
 }
 

@@ -19,9 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csum.h"
-#include "fs.h"
 #include "util.h"
+#include "file.h"
+#include "inode.h"
+#include "mount.h"
+#include "namei.h"
+#include "orphan.h"
+#include "xattr.h"
 
 enum { ST_FREE, ST_OK, ST_BAD };
 
@@ -791,7 +795,7 @@ static void free_maps(struct ck *c)
 static int open_fs(struct ck *c, const char *path)
 {
 	bool ro = c->o->mode == CHECK_READONLY;
-	struct fs_config cfg = { .norecovery = true, .private_map = ro, .shared = ro, .readonly = ro,
+	struct mount_config cfg = { .norecovery = true, .private_map = ro, .shared = ro, .readonly = ro,
 				 .report = report_hook, .report_arg = c };
 	char err[512];
 	int ret;

@@ -11,6 +11,7 @@
 #include <sys/queue.h>
 
 #include "fs.h"
+#include "mmap_pin.h"
 
 enum cache_mode {
 	CACHE_DAX,	/* direct_io: every read and write reaches the media, like a DAX mount */

@@ -17,6 +17,8 @@
 #include "csum.h"
 #include "fs.h"
 #include "util.h"
+#include "dir.h"
+#include "inode.h"
 
 struct dent {
 	uint64_t ino;

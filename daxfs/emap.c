@@ -16,6 +16,8 @@
 #include "csum.h"
 #include "fs.h"
 #include "util.h"
+#include "emap.h"
+#include "inode.h"
 
 #define CLEAN UINT32_MAX
 

@@ -20,6 +20,8 @@
 
 #include "fs.h"
 #include "util.h"
+#include "file.h"
+#include "inode.h"
 
 #define ZERO_CHUNK (1u << 20)
 static char zero_buf[ZERO_CHUNK];	/* holes read from here (bss: the kernel's zero page) */

@@ -15,7 +15,11 @@
 #include <sys/xattr.h>
 
 #include "daemon.h"
-#include "util.h"
+#include "file.h"
+#include "inode.h"
+#include "mount.h"
+#include "namei.h"
+#include "xattr.h"
 
 static struct daemon *D(fuse_req_t req)
 {
@@ -50,7 +54,7 @@ static void untrack(fuse_req_t req, struct open_file *of)
 static void close_file(fuse_req_t req, struct open_file *of)
 {
 	untrack(req, of);
-	pin_release_owner(&FS(req)->pins, &of->pins);
+	policy_release_owner(FS(req), &of->pins);
 	namei_release(FS(req), of->ip);
 	free(of);
 }
@@ -62,7 +66,7 @@ void fuse_ops_release_all(struct daemon *d)
 	pthread_mutex_lock(&d->of_lock);
 	while ((of = LIST_FIRST(&d->open_files)) != NULL) {
 		LIST_REMOVE(of, link);
-		pin_release_owner(&d->fs->pins, &of->pins);
+		policy_release_owner(d->fs, &of->pins);
 		namei_release(d->fs, of->ip);
 		free(of);
 	}

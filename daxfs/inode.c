@@ -12,6 +12,8 @@
 #include "csum.h"
 #include "fs.h"
 #include "util.h"
+#include "dir.h"
+#include "inode.h"
 
 static size_t bucket_of(const struct fs *fs, uint64_t ino)
 {

@@ -11,7 +11,7 @@
 
 #include "daemon.h"
 #include "daxfs/ioctl.h"
-#include "util.h"
+#include "policy.h"
 
 /* The argument must be exactly the structure the command names, with its size field set. */
 static int check_arg(unsigned cmd, const void *in, size_t in_size, size_t out_size, size_t size)
@@ -56,44 +56,6 @@ static int do_pin(struct fs *fs, struct open_file *of, const struct fuse_ctx *ct
 	return 0;
 }
 
-static int do_stats(struct fs *fs, struct daxfs_ioc_stats *st)
-{
-	struct fs_stats *s = &fs->stats;
-
-	memset(st, 0, sizeof(*st));
-	st->size = sizeof(*st);
-	st->blocks = fs->sbi.data_blocks;
-	st->free_blocks = alloc_free_blocks(&fs->sbi.alloc);
-	pthread_mutex_lock(&fs->pins.lock);
-	pin_revoke_expired_locked(&fs->pins, util_now_ns());
-	st->pins_active = fs->pins.npins;
-	st->pins_created = fs->pins.created;
-	st->pins_released = fs->pins.released;
-	st->pins_revoked = fs->pins.revoked;
-	st->pins_refused = fs->pins.refused;
-	st->pinned_blocks = fs->pins.pinned_blocks;
-	pthread_mutex_unlock(&fs->pins.lock);
-	pthread_mutex_lock(&fs->busy.lock);
-	st->busy_extents = fs->busy.nextents;
-	st->busy_blocks = fs->busy.nblocks;
-	st->busy_created = fs->busy.created;
-	st->reclaim_queued = fs->busy.queued_extents;
-	st->reclaimed_extents = fs->reclaim.extents;
-	st->reclaimed_blocks = fs->reclaim.blocks;
-	st->reclaim_latency_ns_total = fs->reclaim.latency_ns_total;
-	st->reclaim_latency_ns_max = fs->reclaim.latency_ns_max;
-	pthread_mutex_unlock(&fs->busy.lock);
-	st->frees_waited = __atomic_load_n(&s->frees_waited, __ATOMIC_RELAXED);
-	st->free_wait_ns_total = __atomic_load_n(&s->free_wait_ns, __ATOMIC_RELAXED);
-	st->frees_failed = __atomic_load_n(&s->frees_failed, __ATOMIC_RELAXED);
-	st->unsafe_frees = __atomic_load_n(&s->unsafe_frees, __ATOMIC_RELAXED);
-	st->unsafe_blocks = __atomic_load_n(&s->unsafe_blocks, __ATOMIC_RELAXED);
-	st->dma_ops = __atomic_load_n(&s->dma_ops, __ATOMIC_RELAXED);
-	st->dma_bytes = __atomic_load_n(&s->dma_bytes, __ATOMIC_RELAXED);
-	st->enospc_waits = __atomic_load_n(&fs->reclaim.enospc_waits, __ATOMIC_RELAXED);
-	return 0;
-}
-
 static void do_info(struct fs *fs, struct daxfs_ioc_info *in)
 {
 	struct sbi *s = &fs->sbi;
@@ -111,60 +73,24 @@ static void do_info(struct fs *fs, struct daxfs_ioc_info *in)
 	memcpy(in->label, s->sb.label, sizeof(in->label) - 1);
 }
 
-static int do_list_pins(struct fs *fs, struct daxfs_ioc_list_pins *l)
+static void do_list_pins(struct fs *fs, struct daxfs_ioc_list_pins *l)
 {
-	unsigned sh = fs->sbi.bshift;
-	uint64_t now = util_now_ns();
-	uint32_t start = l->start, i = 0;
-	struct pin *p;
+	uint32_t start = l->start;
 
 	memset(l, 0, sizeof(*l));
 	l->size = sizeof(*l);
 	l->start = start;
-	pthread_mutex_lock(&fs->pins.lock);
-	pin_revoke_expired_locked(&fs->pins, now);
-	l->total = (uint32_t)fs->pins.npins;
-	for (p = pin_first_locked(&fs->pins); p; p = pin_next_locked(&fs->pins, p)) {
-		if (i++ < start)
-			continue;
-		if (l->count == DAXFS_LIST_PINS_MAX)
-			break;
-		l->pins[l->count++] = (struct daxfs_pin_info){
-			.pin_id = p->id, .ino = p->ino, .offset = p->lblk << sh, .length = p->nblocks << sh,
-			.flags = p->flags, .state = p->state, .pid = p->pid, .nextents = p->next,
-			.age_ns = now - p->created_ns,
-		};
-	}
-	pthread_mutex_unlock(&fs->pins.lock);
-	return 0;
+	l->count = policy_list_pins(fs, start, l->pins, DAXFS_LIST_PINS_MAX, &l->total);
 }
 
-static int do_list_busy(struct fs *fs, struct daxfs_ioc_list_busy *l)
+static void do_list_busy(struct fs *fs, struct daxfs_ioc_list_busy *l)
 {
-	unsigned sh = fs->sbi.bshift;
-	uint64_t now = util_now_ns();
-	uint32_t start = l->start, i = 0;
-	struct busy_ext *be;
+	uint32_t start = l->start;
 
 	memset(l, 0, sizeof(*l));
 	l->size = sizeof(*l);
 	l->start = start;
-	pthread_mutex_lock(&fs->pins.lock);
-	pthread_mutex_lock(&fs->busy.lock);
-	l->total = (uint32_t)fs->busy.nextents;
-	for (be = busy_first_locked(&fs->busy); be; be = busy_next_locked(&fs->busy, be)) {
-		if (i++ < start)
-			continue;
-		if (l->count == DAXFS_LIST_BUSY_MAX)
-			break;
-		l->busy[l->count++] = (struct daxfs_busy_info){
-			.media_off = be->start << sh, .len = be->len << sh, .ino = be->ino, .state = be->state,
-			.pins = pin_max_count_locked(&fs->pins, be->start, be->len), .age_ns = now - be->created_ns,
-		};
-	}
-	pthread_mutex_unlock(&fs->busy.lock);
-	pthread_mutex_unlock(&fs->pins.lock);
-	return 0;
+	l->count = policy_list_busy(fs, start, l->busy, DAXFS_LIST_BUSY_MAX, &l->total);
 }
 
 static int do_policy(struct fs *fs, const struct fuse_ctx *ctx, struct daxfs_ioc_policy *a)
@@ -270,13 +196,16 @@ void ioctl_op(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 		ret = 0;
 		break;
 	case DAXFS_IOC_STATS:
-		ret = do_stats(fs, &a.stats);
+		policy_stats(fs, &a.stats);
+		ret = 0;
 		break;
 	case DAXFS_IOC_LIST_PINS:
-		ret = do_list_pins(fs, &a.pins);
+		do_list_pins(fs, &a.pins);
+		ret = 0;
 		break;
 	case DAXFS_IOC_LIST_BUSY:
-		ret = do_list_busy(fs, &a.busy);
+		do_list_busy(fs, &a.busy);
+		ret = 0;
 		break;
 	case DAXFS_IOC_POLICY:
 		ret = do_policy(fs, ctx, &a.policy);

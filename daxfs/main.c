@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "mount.h"
 
 struct options {
 	char *image;
@@ -155,7 +156,7 @@ int main(int argc, char *argv[])
 			     .max_pins = 1000000, .max_pins_per_file = 65536 };
 	struct fuse_cmdline_opts cl = { 0 };
 	struct daemon d = { .of_lock = PTHREAD_MUTEX_INITIALIZER };
-	struct fs_config cfg = { 0 };
+	struct mount_config cfg = { 0 };
 	struct fuse_session *se = NULL;
 	char err[512], image_abs[PATH_MAX], fsname[PATH_MAX + 64];
 	int ret = 1;

@@ -9,25 +9,41 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "fs.h"
+#include "file.h"
+#include "inode.h"
+#include "mount.h"
+#include "orphan.h"
 #include "util.h"
 
-int mount_open(struct fs **out, const char *image, const struct fs_config *cfg, char *err, size_t errlen)
+/* A mounted file system: the layers' state, allocated together; callers hold &m->fs. */
+struct mount {
+	struct fs fs;
+	struct mount_config cfg;
+	struct policy pol;
+};
+
+static struct mount *mount_of(struct fs *fs)
 {
+	return container_of(fs, struct mount, fs);
+}
+
+int mount_open(struct fs **out, const char *image, const struct mount_config *cfg, char *err, size_t errlen)
+{
+	struct mount *m = calloc(1, sizeof(*m));
 	char msg[256];
 	struct fs *fs;
 	int ret;
 
-	fs = calloc(1, sizeof(*fs));
-	if (!fs)
+	if (!m)
 		return -ENOMEM;
-	fs->cfg = *cfg;
+	m->cfg = *cfg;
+	fs = &m->fs;
 	int flags = (cfg->readonly && !cfg->private_map ? SBI_RDONLY : 0) | (cfg->private_map ? SBI_PRIVATE : 0) |
 		    (cfg->shared ? SBI_SHARED : 0) | (cfg->backup_sb ? SBI_BACKUP_SB : 0) |
 		    (cfg->noreplay ? SBI_NOREPLAY : 0) | (cfg->norecovery ? SBI_CHECKER : 0);
 	ret = sbi_open(&fs->sbi, image, flags, err, errlen);
 	if (ret) {
-		free(fs);
+		free(m);
 		return ret;
 	}
 	fs->sbi.readonly = cfg->readonly;
@@ -56,14 +72,7 @@ int mount_open(struct fs **out, const char *image, const struct fs_config *cfg, 
 		snprintf(err, errlen, "%s: %s", image, msg);
 		goto fail;
 	}
-	pthread_mutex_init(&fs->pol_lock, NULL);
-	fs->pol = cfg->policy;
-	if (!fs->pol.kind)
-		fs->pol.kind = DAXFS_POLICY_BUSY;
-	if (!fs->pol.admission)
-		fs->pol.admission = DAXFS_ADMIT_ALL;
-	pin_table_init(&fs->pins, cfg->max_pins, cfg->max_pins_per_file, NULL, NULL);
-	policy_init(fs);
+	policy_init(&m->pol, fs, &cfg->policy, cfg->max_pins, cfg->max_pins_per_file);
 	/*
 	 * The kernel never looks up the root, so no lookup reference would keep it cached; without this
 	 * hold every operation in it would reload (and re-check) the whole directory.
@@ -100,28 +109,31 @@ fail_busy:
 	busy_destroy(&fs->busy);
 	inode_put(fs, fs->root);
 fail_root:
-	pin_table_destroy(&fs->pins);
-	pthread_mutex_destroy(&fs->pol_lock);
+	policy_destroy(&m->pol);
 fail:
 	slots_destroy(&fs->orphans);	/* safe on the zeroed struct too */
 	free(fs->buckets);
 	free(fs->ino_map);
 	sbi_close(&fs->sbi);
-	free(fs);
+	free(m);
 	return ret;
 }
 
 int mount_start(struct fs *fs)
 {
-	if (fs->sbi.readonly || fs->cfg.norecovery)
+	struct mount *m = mount_of(fs);
+
+	if (fs->sbi.readonly || m->cfg.norecovery)
 		return 0;
-	return reclaim_start(&fs->reclaim, fs->cfg.reclaim_discard);
+	return reclaim_start(&fs->reclaim, m->cfg.reclaim_discard);
 }
 
 void mount_close(struct fs *fs)
 {
+	struct mount *m = mount_of(fs);
+
 	/* Pins die with the mount; what they held becomes reclaimable and is reclaimed before we close. */
-	pin_release_all(&fs->pins);
+	policy_release_all(fs);
 	reclaim_stop(&fs->reclaim);
 	if (!fs->sbi.readonly && !fs->sbi.aborted)
 		inode_sync_all(fs);
@@ -136,13 +148,12 @@ void mount_close(struct fs *fs)
 		sbi_set_state(&fs->sbi, DAXFS_STATE_CLEAN);
 	slots_destroy(&fs->orphans);
 	busy_destroy(&fs->busy);
-	pin_table_destroy(&fs->pins);
-	pthread_mutex_destroy(&fs->pol_lock);
+	policy_destroy(&m->pol);
 	free(fs->buckets);
 	free(fs->ino_map);
 	sbi_close(&fs->sbi);
 	pthread_mutex_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->icache_lock);
 	pthread_mutex_destroy(&fs->ino_lock);
-	free(fs);
+	free(m);
 }

@@ -14,6 +14,11 @@
 
 #include "fs.h"
 #include "util.h"
+#include "file.h"
+#include "inode.h"
+#include "namei.h"
+#include "orphan.h"
+#include "policy.h"
 
 static uint8_t dtype_of(mode_t mode)
 {

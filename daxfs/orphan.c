@@ -10,7 +10,10 @@
 #include <string.h>
 
 #include "fs.h"
-#include "util.h"
+#include "file.h"
+#include "inode.h"
+#include "orphan.h"
+#include "xattr.h"
 
 int orphan_add(struct fs *fs, struct tx *tx, struct inode *ip)
 {

@@ -6,8 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "file.h"
 #include "fs.h"
+#include "inode.h"
 #include "util.h"
+
+#define STAT_ADD(pol, field, n) __atomic_add_fetch(&(pol)->stats.field, (n), __ATOMIC_RELAXED)
 
 static const uint32_t kinds[] = { DAXFS_POLICY_BUSY, DAXFS_POLICY_WAIT, DAXFS_POLICY_FAIL, DAXFS_POLICY_REVOKE,
 				   DAXFS_POLICY_UNSAFE };
@@ -31,9 +35,9 @@ int policy_parse(const char *name, struct policy_config *pc)
 
 void policy_get(struct fs *fs, struct policy_config *pc)
 {
-	pthread_mutex_lock(&fs->pol_lock);
-	*pc = fs->pol;
-	pthread_mutex_unlock(&fs->pol_lock);
+	pthread_mutex_lock(&fs->pol->lock);
+	*pc = fs->pol->cfg;
+	pthread_mutex_unlock(&fs->pol->lock);
 }
 
 int policy_set(struct fs *fs, const struct policy_config *pc)
@@ -41,13 +45,13 @@ int policy_set(struct fs *fs, const struct policy_config *pc)
 	if (pc->kind < DAXFS_POLICY_BUSY || pc->kind > DAXFS_POLICY_UNSAFE ||
 	    (pc->admission != DAXFS_ADMIT_ALL && pc->admission != DAXFS_ADMIT_DENY_LONGTERM))
 		return -EINVAL;
-	pthread_mutex_lock(&fs->pol_lock);
-	fs->pol = *pc;
-	pthread_mutex_unlock(&fs->pol_lock);
+	pthread_mutex_lock(&fs->pol->lock);
+	fs->pol->cfg = *pc;
+	pthread_mutex_unlock(&fs->pol->lock);
 	/* Waiters re-read the policy when they wake. */
-	pthread_mutex_lock(&fs->pins.lock);
-	pthread_cond_broadcast(&fs->pins.changed);
-	pthread_mutex_unlock(&fs->pins.lock);
+	pthread_mutex_lock(&fs->pol->pins.lock);
+	pthread_cond_broadcast(&fs->pol->pins.changed);
+	pthread_mutex_unlock(&fs->pol->pins.lock);
 	return 0;
 }
 
@@ -65,7 +69,7 @@ static void maybe_queue(void *arg, struct busy_ext *be)
 
 	if (be->state == DAXFS_BUSY_PENDING && uc->pending_ok)
 		be->state = DAXFS_BUSY_PINNED;
-	if (be->state == DAXFS_BUSY_PINNED && !pin_any_locked(&uc->fs->pins, be->start, be->len))
+	if (be->state == DAXFS_BUSY_PINNED && !pin_any_locked(&uc->fs->pol->pins, be->start, be->len))
 		busy_queue_locked(&uc->fs->busy, be, uc->now);
 }
 
@@ -86,17 +90,38 @@ static void on_busy_committed(void *ctx, uint64_t start, uint64_t len)
 	struct fs *fs = ctx;
 	struct unpin_ctx uc = { fs, util_now_ns(), true };
 
-	pthread_mutex_lock(&fs->pins.lock);
+	pthread_mutex_lock(&fs->pol->pins.lock);
 	pthread_mutex_lock(&fs->busy.lock);
 	busy_visit_locked(&fs->busy, start, len, maybe_queue, &uc);
 	pthread_mutex_unlock(&fs->busy.lock);
-	pthread_mutex_unlock(&fs->pins.lock);
+	pthread_mutex_unlock(&fs->pol->pins.lock);
 }
 
-void policy_init(struct fs *fs)
+int policy_init(struct policy *pol, struct fs *fs, const struct policy_config *cfg, uint32_t max_pins,
+		uint32_t max_pins_per_file)
 {
-	fs->pins.unpinned = on_unpinned;
-	fs->pins.ctx = fs;
+	pol->fs = fs;
+	pol->cfg = *cfg;
+	if (!pol->cfg.kind)
+		pol->cfg.kind = DAXFS_POLICY_BUSY;
+	if (!pol->cfg.admission)
+		pol->cfg.admission = DAXFS_ADMIT_ALL;
+	memset(&pol->stats, 0, sizeof(pol->stats));
+	pthread_mutex_init(&pol->lock, NULL);
+	pin_table_init(&pol->pins, max_pins, max_pins_per_file, on_unpinned, fs);
+	fs->pol = pol;
+	return 0;
+}
+
+void policy_release_all(struct fs *fs)
+{
+	pin_release_all(&fs->pol->pins);
+}
+
+void policy_destroy(struct policy *pol)
+{
+	pin_table_destroy(&pol->pins);
+	pthread_mutex_destroy(&pol->lock);
 }
 
 /* ---- freeing ---- */
@@ -119,8 +144,8 @@ static void free_run(void *arg, uint64_t start, uint64_t len, uint32_t count)
 	}
 	if (fr->kind == DAXFS_POLICY_UNSAFE) {
 		/* The baseline: the pinned blocks go back to the allocator while a device may still write them. */
-		STAT_ADD(fs, unsafe_frees, 1);
-		STAT_ADD(fs, unsafe_blocks, len);
+		STAT_ADD(fs->pol, unsafe_frees, 1);
+		STAT_ADD(fs->pol, unsafe_blocks, len);
 		sbi_free(&fs->sbi, fr->tx, start, len);
 		return;
 	}
@@ -150,9 +175,9 @@ static void policy_free(void *arg, struct tx *tx, struct inode *ip, uint64_t pbl
 	 */
 	policy_get(fs, &pc);
 	fr.kind = pc.kind == DAXFS_POLICY_UNSAFE ? DAXFS_POLICY_UNSAFE : DAXFS_POLICY_BUSY;
-	pthread_mutex_lock(&fs->pins.lock);
-	pin_runs_locked(&fs->pins, pblk, len, free_run, &fr);
-	pthread_mutex_unlock(&fs->pins.lock);
+	pthread_mutex_lock(&fs->pol->pins.lock);
+	pin_runs_locked(&fs->pol->pins, pblk, len, free_run, &fr);
+	pthread_mutex_unlock(&fs->pol->pins.lock);
 }
 
 struct file_free_sink policy_sink(struct fs *fs)
@@ -191,7 +216,7 @@ static int media_ranges(struct inode *ip, uint64_t lblk, uint64_t n, struct pin_
 static bool any_pinned(struct fs *fs, const struct pin_ext *r, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
-		if (pin_any_locked(&fs->pins, r[i].pblk, r[i].len))
+		if (pin_any_locked(&fs->pol->pins, r[i].pblk, r[i].len))
 			return true;
 	return false;
 }
@@ -211,23 +236,23 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 			break;
 		if ((ret = media_ranges(ip, lblk, n, &r, &nr)))
 			break;
-		pthread_mutex_lock(&fs->pins.lock);
+		pthread_mutex_lock(&fs->pol->pins.lock);
 		if (!any_pinned(fs, r, nr)) {
-			pthread_mutex_unlock(&fs->pins.lock);
+			pthread_mutex_unlock(&fs->pol->pins.lock);
 			free(r);
 			break;
 		}
 		if (pc.kind == DAXFS_POLICY_FAIL) {
-			pthread_mutex_unlock(&fs->pins.lock);
+			pthread_mutex_unlock(&fs->pol->pins.lock);
 			free(r);
-			STAT_ADD(fs, frees_failed, 1);
+			STAT_ADD(fs->pol, frees_failed, 1);
 			ret = -EBUSY;
 			break;
 		}
 		uint64_t now = util_now_ns();
 		if (!started) {
 			started = now;
-			STAT_ADD(fs, frees_waited, 1);
+			STAT_ADD(fs->pol, frees_waited, 1);
 			if (pc.wait_timeout_ms)
 				wait_deadline = now + pc.wait_timeout_ms * 1000000ull;
 		}
@@ -237,14 +262,14 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 			if (!revoke_deadline)
 				revoke_deadline = now + pc.grace_ms * 1000000ull;
 			lb.deadline_ns = revoke_deadline;
-			pin_break_begin_locked(&fs->pins, &lb);
+			pin_break_begin_locked(&fs->pol->pins, &lb);
 		}
 		/* Wait with the inode unlocked: the holder may need it to finish and unpin. */
 		pthread_rwlock_unlock(&ip->lock);
 		while (any_pinned(fs, r, nr)) {
 			now = util_now_ns();
 			if (revoke_deadline && now >= revoke_deadline) {
-				pin_revoke_expired_locked(&fs->pins, now);
+				pin_revoke_expired_locked(&fs->pol->pins, now);
 				continue;
 			}
 			if (now >= wait_deadline)
@@ -256,25 +281,25 @@ int policy_before_free(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t 
 			struct timespec ts =
 				ns_to_timespec(MIN(wait_deadline, revoke_deadline ? revoke_deadline : UINT64_MAX));
 			if (wait_deadline == UINT64_MAX && !revoke_deadline)
-				pthread_cond_wait(&fs->pins.changed, &fs->pins.lock);
+				pthread_cond_wait(&fs->pol->pins.changed, &fs->pol->pins.lock);
 			else
-				pthread_cond_timedwait(&fs->pins.changed, &fs->pins.lock, &ts);
+				pthread_cond_timedwait(&fs->pol->pins.changed, &fs->pol->pins.lock, &ts);
 		}
 		bool timed_out = any_pinned(fs, r, nr) && util_now_ns() >= wait_deadline;
 		if (lb.deadline_ns)
-			pin_break_end_locked(&fs->pins, &lb);
-		pthread_mutex_unlock(&fs->pins.lock);
+			pin_break_end_locked(&fs->pol->pins, &lb);
+		pthread_mutex_unlock(&fs->pol->pins.lock);
 		free(r);
 		pthread_rwlock_wrlock(&ip->lock);
 		if (timed_out) {
-			STAT_ADD(fs, frees_failed, 1);
+			STAT_ADD(fs->pol, frees_failed, 1);
 			ret = -EBUSY;
 			break;
 		}
 		/* The file may have changed while unlocked: look again. */
 	}
 	if (started)
-		STAT_ADD(fs, free_wait_ns, util_now_ns() - started);
+		STAT_ADD(fs->pol, free_wait_ns, util_now_ns() - started);
 	return ret;
 }
 
@@ -296,9 +321,9 @@ int policy_pin(struct fs *fs, struct pin_owner *owner, struct inode *ip, bool wr
 		return -EBADF;
 	policy_get(fs, &pc);
 	if ((flags & DAXFS_PIN_LONGTERM) && pc.admission == DAXFS_ADMIT_DENY_LONGTERM) {
-		pthread_mutex_lock(&fs->pins.lock);
-		fs->pins.refused++;
-		pthread_mutex_unlock(&fs->pins.lock);
+		pthread_mutex_lock(&fs->pol->pins.lock);
+		fs->pol->pins.refused++;
+		pthread_mutex_unlock(&fs->pol->pins.lock);
 		return -EOPNOTSUPP;
 	}
 	if ((flags & DAXFS_PIN_WRITE) && (ret = sbi_writable(&fs->sbi)))
@@ -318,11 +343,11 @@ int policy_pin(struct fs *fs, struct pin_owner *owner, struct inode *ip, bool wr
 		goto out;
 	if ((ret = media_ranges(ip, lblk, last - lblk + 1, &ext, &next)))
 		goto out;
-	pthread_mutex_lock(&fs->pins.lock);
-	ret = pin_add_locked(&fs->pins, owner, ip->ino, lblk, last - lblk + 1, flags, pid, ext, next, &p);
+	pthread_mutex_lock(&fs->pol->pins.lock);
+	ret = pin_add_locked(&fs->pol->pins, owner, ip->ino, lblk, last - lblk + 1, flags, pid, ext, next, &p);
 	if (ret == 0)
 		*pin_id = p->id;
-	pthread_mutex_unlock(&fs->pins.lock);
+	pthread_mutex_unlock(&fs->pol->pins.lock);
 	free(ext);
 out:
 	pthread_rwlock_unlock(&ip->lock);
@@ -336,8 +361,8 @@ int policy_pin_extents(struct fs *fs, struct pin_owner *owner, uint64_t pin_id, 
 	struct pin *p;
 	int ret;
 
-	pthread_mutex_lock(&fs->pins.lock);
-	ret = pin_lookup_locked(&fs->pins, owner, pin_id, &p);
+	pthread_mutex_lock(&fs->pol->pins.lock);
+	ret = pin_lookup_locked(&fs->pol->pins, owner, pin_id, &p);
 	if (ret == 0) {
 		uint32_t n = 0;
 
@@ -353,7 +378,7 @@ int policy_pin_extents(struct fs *fs, struct pin_owner *owner, uint64_t pin_id, 
 			*len = p->nblocks << sh;
 		ret = (int)p->next;
 	}
-	pthread_mutex_unlock(&fs->pins.lock);
+	pthread_mutex_unlock(&fs->pol->pins.lock);
 	return ret;
 }
 
@@ -363,8 +388,8 @@ int policy_pin_status(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_p
 	struct pin *p;
 	int ret;
 
-	pthread_mutex_lock(&fs->pins.lock);
-	ret = pin_lookup_locked(&fs->pins, owner, st->pin_id, &p);
+	pthread_mutex_lock(&fs->pol->pins.lock);
+	ret = pin_lookup_locked(&fs->pol->pins, owner, st->pin_id, &p);
 	if (ret == 0) {
 		uint64_t now = util_now_ns();
 
@@ -375,13 +400,18 @@ int policy_pin_status(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_p
 		st->nextents = p->next;
 		st->deadline_ns = p->state == DAXFS_PIN_REVOKING && p->deadline_ns > now ? p->deadline_ns - now : 0;
 	}
-	pthread_mutex_unlock(&fs->pins.lock);
+	pthread_mutex_unlock(&fs->pol->pins.lock);
 	return ret;
 }
 
 int policy_unpin(struct fs *fs, struct pin_owner *owner, uint64_t pin_id)
 {
-	return pin_remove(&fs->pins, owner, pin_id);
+	return pin_remove(&fs->pol->pins, owner, pin_id);
+}
+
+void policy_release_owner(struct fs *fs, struct pin_owner *owner)
+{
+	pin_release_owner(&fs->pol->pins, owner);
 }
 
 /* Map pin bytes [off, off + len) to media and call fn on each piece. */
@@ -461,8 +491,8 @@ int policy_dma(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_dma *d)
 		return -EINVAL;
 	if (d->op != DAXFS_DMA_VERIFY_PATTERN && (ret = sbi_writable(&fs->sbi)))
 		return ret;
-	pthread_mutex_lock(&fs->pins.lock);
-	ret = pin_lookup_locked(&fs->pins, owner, d->pin_id, &p);
+	pthread_mutex_lock(&fs->pol->pins.lock);
+	ret = pin_lookup_locked(&fs->pol->pins, owner, d->pin_id, &p);
 	if (ret == 0 && p->state == DAXFS_PIN_REVOKED)
 		ret = -ENOLINK;
 	else if (ret == 0 && d->op != DAXFS_DMA_VERIFY_PATTERN && !(p->flags & DAXFS_PIN_WRITE))
@@ -481,7 +511,7 @@ int policy_dma(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_dma *d)
 			pin_lblk = p->lblk;
 		}
 	}
-	pthread_mutex_unlock(&fs->pins.lock);
+	pthread_mutex_unlock(&fs->pol->pins.lock);
 	if (ret)
 		return ret;
 
@@ -496,7 +526,93 @@ int policy_dma(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_dma *d)
 	if (d->op != DAXFS_DMA_VERIFY_PATTERN)
 		media_drain(fs_media(fs));
 	free(ext);
-	STAT_ADD(fs, dma_ops, 1);
-	STAT_ADD(fs, dma_bytes, d->length);
+	STAT_ADD(fs->pol, dma_ops, 1);
+	STAT_ADD(fs->pol, dma_bytes, d->length);
 	return 0;
+}
+
+/* ---- state for the control ioctls ---- */
+
+void policy_stats(struct fs *fs, struct daxfs_ioc_stats *st)
+{
+	struct policy *pol = fs->pol;
+	struct policy_stats *s = &pol->stats;
+
+	memset(st, 0, sizeof(*st));
+	st->size = sizeof(*st);
+	st->blocks = fs->sbi.data_blocks;
+	st->free_blocks = alloc_free_blocks(&fs->sbi.alloc);
+	pthread_mutex_lock(&pol->pins.lock);
+	pin_revoke_expired_locked(&pol->pins, util_now_ns());
+	st->pins_active = pol->pins.npins;
+	st->pins_created = pol->pins.created;
+	st->pins_released = pol->pins.released;
+	st->pins_revoked = pol->pins.revoked;
+	st->pins_refused = pol->pins.refused;
+	st->pinned_blocks = pol->pins.pinned_blocks;
+	pthread_mutex_unlock(&pol->pins.lock);
+	pthread_mutex_lock(&fs->busy.lock);
+	st->busy_extents = fs->busy.nextents;
+	st->busy_blocks = fs->busy.nblocks;
+	st->busy_created = fs->busy.created;
+	st->reclaim_queued = fs->busy.queued_extents;
+	st->reclaimed_extents = fs->reclaim.extents;
+	st->reclaimed_blocks = fs->reclaim.blocks;
+	st->reclaim_latency_ns_total = fs->reclaim.latency_ns_total;
+	st->reclaim_latency_ns_max = fs->reclaim.latency_ns_max;
+	pthread_mutex_unlock(&fs->busy.lock);
+	st->frees_waited = __atomic_load_n(&s->frees_waited, __ATOMIC_RELAXED);
+	st->free_wait_ns_total = __atomic_load_n(&s->free_wait_ns, __ATOMIC_RELAXED);
+	st->frees_failed = __atomic_load_n(&s->frees_failed, __ATOMIC_RELAXED);
+	st->unsafe_frees = __atomic_load_n(&s->unsafe_frees, __ATOMIC_RELAXED);
+	st->unsafe_blocks = __atomic_load_n(&s->unsafe_blocks, __ATOMIC_RELAXED);
+	st->dma_ops = __atomic_load_n(&s->dma_ops, __ATOMIC_RELAXED);
+	st->dma_bytes = __atomic_load_n(&s->dma_bytes, __ATOMIC_RELAXED);
+	st->enospc_waits = __atomic_load_n(&fs->reclaim.enospc_waits, __ATOMIC_RELAXED);
+}
+
+uint32_t policy_list_pins(struct fs *fs, uint32_t start, struct daxfs_pin_info *out, uint32_t max, uint32_t *total)
+{
+	struct pin_table *tab = &fs->pol->pins;
+	unsigned sh = fs->sbi.bshift;
+	uint64_t now = util_now_ns();
+	uint32_t i = 0, n = 0;
+
+	pthread_mutex_lock(&tab->lock);
+	pin_revoke_expired_locked(tab, now);
+	*total = (uint32_t)tab->npins;
+	for (struct pin *p = pin_first_locked(tab); p && n < max; p = pin_next_locked(tab, p)) {
+		if (i++ < start)
+			continue;
+		out[n++] = (struct daxfs_pin_info){
+			.pin_id = p->id, .ino = p->ino, .offset = p->lblk << sh, .length = p->nblocks << sh,
+			.flags = p->flags, .state = p->state, .pid = p->pid, .nextents = p->next,
+			.age_ns = now - p->created_ns,
+		};
+	}
+	pthread_mutex_unlock(&tab->lock);
+	return n;
+}
+
+uint32_t policy_list_busy(struct fs *fs, uint32_t start, struct daxfs_busy_info *out, uint32_t max, uint32_t *total)
+{
+	struct pin_table *tab = &fs->pol->pins;
+	unsigned sh = fs->sbi.bshift;
+	uint64_t now = util_now_ns();
+	uint32_t i = 0, n = 0;
+
+	pthread_mutex_lock(&tab->lock);
+	pthread_mutex_lock(&fs->busy.lock);
+	*total = (uint32_t)fs->busy.nextents;
+	for (struct busy_ext *be = busy_first_locked(&fs->busy); be && n < max; be = busy_next_locked(&fs->busy, be)) {
+		if (i++ < start)
+			continue;
+		out[n++] = (struct daxfs_busy_info){
+			.media_off = be->start << sh, .len = be->len << sh, .ino = be->ino, .state = be->state,
+			.pins = pin_max_count_locked(tab, be->start, be->len), .age_ns = now - be->created_ns,
+		};
+	}
+	pthread_mutex_unlock(&fs->busy.lock);
+	pthread_mutex_unlock(&tab->lock);
+	return n;
 }

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <pthread.h>
+
 #include "daxfs/ioctl.h"
 #include "mmap_pin.h"
 
@@ -37,14 +39,36 @@ struct policy_config {
 	uint64_t wait_timeout_ms;	/* wait, revoke; 0 = for ever */
 };
 
+/* The pins of a mount and the policy that rules them.  fs->pol points here. */
+struct policy {
+	struct fs *fs;
+	struct pin_table pins;
+	pthread_mutex_t lock;		/* cfg (a leaf: taken inside pins.lock) */
+	struct policy_config cfg;
+	struct policy_stats {
+		uint64_t frees_waited;
+		uint64_t free_wait_ns;
+		uint64_t frees_failed;
+		uint64_t unsafe_frees;
+		uint64_t unsafe_blocks;
+		uint64_t dma_ops;
+		uint64_t dma_bytes;
+	} stats;			/* updated with atomic adds */
+};
+
+/* Set up the pin table and the policy of fs (mount); fs->pol is then pol.  Returns 0 or -errno. */
+int policy_init(struct policy *pol, struct fs *fs, const struct policy_config *cfg, uint32_t max_pins,
+		uint32_t max_pins_per_file);
+/* Drop every pin (unmount): what they held becomes reclaimable. */
+void policy_release_all(struct fs *fs);
+void policy_destroy(struct policy *pol);
+
 /* "busy", "wait", ...; "deny-longterm" sets wait + deny-longterm.  -EINVAL if unknown. */
 int policy_parse(const char *name, struct policy_config *pc);
 
 void policy_get(struct fs *fs, struct policy_config *pc);
 int policy_set(struct fs *fs, const struct policy_config *pc);
 
-/* Wire the pin table's unpin notifications to busy-extent reclaim. */
-void policy_init(struct fs *fs);
 
 /*
  * Before freeing the blocks behind file blocks [lblk, lblk + n) of ip (write-locked): returns 0
@@ -66,7 +90,16 @@ int policy_pin_extents(struct fs *fs, struct pin_owner *owner, uint64_t pin_id, 
 		       struct daxfs_pin_extent *out, uint32_t max, uint32_t *nreturned, uint64_t *off, uint64_t *len);
 int policy_pin_status(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_pin_status *st);
 int policy_unpin(struct fs *fs, struct pin_owner *owner, uint64_t pin_id);
+/* Drop every pin of an owner (its open file was released). */
+void policy_release_owner(struct fs *fs, struct pin_owner *owner);
 /* The simulated device: a pattern write, verify or zero through a pin. */
 int policy_dma(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_dma *d);
+
+/* The counters of the pins, the busy extents, reclaim and the policy. */
+void policy_stats(struct fs *fs, struct daxfs_ioc_stats *st);
+/* Pins from index `start` (in id order) into out[max]: the count copied; *total the pins in all. */
+uint32_t policy_list_pins(struct fs *fs, uint32_t start, struct daxfs_pin_info *out, uint32_t max, uint32_t *total);
+/* Busy extents from index `start` (in media order), likewise. */
+uint32_t policy_list_busy(struct fs *fs, uint32_t start, struct daxfs_busy_info *out, uint32_t max, uint32_t *total);
 
 #endif

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "extent_busy.h"
-#include "sbi.h"
 #include "util.h"
 
 /* Extents per reclaim transaction: big batches amortise the commit when a mass unpin queues many. */

@@ -13,6 +13,8 @@
 #include "csum.h"
 #include "fs.h"
 #include "util.h"
+#include "inode.h"
+#include "xattr.h"
 
 static const struct {
 	const char *prefix;

@@ -14,6 +14,12 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "dir.h"
+#include "file.h"
+#include "inode.h"
+#include "namei.h"
+#include "policy.h"
+#include "xattr.h"
 
 struct treewalk_names {
 	char name[512][256];

@@ -28,10 +28,10 @@
 #include <cmocka.h>
 
 #include "check.h"
-#include "fs.h"
 #include "super.h"
 #include "treewalk.h"
 #include "util.h"
+#include "mount.h"
 
 #define IMAGE_BYTES (16u << 20)
 #define TRIALS 30
@@ -84,7 +84,7 @@ static void fill(struct fs *fs, struct inode *ip, uint64_t off, size_t len, int 
 
 static void build_base(void)
 {
-	struct fs_config cfg = { 0 };
+	struct mount_config cfg = { 0 };
 	struct fs *fs;
 	struct entry e;
 	struct inode *ip;
@@ -162,7 +162,7 @@ static void add(enum kind k, uint64_t off, uint64_t len)
 
 static void locate(void)
 {
-	struct fs_config cfg = { .norecovery = true, .readonly = true, .private_map = true, .shared = true };
+	struct mount_config cfg = { .norecovery = true, .readonly = true, .private_map = true, .shared = true };
 	struct fs *fs;
 	char err[256];
 
@@ -249,7 +249,7 @@ static void quiet(void *arg, const char *msg)
 /* In a child: the rules above; exit 0 when they held. */
 static int trial_child(void)
 {
-	struct fs_config cfg = { .enospc_wait_ms = 100, .report = quiet };
+	struct mount_config cfg = { .enospc_wait_ms = 100, .report = quiet };
 	struct check_opts o = { .mode = CHECK_REPAIR };
 	struct check_result r;
 	struct fs *fs;
@@ -409,7 +409,7 @@ static int first_orphan(void *arg, uint64_t id, const uint64_t v[3])
  */
 static void test_stale_orphan_slot(void **state)
 {
-	struct fs_config cfg = { .norecovery = true, .readonly = true, .private_map = true, .shared = true };
+	struct mount_config cfg = { .norecovery = true, .readonly = true, .private_map = true, .shared = true };
 	struct slotlist sl;
 	struct fs *fs;
 	char err[256];

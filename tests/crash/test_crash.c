@@ -36,8 +36,12 @@
 
 #include "check.h"
 #include "csum.h"
-#include "fs.h"
 #include "super.h"
+#include "file.h"
+#include "inode.h"
+#include "mount.h"
+#include "namei.h"
+#include "xattr.h"
 
 static char image[128];
 static struct cred root;
@@ -446,7 +450,7 @@ static void format_image(void)
 
 static struct fs *mount_it(void)
 {
-	struct fs_config cfg = { 0 };
+	struct mount_config cfg = { 0 };
 	struct fs *fs;
 	char err[512];
 
@@ -518,7 +522,7 @@ static bool crash_at(int n, const char *torn, int nsteps)
 		setenv("DAXFS_CRASH_AT", v, 1);
 		if (torn)
 			setenv("DAXFS_CRASH_TORN", torn, 1);
-		struct fs_config cfg = { 0 };
+		struct mount_config cfg = { 0 };
 		struct fs *fs;
 		char err[256];
 		if (mount_open(&fs, image, &cfg, err, sizeof(err)))

@@ -28,9 +28,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "fs.h"
 #include "super.h"
 #include "treewalk.h"
+#include "mount.h"
 
 #define IMAGE_BYTES (2u << 20)
 
@@ -66,7 +66,7 @@ static void write_image(const char *bytes)
 /* The base image: populated by a process that then dies mid-life. */
 static void populate(void)
 {
-	struct fs_config cfg = { .report = quiet };
+	struct mount_config cfg = { .report = quiet };
 	struct fs *fs;
 	struct entry e;
 	struct inode *ip;
@@ -167,7 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	write_image(img);
 
-	struct fs_config cfg = { .private_map = true, .report = quiet, .enospc_wait_ms = 0 };
+	struct mount_config cfg = { .private_map = true, .report = quiet, .enospc_wait_ms = 0 };
 	struct fs *fs;
 	char err[512];
 	if (mount_open(&fs, path, &cfg, err, sizeof(err)) == 0) {

@@ -8,9 +8,12 @@
 #include <sys/wait.h>
 
 #include "daxfs/ioctl.h"
-#include "fs.h"
 #include "unit_common.h"
 #include "util.h"
+#include "file.h"
+#include "inode.h"
+#include "mount.h"
+#include "namei.h"
 
 static struct cred root;
 
@@ -43,7 +46,7 @@ static int teardown(void **state)
 
 static struct fs *mount_fs(const struct image *img)
 {
-	struct fs_config cfg = { .enospc_wait_ms = 1000 };
+	struct mount_config cfg = { .enospc_wait_ms = 1000 };
 	struct fs *fs;
 	char err[512];
 
@@ -188,7 +191,7 @@ static void test_crash_with_busy_extents(void **state)
 	const struct image *img = *state;
 
 	crash_with_busy(img, 20000);
-	struct fs_config cfg = { 0 };
+	struct mount_config cfg = { 0 };
 	struct fs *fs;
 	char err[512];
 	assert_int_equal(mount_open(&fs, img->path, &cfg, err, sizeof(err)), 0);

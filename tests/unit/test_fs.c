@@ -27,8 +27,12 @@
 #include <cmocka.h>
 
 #include "daxfs/format.h"
-#include "fs.h"
 #include "unit_common.h"
+#include "file.h"
+#include "inode.h"
+#include "mount.h"
+#include "namei.h"
+#include "xattr.h"
 
 #define BS 4096u
 #define ROOT DAXFS_ROOT_INO
@@ -44,7 +48,7 @@ struct fixture {
 static int mount_fixture(void **state, const char *name, uint64_t bytes, const struct mkfs_params *p)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct fs_config cfg = { 0 };
+	struct mount_config cfg = { 0 };
 	char err[256] = "";
 
 	if (!f)
@@ -79,7 +83,7 @@ static int teardown(void **state)
 
 static void remount(struct fixture *f)
 {
-	struct fs_config cfg = { 0 };
+	struct mount_config cfg = { 0 };
 	char err[256] = "";
 
 	mount_close(f->fs);
@@ -2039,7 +2043,7 @@ static void child_write(struct fs *fs, struct inode *ip, uint64_t off, size_t le
  */
 static void crash_child(const char *path, int n)
 {
-	struct fs_config cfg = { 0 };
+	struct mount_config cfg = { 0 };
 	struct fs *fs;
 	struct inode *f1, *x, *g;
 	char err[256], num[32], target[2000];
@@ -2115,7 +2119,7 @@ static uint64_t read_and_remove_all(struct fs *fs, uint64_t dir)
 /* Whatever the crash point: the image mounts, every file reads, and deleting everything leaks nothing. */
 static void check_after_crash(struct fixture *f, int n)
 {
-	struct fs_config cfg = { 0 };
+	struct mount_config cfg = { 0 };
 	char err[256] = "";
 
 	for (int round = 0; round < 2; round++) {

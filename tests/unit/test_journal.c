@@ -21,7 +21,6 @@
 #include "csum.h"
 #include "daxfs/format.h"
 #include "journal.h"
-#include "media.h"
 #include "unit_common.h"
 
 /* Layout of the scratch image: no file system, just a journal region and places to write. */

@@ -15,7 +15,6 @@
 
 #include "csum.h"
 #include "daxfs/format.h"
-#include "sbi.h"
 #include "slots.h"
 #include "unit_common.h"
 

@@ -15,9 +15,7 @@
 
 #include "csum.h"
 #include "daxfs/format.h"
-#include "journal.h"
 #include "sbi.h"
-#include "super.h"
 #include "unit_common.h"
 
 static uint64_t div_up(uint64_t n, uint64_t d)

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Mount and unmount: from a validated image to a live file system (journal replayed, orphans
+ * recovered, busy extents queued), the workers started and stopped, and back to a clean image.
+ */
+#ifndef DAXFS_MOUNT_H
+#define DAXFS_MOUNT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fs.h"
+#include "policy.h"
+
+struct mount_config {
+	bool readonly;
+	bool norecovery;	/* leave the clean flag and the orphans alone (the checker) */
+	bool private_map;	/* copy-on-write mapping: nothing reaches the image (fsck -n) */
+	bool shared;		/* do not take the exclusive image lock (fsck -n of a mounted image) */
+	bool backup_sb;		/* use the superblock copy in the last block */
+	bool noreplay;		/* ignore the journal (a corrupt one, for the checker) */
+	bool noorphans;		/* start with an empty orphan list (a corrupt one, for the checker) */
+	struct policy_config policy;
+	uint32_t max_pins;		/* 0 = unlimited */
+	uint32_t max_pins_per_file;	/* 0 = unlimited */
+	bool reclaim_discard;		/* punch reclaimed blocks out of the image file */
+	uint64_t enospc_wait_ms;	/* how long an allocation waits for reclaim in flight */
+	/* Where corruption reports go; NULL prints them to stderr. */
+	void (*report)(void *arg, const char *msg);
+	void *report_arg;
+};
+
+/* Open, check and recover the image.  Returns 0 with *out, or -errno with a message in err. */
+int mount_open(struct fs **out, const char *image, const struct mount_config *cfg, char *err, size_t errlen);
+/* Start the background worker (reclaim).  Separate from mount_open so a daemon can fork in between. */
+int mount_start(struct fs *fs);
+/* Drop every pin, drain reclaim, write back and close. */
+void mount_close(struct fs *fs);
+
+#endif
