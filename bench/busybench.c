@@ -107,14 +107,14 @@ static void add_busy(struct fs *fs)
 /* Every other extent stays pinned during the trims: half are skipped, half queued. */
 static void pin_half(struct fs *fs, bool pin)
 {
-	pthread_mutex_lock(&fs->pol->pins.lock);
+	lock_take(&fs->pol->pins.lock);
 	for (uint64_t k = 0; k < N; k += 2) {
 		if (pin)
 			pin_ref_locked(&fs->pol->pins, ext_block(fs, k), 1);
 		else
 			pin_unref_locked(&fs->pol->pins, ext_block(fs, k), 1);
 	}
-	pthread_mutex_unlock(&fs->pol->pins.lock);
+	lock_drop(&fs->pol->pins.lock);
 }
 
 struct trim_ctx {
@@ -144,12 +144,12 @@ static struct trim_ctx trim_all(struct fs *fs)
 {
 	struct trim_ctx tc = { fs, 0, 0, util_now_ns() };
 
-	pthread_mutex_lock(&fs->pol->pins.lock);
+	lock_take(&fs->pol->pins.lock);
 	pthread_mutex_lock(&fs->busy.lock);
 	for (uint64_t k = 0; k < N; k++)
 		busy_visit_locked(&fs->busy, ext_block(fs, k), 1, trim_one, &tc);
 	pthread_mutex_unlock(&fs->busy.lock);
-	pthread_mutex_unlock(&fs->pol->pins.lock);
+	lock_drop(&fs->pol->pins.lock);
 	return tc;
 }
 

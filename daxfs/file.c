@@ -4,8 +4,10 @@
  * truncate, fallocate and SEEK_DATA/SEEK_HOLE over the extent map.
  *
  * Invariant: every byte of an allocated block that is not file data (beyond EOF, or never written
- * since allocation) is zero.  New blocks are zeroed where a write does not cover them, truncate
- * zeroes the tail of the last block, so extending a file never needs to zero anything.
+ * since allocation) reads as zero once it becomes file data.  New blocks are zeroed where a write
+ * does not cover them and truncate zeroes the tail of the last block; but a device holding a pin
+ * (pins cover whole blocks) may write past EOF in the last block at any time, so extending a file
+ * zeroes that tail again, as Linux zeroes the old EOF block on extend.
  *
  * Ordering: data reaches the media and is drained before the transaction that makes it reachable
  * (new extents, a larger size) commits, so a crash never exposes stale blocks.
@@ -107,6 +109,23 @@ static void zero_in_block(struct fs *fs, struct inode *ip, struct tx *tx, uint64
 	tx_log_data(tx, off, zero_buf, to - from);
 }
 
+/*
+ * The file grows from old_size: zero the bytes of the old EOF block past it, up to new_size, that a
+ * device may have written.  They are past EOF now, so no journal is needed: the caller drains before
+ * the size change commits.
+ */
+static void zero_eof_tail(struct fs *fs, struct inode *ip, uint64_t old_size, uint64_t new_size)
+{
+	uint64_t bs = fs_bs(fs), end = MIN(new_size, ROUND_UP(old_size, bs));
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	uint64_t lblk = old_size >> fs->sbi.bshift;
+
+	if (!(old_size & bmask(fs)) || end <= old_size || !emap_seek(ip, lblk, &c, &e) || e.lblk > lblk)
+		return;
+	media_fill(fs_media(fs), block_ptr(fs, e.pblk + (lblk - e.lblk)) + (old_size & bmask(fs)), 0, end - old_size);
+}
+
 /* Zero every mapped byte of [from, to). */
 static void zero_mapped(struct fs *fs, struct inode *ip, uint64_t from, uint64_t to)
 {
@@ -120,6 +139,14 @@ static void zero_mapped(struct fs *fs, struct inode *ip, uint64_t from, uint64_t
 
 		media_fill(fs_media(fs), block_ptr(fs, e.pblk) + (s - (e.lblk << sh)), 0, t - s);
 	}
+}
+
+int file_unmap(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t n, const struct file_free_sink *sink)
+{
+	struct tx tx;
+
+	tx_init(&tx, &fs->sbi.journal);
+	return unmap_blocks(fs, ip, &tx, lblk, n, sink);
 }
 
 int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx, const struct file_free_sink *sink)
@@ -138,6 +165,10 @@ int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx,
 	 * (fallocate KEEP_SIZE), as ext4 and XFS do; growing keeps them.
 	 */
 	bool shrink = size <= ip->d.size;
+	if (!shrink) {
+		zero_eof_tail(fs, ip, ip->d.size, size);
+		media_drain(fs_media(fs));
+	}
 	ip->d.size = size;
 	if (!shrink) {
 		inode_log(fs, tx, ip);
@@ -409,6 +440,8 @@ ssize_t file_write(struct fs *fs, struct inode *ip, uint64_t off, const struct i
 	struct daxfs_extent e;
 	int vi = 0;
 	size_t voff = 0;
+	if (off > ip->d.size)
+		zero_eof_tail(fs, ip, ip->d.size, off);
 	for (bool more = emap_seek(ip, off >> sh, &c, &e); more && (e.lblk << sh) < end;
 	     more = emap_next(ip, &c, &e)) {
 		uint64_t s = MAX(off, e.lblk << sh), t = MIN(end, (e.lblk + e.len) << sh);
@@ -490,8 +523,11 @@ int file_preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, ui
 		tx_init(&tx, &fs->sbi.journal);
 		ret = alloc_holes(fs, &tx, ip, lblk, slice_end, 0, 0, &stop, &allocated);
 		media_drain(fs_media(fs));
-		if (!(mode & FALLOC_FL_KEEP_SIZE) && stop > lblk)
-			ip->d.size = MAX(ip->d.size, MIN(end, stop << sh));
+		if (!(mode & FALLOC_FL_KEEP_SIZE) && stop > lblk && MIN(end, stop << sh) > ip->d.size) {
+			zero_eof_tail(fs, ip, ip->d.size, MIN(end, stop << sh));
+			media_drain(fs_media(fs));
+			ip->d.size = MIN(end, stop << sh);
+		}
 		if (allocated || stop > lblk)
 			inode_touch(ip, T_CTIME);
 		emap_log(fs, &tx, ip);

@@ -48,6 +48,8 @@ int file_preallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, ui
  * the edges are zeroed in place, in the same transaction.  ip locked.  0 or -EIO.
  */
 int file_punch(struct fs *fs, struct inode *ip, uint64_t off, uint64_t len, const struct file_free_sink *sink);
+/* Unmap file blocks [lblk, lblk + n) whole (no edge zeroing), freeing into sink.  ip locked.  0 or -EIO. */
+int file_unmap(struct fs *fs, struct inode *ip, uint64_t lblk, uint64_t n, const struct file_free_sink *sink);
 /* Set the size, freeing blocks past it into sink; commits tx (and more).  ip locked.  0, -EFBIG, -EIO. */
 int file_truncate(struct fs *fs, struct inode *ip, uint64_t size, struct tx *tx, const struct file_free_sink *sink);
 /* Allocate (zeroed) the holes of blocks [lblk, last] and commit, as a DAX write fault would.  ip locked. */

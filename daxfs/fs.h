@@ -27,6 +27,7 @@
 #include "reclaim.h"
 #include "sbi.h"
 #include "slots.h"
+#include "trace.h"
 
 struct policy;
 
@@ -59,6 +60,7 @@ struct fs {
 	struct busy_tree busy;
 	struct reclaim reclaim;
 	uint64_t orphans_recovered;	/* at mount */
+	struct trace trace;		/* the event trace (off unless asked for) */
 	/*
 	 * The pins and the policy live above this layer (policy.h); the namespace layer reaches them
 	 * through here.  Nothing below the namespace looks inside.

@@ -15,6 +15,7 @@
 #include <sys/xattr.h>
 
 #include "daemon.h"
+#include "fuse_wait.h"
 #include "file.h"
 #include "inode.h"
 #include "mount.h"
@@ -112,10 +113,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct daemon *d = userdata;
 
-	/* After daemonizing (threads do not survive the fork): start the reclaim worker. */
-	if (mount_start(d->fs))
-		fprintf(stderr, "daxfs: cannot start the reclaim worker; busy extents will wait for the next mount\n");
-
 	/*
 	 * Let the kernel clear setuid/setgid on write and chown (it sends us the mode change), as it
 	 * does for local file systems; with HANDLE_KILLPRIV libfuse 3.14 would not tell us when.
@@ -175,104 +172,76 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /*
- * Under the wait and revoke policies a truncate, punch or O_TRUNC open can block until a holder
- * unpins.  It must not block a request-loop thread: libfuse has ten at most by default (one with
- * -s), and the unpin it waits for needs one of them.  Such requests run on a thread of their own
- * and reply from there; the rest are served in the loop as usual.
+ * A truncate, punch or O_TRUNC open may have to wait for the policy.  It never blocks a request-loop
+ * thread (the unpin it waits for needs one): it is parked and finished by the policy worker, with
+ * its arguments kept here.  Any number of them costs memory, not threads.
  */
-enum offload_kind { OFF_SETATTR, OFF_FALLOCATE, OFF_OPEN };
-
-struct offload {
-	fuse_req_t req;
-	enum offload_kind kind;
+struct waiting_req {
+	struct fuse_waiter w;
 	fuse_ino_t ino;
 	struct stat attr;
 	int to_set;
 	int mode;
 	off_t off;
 	off_t len;
-	bool has_fi;
 	struct fuse_file_info fi;	/* a copy: the loop's is gone once the callback returns */
 };
 
-#define MAX_OFFLOADED 1024
-static unsigned offloaded;
-
-static bool may_wait(fuse_req_t req)
+static struct waiting_req *waiting_new(fuse_req_t req, uint32_t kind, void (*run)(struct fuse_waiter *))
 {
-	struct policy_config pc;
+	struct waiting_req *r = calloc(1, sizeof(*r));
 
-	policy_get(FS(req), &pc);
-	return pc.kind == DAXFS_POLICY_WAIT || pc.kind == DAXFS_POLICY_REVOKE;
+	if (r)
+		fuse_wait_init(&r->w, req, kind, run);
+	return r;
 }
 
-static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set);
-static void do_fallocate(fuse_req_t req, int mode, off_t off, off_t len, struct fuse_file_info *fi);
-static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct policy_op *op,
+		       struct fuse_waiter *w);
 
-static void *offload_main(void *arg)
+static void run_setattr(struct fuse_waiter *w)
 {
-	struct offload *o = arg;
+	struct waiting_req *r = container_of(w, struct waiting_req, w);
 
-	switch (o->kind) {
-	case OFF_SETATTR:
-		do_setattr(o->req, o->ino, &o->attr, o->to_set);
-		break;
-	case OFF_FALLOCATE:
-		do_fallocate(o->req, o->mode, o->off, o->len, &o->fi);
-		break;
-	case OFF_OPEN:
-		do_open(o->req, o->ino, &o->fi);
-		break;
-	}
-	free(o);
-	__atomic_sub_fetch(&offloaded, 1, __ATOMIC_RELAXED);
-	return NULL;
-}
-
-/* Hand the request to its own thread; false (the caller serves it inline) if that is not possible. */
-static bool offload(const struct offload *tmpl)
-{
-	pthread_attr_t attr;
-	pthread_t t;
-	struct offload *o;
-
-	if (__atomic_add_fetch(&offloaded, 1, __ATOMIC_RELAXED) > MAX_OFFLOADED || !(o = malloc(sizeof(*o)))) {
-		__atomic_sub_fetch(&offloaded, 1, __ATOMIC_RELAXED);
-		return false;
-	}
-	*o = *tmpl;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	int ret = pthread_create(&t, &attr, offload_main, o);
-	pthread_attr_destroy(&attr);
-	if (ret) {
-		free(o);
-		__atomic_sub_fetch(&offloaded, 1, __ATOMIC_RELAXED);
-		return false;
-	}
-	return true;
+	do_setattr(w->req, r->ino, &r->attr, r->to_set, &w->op, w);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	(void)fi;
-	if ((to_set & FUSE_SET_ATTR_SIZE) && may_wait(req)) {
-		struct offload o = { .req = req, .kind = OFF_SETATTR, .ino = ino, .attr = *attr, .to_set = to_set };
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		struct waiting_req *r = waiting_new(req, DAXFS_WAIT_TRUNCATE, run_setattr);
 
-		if (offload(&o))
+		if (!r) {
+			reply_err(req, -ENOMEM);
 			return;
+		}
+		r->ino = ino;
+		r->attr = *attr;
+		r->to_set = to_set;
+		run_setattr(&r->w);
+		return;
 	}
-	do_setattr(req, ino, attr, to_set);
+	do_setattr(req, ino, attr, to_set, NULL, NULL);
 }
 
-static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set)
+/* w: the parked request to finish (or park again), or NULL for a setattr that cannot wait. */
+static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct policy_op *op,
+		       struct fuse_waiter *w)
 {
 	struct stat st;
 	int ret;
 
 	/* FUSE_SET_ATTR_* and NAMEI_SET_* share their values. */
-	ret = namei_setattr(FS(req), ino, attr, to_set, &st);
+	ret = namei_setattr(FS(req), ino, attr, to_set, &st, op);
+	if (ret == -POLICY_EPARK) {
+		fuse_wait_park(w);
+		return;
+	}
+	if (w) {
+		fuse_wait_done(w);
+		free(container_of(w, struct waiting_req, w));
+	}
 	if (ret)
 		reply_err(req, ret);
 	else
@@ -349,7 +318,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	reply_err(req, namei_rename(FS(req), parent, name, newparent, newname, f));
 }
 
-static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct policy_op *op)
 {
 	struct open_file *of = calloc(1, sizeof(*of));
 	int ret;
@@ -357,7 +326,7 @@ static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (!of)
 		return -ENOMEM;
 	pin_owner_init(&of->pins);
-	ret = namei_open(FS(req), ino, fi->flags, &of->ip);
+	ret = namei_open(FS(req), ino, fi->flags, &of->ip, op);
 	if (ret) {
 		free(of);
 		return ret;
@@ -376,26 +345,47 @@ static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	return 0;
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_waiter *w)
 {
-	if ((fi->flags & O_TRUNC) && may_wait(req)) {
-		struct offload o = { .req = req, .kind = OFF_OPEN, .ino = ino, .has_fi = true, .fi = *fi };
+	int ret = open_common(req, ino, fi, w ? &w->op : NULL);
 
-		if (offload(&o))
-			return;
+	if (ret == -POLICY_EPARK) {
+		fuse_wait_park(w);
+		return;
 	}
-	do_open(req, ino, fi);
-}
-
-static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	int ret = open_common(req, ino, fi);
-
+	if (w)
+		fuse_wait_done(w);
 	if (ret) {
 		reply_err(req, ret);
 	} else if (fuse_reply_open(req, fi) == -ENOENT) {
 		close_file(req, OF(fi));
 	}
+	if (w)
+		free(container_of(w, struct waiting_req, w));
+}
+
+static void run_open(struct fuse_waiter *w)
+{
+	struct waiting_req *r = container_of(w, struct waiting_req, w);
+
+	do_open(w->req, r->ino, &r->fi, w);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fi->flags & O_TRUNC) {
+		struct waiting_req *r = waiting_new(req, DAXFS_WAIT_OTRUNC, run_open);
+
+		if (!r) {
+			reply_err(req, -ENOMEM);
+			return;
+		}
+		r->ino = ino;
+		r->fi = *fi;
+		run_open(&r->w);
+		return;
+	}
+	do_open(req, ino, fi, NULL);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
@@ -411,7 +401,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	fi->flags &= ~O_TRUNC;	/* new and empty */
-	ret = open_common(req, e.ino, fi);
+	ret = open_common(req, e.ino, fi, NULL);
 	if (ret) {
 		inode_forget(FS(req), e.ino, 1);
 		reply_err(req, ret);
@@ -493,7 +483,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	pin_owner_init(&of->pins);
-	ret = namei_open(FS(req), ino, O_RDONLY, &of->ip);
+	ret = namei_open(FS(req), ino, O_RDONLY, &of->ip, NULL);
 	if (ret == 0 && !S_ISDIR(of->ip->d.mode)) {
 		namei_release(FS(req), of->ip);
 		ret = -ENOTDIR;
@@ -658,27 +648,50 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	reply_err(req, ret);
 }
 
+static void do_fallocate(fuse_req_t req, int mode, off_t off, off_t len, struct fuse_file_info *fi,
+			 struct fuse_waiter *w)
+{
+	int ret = off < 0 || len <= 0 ? -EINVAL
+				      : namei_fallocate(FS(req), OF(fi)->ip, mode, (uint64_t)off, (uint64_t)len,
+							w ? &w->op : NULL);
+
+	if (ret == -POLICY_EPARK) {
+		fuse_wait_park(w);
+		return;
+	}
+	if (w) {
+		fuse_wait_done(w);
+		free(container_of(w, struct waiting_req, w));
+	}
+	reply_err(req, ret);
+}
+
+static void run_fallocate(struct fuse_waiter *w)
+{
+	struct waiting_req *r = container_of(w, struct waiting_req, w);
+
+	do_fallocate(w->req, r->mode, r->off, r->len, &r->fi, w);
+}
+
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
 	(void)ino;
-	if ((mode & FALLOC_FL_PUNCH_HOLE) && may_wait(req)) {
-		struct offload o = { .req = req, .kind = OFF_FALLOCATE, .mode = mode, .off = off, .len = len,
-				     .has_fi = true, .fi = *fi };
+	if (mode & FALLOC_FL_PUNCH_HOLE) {
+		struct waiting_req *r = waiting_new(req, DAXFS_WAIT_PUNCH, run_fallocate);
 
-		if (offload(&o))
+		if (!r) {
+			reply_err(req, -ENOMEM);
 			return;
-	}
-	do_fallocate(req, mode, off, len, fi);
-}
-
-static void do_fallocate(fuse_req_t req, int mode, off_t off, off_t len, struct fuse_file_info *fi)
-{
-	if (off < 0 || len <= 0) {
-		reply_err(req, -EINVAL);
+		}
+		r->mode = mode;
+		r->off = off;
+		r->len = len;
+		r->fi = *fi;
+		run_fallocate(&r->w);
 		return;
 	}
-	reply_err(req, namei_fallocate(FS(req), OF(fi)->ip, mode, (uint64_t)off, (uint64_t)len));
+	do_fallocate(req, mode, off, len, fi, NULL);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)

@@ -7,6 +7,7 @@
  * The image is opened, checked and recovered before anything is mounted, so a bad image fails with
  * a message on the terminal; only then does the daemon mount, detach and serve.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <mntent.h>
@@ -18,18 +19,25 @@
 
 #include "daemon.h"
 #include "mount.h"
+#include "policy.h"
+#include "util.h"
+#include "mount.h"
 
 struct options {
 	char *image;
 	char *cache;
 	char *policy;
-	char *pins;
 	char *reclaim;
-	unsigned long grace_ms;
-	unsigned long wait_timeout_ms;
+	char *trace;
+	char *max_pinned_per_user;
 	unsigned long enospc_wait_ms;
 	unsigned max_pins;
 	unsigned max_pins_per_file;
+	/* the policy's parameters, gathered from -o key=value */
+	const struct daxfs_policy_ops *ops;
+	char params[DAXFS_POLICY_PARAMS_MAX];
+	size_t params_len;
+	int bad_param;
 	double attr_timeout;
 	double entry_timeout;
 	int readonly;
@@ -44,10 +52,9 @@ enum { KEY_HELP, KEY_VERSION, KEY_RO, KEY_RW };
 static const struct fuse_opt option_spec[] = {
 	{ "cache=%s", offsetof(struct options, cache), 0 },
 	{ "policy=%s", offsetof(struct options, policy), 0 },
-	{ "pins=%s", offsetof(struct options, pins), 0 },
 	{ "reclaim=%s", offsetof(struct options, reclaim), 0 },
-	{ "grace_ms=%lu", offsetof(struct options, grace_ms), 0 },
-	{ "wait_timeout_ms=%lu", offsetof(struct options, wait_timeout_ms), 0 },
+	{ "trace=%s", offsetof(struct options, trace), 0 },
+	{ "max_pinned_per_user=%s", offsetof(struct options, max_pinned_per_user), 0 },
 	{ "enospc_wait_ms=%lu", offsetof(struct options, enospc_wait_ms), 0 },
 	{ "max_pins=%u", offsetof(struct options, max_pins), 0 },
 	{ "max_pins_per_file=%u", offsetof(struct options, max_pins_per_file), 0 },
@@ -61,6 +68,16 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("--version", KEY_VERSION),
 	FUSE_OPT_END
 };
+
+static void print_params(const struct daxfs_policy_param *p)
+{
+	for (; p && p->name; p++) {
+		char key[64];
+
+		snprintf(key, sizeof(key), "%s=%s", p->name, p->def);
+		printf("        %-26s %s\n", key, p->help ? p->help : "");
+	}
+}
 
 static void usage(const char *prog)
 {
@@ -82,22 +99,96 @@ static void usage(const char *prog)
 	       "    attr_timeout=SECONDS   how long the kernel caches attributes (default 1)\n"
 	       "    entry_timeout=SECONDS  how long the kernel caches names (default 1)\n"
 	       "    ro                     mount read-only (the journal must not need replay)\n"
-	       "\n"
-	       "pins and policy (-o):\n"
-	       "    policy=busy|wait|fail|revoke|unsafe|deny-longterm\n"
-	       "                           what truncate, punch hole and O_TRUNC do with pinned\n"
-	       "                           blocks (default busy; deny-longterm = wait + pins=deny-longterm)\n"
-	       "    pins=allow|deny-longterm   refuse long-term pins (EOPNOTSUPP)\n"
-	       "    grace_ms=N             revoke: lease-break grace period (default 1000)\n"
-	       "    wait_timeout_ms=N      wait, revoke: give up with EBUSY after N ms (default 0: never)\n"
-	       "    max_pins=N             pins in total (ENFILE beyond; default 1000000)\n"
-	       "    max_pins_per_file=N    pins per open file (EMFILE beyond; default 65536)\n"
 	       "    reclaim=zero|discard   scrub reclaimed busy blocks by zeroing (default) or by\n"
 	       "                           punching them out of the image file (io_uring fallocate)\n"
 	       "    enospc_wait_ms=N       a full device waits up to N ms for reclaim in flight (default 1000)\n"
+	       "    trace=FILE             write the event trace (JSON lines) to FILE\n"
+	       "\n"
+	       "pins (-o):\n"
+	       "    max_pins=N             pins in total (ENFILE beyond; default 1000000)\n"
+	       "    max_pins_per_file=N    pins per open file (EMFILE beyond; default 65536)\n"
+	       "    max_pinned_per_user=SIZE  bytes a user other than root may pin (EDQUOT beyond;\n"
+	       "                           K, M, G, T suffixes; default an eighth of the device, 0: no limit)\n"
+	       "\n"
+	       "policy (-o): what happens when pinned blocks leave a file\n"
+	       "    policy=NAME|/PATH.so   a built-in policy (default busy) or a policy object\n", prog);
+	for (size_t i = 0; policy_builtins[i]; i++) {
+		printf("      %-24s %s\n", policy_builtins[i]->name, policy_builtins[i]->summary);
+		print_params(policy_builtins[i]->params);
+	}
+	printf("    parameters every policy takes:\n");
+	static const struct daxfs_policy_param common[] = {
+		{ "pins", "allow", "long-term pins: allow, deny-longterm or revocable-only" },
+		{ "grace_ms", "1000", "revocation: how long a holder has to unpin after a lease break" },
+		{ "wait_timeout_ms", "0", "how long a truncate waits for pins before EBUSY (0: no limit)" },
+		{ NULL, NULL, NULL },
+	};
+	print_params(common);
+	printf("    A policy object's own parameters are given the same way (-o key=value).\n"
 	       "\n"
 	       "FUSE options (-o): allow_other, default_permissions, max_threads=N, clone_fd,\n"
-	       "max_idle_threads=N and the other options of mount.fuse3(8).\n", prog);
+	       "max_idle_threads=N and the other options of mount.fuse3(8).\n");
+}
+
+/* Is key a parameter of ops or one every policy takes? */
+static bool is_policy_param(const struct daxfs_policy_ops *ops, const char *key, size_t len)
+{
+	static const char *const common[] = { "pins", "grace_ms", "wait_timeout_ms" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(common); i++)
+		if (strlen(common[i]) == len && strncmp(common[i], key, len) == 0)
+			return true;
+	for (const struct daxfs_policy_param *p = ops ? ops->params : NULL; p && p->name; p++)
+		if (strlen(p->name) == len && strncmp(p->name, key, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The policy named among the -o options, looked at before parsing them: its parameters are -o
+ * options too, and which they are depends on it.
+ */
+static char *prescan_policy(int argc, char *argv[])
+{
+	char *found = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		const char *o = NULL;
+
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+			o = argv[++i];
+		else if (strncmp(argv[i], "-o", 2) == 0)
+			o = argv[i] + 2;
+		if (!o)
+			continue;
+		char *copy = strdup(o), *save = NULL;
+		for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+			if (strncmp(t, "policy=", 7) == 0) {
+				free(found);
+				found = strdup(t + 7);
+			}
+		free(copy);
+	}
+	return found;
+}
+
+/* A size with an optional K, M, G or T suffix. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : *end == 'T' ? 40 : 0;
+	if (shift)
+		end++;
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
 }
 
 /* Where the image is mounted now, if it is (a daemon holding it while it exits is not mounted). */
@@ -125,6 +216,20 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 
 	(void)outargs;
 	switch (key) {
+	case FUSE_OPT_KEY_OPT: {
+		/* A parameter of the policy: gather it; anything else is libfuse's. */
+		const char *eq = strchr(arg, '=');
+
+		if (!eq || !is_policy_param(o->ops, arg, (size_t)(eq - arg)))
+			return 1;
+		int n = snprintf(o->params + o->params_len, sizeof(o->params) - o->params_len, "%s%s",
+				 o->params_len ? "," : "", arg);
+		if (n < 0 || (size_t)n >= sizeof(o->params) - o->params_len)
+			o->bad_param = 1;
+		else
+			o->params_len += (size_t)n;
+		return 0;
+	}
 	case FUSE_OPT_KEY_NONOPT:
 		/* The first positional argument is ours; the mount point is libfuse's. */
 		if (!o->image) {
@@ -152,17 +257,34 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .grace_ms = 1000, .enospc_wait_ms = 1000,
+	struct options o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .enospc_wait_ms = 1000,
 			     .max_pins = 1000000, .max_pins_per_file = 65536 };
 	struct fuse_cmdline_opts cl = { 0 };
 	struct daemon d = { .of_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct mount_config cfg = { 0 };
 	struct fuse_session *se = NULL;
 	char err[512], image_abs[PATH_MAX], fsname[PATH_MAX + 64];
+	char *policy_name = prescan_policy(argc, argv);
+	void *handle = NULL;
 	int ret = 1;
 
-	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
+	if (policy_name && policy_find(policy_name, &o.ops, &handle, err, sizeof(err))) {
+		fprintf(stderr, "%s: policy=%s: %s\n", argv[0], policy_name, err);
+		free(policy_name);
 		return 1;
+	}
+	if (!policy_name)
+		o.ops = daxfs_policy_builtin("busy");
+	free(policy_name);
+	int parsed = fuse_opt_parse(&args, &o, option_spec, opt_proc);
+	if (handle)
+		dlclose(handle);	/* mount_open loads it again, for good */
+	if (parsed == -1)
+		return 1;
+	if (o.bad_param) {
+		fprintf(stderr, "%s: too many policy parameters\n", argv[0]);
+		return 1;
+	}
 	if (o.help) {
 		usage(argv[0]);
 		return 0;
@@ -193,30 +315,22 @@ int main(int argc, char *argv[])
 	d.entry_timeout = o.entry_timeout;
 
 	cfg.readonly = o.readonly;
-	cfg.policy = (struct policy_config){ .kind = DAXFS_POLICY_BUSY, .admission = DAXFS_ADMIT_ALL,
-					     .grace_ms = o.grace_ms, .wait_timeout_ms = o.wait_timeout_ms };
-	if (o.policy && policy_parse(o.policy, &cfg.policy)) {
-		fprintf(stderr, "%s: policy=%s: expected busy, wait, fail, revoke, unsafe or deny-longterm\n", argv[0],
-			o.policy);
+	cfg.policy = o.policy;
+	cfg.policy_params = o.params;
+	cfg.trace = o.trace;
+	cfg.limits.max_pins = o.max_pins;
+	cfg.limits.max_pins_per_file = o.max_pins_per_file;
+	cfg.limits.max_user_bytes = POLICY_USER_LIMIT_DEFAULT;
+	if (o.max_pinned_per_user && parse_size(o.max_pinned_per_user, &cfg.limits.max_user_bytes)) {
+		fprintf(stderr, "%s: max_pinned_per_user=%s: expected a size (K, M, G, T suffixes)\n", argv[0],
+			o.max_pinned_per_user);
 		goto out_args;
-	}
-	if (o.pins) {
-		if (strcmp(o.pins, "allow") == 0) {
-			cfg.policy.admission = DAXFS_ADMIT_ALL;
-		} else if (strcmp(o.pins, "deny-longterm") == 0) {
-			cfg.policy.admission = DAXFS_ADMIT_DENY_LONGTERM;
-		} else {
-			fprintf(stderr, "%s: pins=%s: expected allow or deny-longterm\n", argv[0], o.pins);
-			goto out_args;
-		}
 	}
 	if (o.reclaim && strcmp(o.reclaim, "zero") && strcmp(o.reclaim, "discard")) {
 		fprintf(stderr, "%s: reclaim=%s: expected zero or discard\n", argv[0], o.reclaim);
 		goto out_args;
 	}
 	cfg.reclaim_discard = o.reclaim && strcmp(o.reclaim, "discard") == 0;
-	cfg.max_pins = o.max_pins;
-	cfg.max_pins_per_file = o.max_pins_per_file;
 	cfg.enospc_wait_ms = o.enospc_wait_ms;
 
 	/*
@@ -259,6 +373,11 @@ int main(int argc, char *argv[])
 	if (d.cache == CACHE_DAX && fuse_io_install(se, &d) != 0)
 		fprintf(stderr, "daxfs: cannot hook the FUSE channel: shared mmap will fail with ENODEV\n");
 	fuse_daemonize(cl.foreground);
+	/* Threads do not survive the fork: the workers start now.  Without them nothing would resume. */
+	if (mount_start(d.fs)) {
+		fprintf(stderr, "daxfs: cannot start the reclaim and policy workers\n");
+		goto out_unmount;
+	}
 
 	if (cl.singlethread) {
 		ret = fuse_session_loop(se);
@@ -274,6 +393,9 @@ int main(int argc, char *argv[])
 		ret = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
+	/* Requests still waiting for the policy fail before the session they would reply to goes. */
+	policy_stop(d.fs);
+out_unmount:
 	fuse_session_unmount(se);
 	/* Releases that never arrived (an unmount racing a close): pins drop, orphans are freed. */
 	fuse_ops_release_all(&d);
@@ -288,8 +410,9 @@ out_args:
 	free(o.image);
 	free(o.cache);
 	free(o.policy);
-	free(o.pins);
 	free(o.reclaim);
+	free(o.trace);
+	free(o.max_pinned_per_user);
 	fuse_opt_free_args(&args);
 	return ret ? 1 : 0;
 }

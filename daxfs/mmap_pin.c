@@ -4,14 +4,22 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "daxfs/ioctl.h"
-#include "util.h"
 
 static int cmp_id(const struct pin *a, const struct pin *b)
 {
 	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* By file, then file offset, then id: a file's pins in order. */
+static int cmp_ino(const struct pin *a, const struct pin *b)
+{
+	if (a->ino != b->ino)
+		return a->ino < b->ino ? -1 : 1;
+	if (a->lblk != b->lblk)
+		return a->lblk < b->lblk ? -1 : 1;
+	return cmp_id(a, b);
 }
 
 static int cmp_seg(const struct pin_seg *a, const struct pin_seg *b)
@@ -20,22 +28,39 @@ static int cmp_seg(const struct pin_seg *a, const struct pin_seg *b)
 }
 
 RB_GENERATE_STATIC_UNUSED(pin_ids, pin, by_id, cmp_id)
+RB_GENERATE_STATIC_UNUSED(pin_inos, pin, by_ino, cmp_ino)
 RB_GENERATE_STATIC_UNUSED(pin_segs, pin_seg, node, cmp_seg)
 
-void pin_table_init(struct pin_table *tab, uint32_t max_total, uint32_t max_per_owner, pin_unpinned_fn unpinned,
-		    void *ctx)
+void pin_table_init(struct pin_table *tab, unsigned bshift, uint32_t max_total, uint32_t max_per_owner,
+		    const struct pin_callbacks *cb)
 {
 	memset(tab, 0, sizeof(*tab));
-	pthread_mutex_init(&tab->lock, NULL);
+	lock_init(&tab->lock);
 	cond_init_monotonic(&tab->changed);
+	cond_init_monotonic(&tab->dma_idle);
 	RB_INIT(&tab->ids);
+	RB_INIT(&tab->inos);
 	RB_INIT(&tab->segs);
 	LIST_INIT(&tab->breaks);
 	tab->next_id = 1;
 	tab->max_total = max_total;
 	tab->max_per_owner = max_per_owner;
-	tab->unpinned = unpinned;
-	tab->ctx = ctx;
+	tab->bshift = bshift;
+	if (cb)
+		tab->cb = *cb;
+}
+
+static void free_pin(struct pin *p)
+{
+	struct pin_inval *iv;
+
+	while ((iv = TAILQ_FIRST(&p->invals))) {
+		TAILQ_REMOVE(&p->invals, iv, link);
+		free(iv);
+	}
+	free(p->deferred);
+	free(p->ext);
+	free(p);
 }
 
 void pin_table_destroy(struct pin_table *tab)
@@ -45,21 +70,34 @@ void pin_table_destroy(struct pin_table *tab)
 
 	RB_FOREACH_SAFE(p, pin_ids, &tab->ids, np) {
 		RB_REMOVE(pin_ids, &tab->ids, p);
-		free(p->ext);
-		free(p);
+		free_pin(p);
 	}
 	RB_FOREACH_SAFE(s, pin_segs, &tab->segs, ns) {
 		RB_REMOVE(pin_segs, &tab->segs, s);
 		free(s);
 	}
 	pthread_cond_destroy(&tab->changed);
-	pthread_mutex_destroy(&tab->lock);
+	pthread_cond_destroy(&tab->dma_idle);
+	lock_destroy(&tab->lock);
 }
 
 void pin_owner_init(struct pin_owner *o)
 {
+	memset(o, 0, sizeof(*o));
 	TAILQ_INIT(&o->pins);
-	o->npins = 0;
+	TAILQ_INIT(&o->events);
+	o->next_seq = 1;
+}
+
+void pin_owner_destroy(struct pin_owner *o)
+{
+	struct pin_event_rec *e;
+
+	while ((e = TAILQ_FIRST(&o->events))) {
+		TAILQ_REMOVE(&o->events, e, link);
+		free(e);
+	}
+	o->nevents = 0;
 }
 
 /* ---- reference segments ---- */
@@ -122,6 +160,7 @@ int pin_ref_locked(struct pin_table *tab, uint64_t start, uint64_t len)
 	uint64_t end = start + len, cur = start;
 	struct pin_seg *s = seg_from(tab, start);
 
+	lock_assert_held(&tab->lock);
 	/* Split the boundary segments first, so a failure leaves the counts untouched. */
 	if (s && s->start < start && !seg_split(tab, s, start))
 		return -ENOMEM;
@@ -159,6 +198,7 @@ void pin_unref_locked(struct pin_table *tab, uint64_t start, uint64_t len)
 	uint64_t zero_start = 0, zero_len = 0;
 	struct pin_seg *s = seg_from(tab, start);
 
+	lock_assert_held(&tab->lock);
 	/*
 	 * Counts change only on whole segments, so split at both edges first.  If a split fails (out of
 	 * memory) that segment keeps its count: blocks stay pinned too long, never too short.
@@ -175,8 +215,8 @@ void pin_unref_locked(struct pin_table *tab, uint64_t start, uint64_t len)
 			if (zero_len && zero_start + zero_len == s->start) {
 				zero_len += s->len;
 			} else {
-				if (zero_len && tab->unpinned)
-					tab->unpinned(tab->ctx, zero_start, zero_len);
+				if (zero_len && tab->cb.unpinned)
+					tab->cb.unpinned(tab->cb.ctx, zero_start, zero_len);
 				zero_start = s->start;
 				zero_len = s->len;
 			}
@@ -186,8 +226,8 @@ void pin_unref_locked(struct pin_table *tab, uint64_t start, uint64_t len)
 		}
 		s = next;
 	}
-	if (zero_len && tab->unpinned)
-		tab->unpinned(tab->ctx, zero_start, zero_len);
+	if (zero_len && tab->cb.unpinned)
+		tab->cb.unpinned(tab->cb.ctx, zero_start, zero_len);
 	merge_range(tab, start, end);
 	pthread_cond_broadcast(&tab->changed);
 }
@@ -196,6 +236,7 @@ void pin_runs_locked(struct pin_table *tab, uint64_t start, uint64_t len, pin_ru
 {
 	uint64_t end = start + len, cur = start;
 
+	lock_assert_held(&tab->lock);
 	for (struct pin_seg *s = seg_from(tab, start); cur < end; s = s ? RB_NEXT(pin_segs, &tab->segs, s) : NULL) {
 		if (!s || s->start >= end) {
 			fn(arg, cur, end - cur, 0);
@@ -213,6 +254,7 @@ void pin_runs_locked(struct pin_table *tab, uint64_t start, uint64_t len, pin_ru
 
 bool pin_any_locked(struct pin_table *tab, uint64_t start, uint64_t len)
 {
+	lock_assert_held(&tab->lock);
 	struct pin_seg *s = seg_from(tab, start);
 
 	return s && s->start < start + len;
@@ -237,43 +279,120 @@ uint32_t pin_max_count_locked(struct pin_table *tab, uint64_t start, uint64_t le
 	return best;
 }
 
+/* ---- a pin's extents ---- */
+
 static void note_deadline(struct pin_table *tab, uint64_t deadline_ns)
 {
 	if (!tab->next_deadline_ns || deadline_ns < tab->next_deadline_ns)
 		tab->next_deadline_ns = deadline_ns;
 }
 
-static bool holds_any(const struct pin *p, uint64_t start, uint64_t len)
+static void changed(struct pin_table *tab, uint64_t ino)
 {
+	if (tab->cb.changed)
+		tab->cb.changed(tab->cb.ctx, ino);
+	pthread_cond_broadcast(&tab->changed);
+}
+
+bool pin_holds_locked(const struct pin *p, uint64_t start, uint64_t len)
+{
+	if (!p->holds_refs)
+		return false;
 	for (uint32_t i = 0; i < p->next; i++)
-		if (ranges_overlap(p->ext[i].pblk, p->ext[i].len, start, len))
+		if (p->ext[i].pblk != PIN_HOLE && ranges_overlap(p->ext[i].pblk, p->ext[i].len, start, len))
 			return true;
 	return false;
 }
 
-/* The earliest deadline of a pending break covering any block of p, or 0. */
-static uint64_t break_deadline(struct pin_table *tab, const struct pin *p)
+uint64_t pin_held_blocks(const struct pin *p)
 {
-	uint64_t deadline = 0;
-	struct lease_break *lb;
+	uint64_t n = 0;
 
-	LIST_FOREACH(lb, &tab->breaks, link) {
-		for (uint32_t i = 0; i < lb->n; i++)
-			if (holds_any(p, lb->ranges[i].pblk, lb->ranges[i].len) &&
-			    (!deadline || lb->deadline_ns < deadline))
-				deadline = lb->deadline_ns;
+	if (!p->holds_refs)
+		return 0;
+	for (uint32_t i = 0; i < p->next; i++)
+		if (p->ext[i].pblk != PIN_HOLE)
+			n += p->ext[i].len;
+	return n;
+}
+
+static void drop_refs(struct pin_table *tab, struct pin *p)
+{
+	if (!p->holds_refs)
+		return;
+	p->holds_refs = false;
+	for (uint32_t i = 0; i < p->next; i++)
+		if (p->ext[i].pblk != PIN_HOLE)
+			pin_unref_locked(tab, p->ext[i].pblk, p->ext[i].len);
+}
+
+/* Let go of media range [pblk, pblk + len) that p no longer maps: now, or after the unit in flight. */
+static void release_range(struct pin_table *tab, struct pin *p, uint64_t pblk, uint64_t len)
+{
+	if (pblk == PIN_HOLE || !p->holds_refs)
+		return;
+	if (p->units_inflight == 0) {
+		pin_unref_locked(tab, pblk, len);
+		return;
 	}
-	return deadline;
+	struct pin_ext *nd = realloc(p->deferred, (p->ndeferred + 1) * sizeof(*nd));
+	if (!nd) {
+		/* Out of memory: keep the reference (too long pinned, never too short) until removal. */
+		return;
+	}
+	p->deferred = nd;
+	p->deferred[p->ndeferred++] = (struct pin_ext){ .pblk = pblk, .len = len };
+}
+
+/*
+ * Cut file blocks [lblk, lblk + n) out of p's extents, letting go of their media.  Returns the number
+ * of mapped (or hole) blocks removed, or -ENOMEM (nothing changed).
+ */
+static int64_t cut_range(struct pin_table *tab, struct pin *p, uint64_t lblk, uint64_t n)
+{
+	uint64_t end = lblk + n;
+	uint32_t extra = 0;
+	int64_t removed = 0;
+
+	for (uint32_t i = 0; i < p->next; i++)
+		if (p->ext[i].lblk < lblk && p->ext[i].lblk + p->ext[i].len > end)
+			extra++;	/* an extent split in two */
+	struct pin_ext *v = malloc((p->next + extra + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < p->next; i++) {
+		struct pin_ext e = p->ext[i];
+		uint64_t es = e.lblk, ee = e.lblk + e.len;
+
+		if (ee <= lblk || es >= end) {
+			v[k++] = e;
+			continue;
+		}
+		uint64_t cs = MAX(es, lblk), ce = MIN(ee, end);
+		release_range(tab, p, e.pblk == PIN_HOLE ? PIN_HOLE : e.pblk + (cs - es), ce - cs);
+		removed += (int64_t)(ce - cs);
+		if (es < cs)
+			v[k++] = (struct pin_ext){ es, e.pblk, cs - es };
+		if (ce < ee)
+			v[k++] = (struct pin_ext){ ce, e.pblk == PIN_HOLE ? PIN_HOLE : e.pblk + (ce - es), ee - ce };
+	}
+	free(p->ext);
+	p->ext = v;
+	p->next = k;
+	return removed;
 }
 
 /* ---- pins ---- */
 
 int pin_add_locked(struct pin_table *tab, struct pin_owner *o, uint64_t ino, uint64_t lblk, uint64_t nblocks,
-		   uint32_t flags, pid_t pid, const struct pin_ext *ext, uint32_t next, struct pin **out)
+		   uint32_t flags, pid_t pid, uint32_t uid, int signo, const struct pin_ext *ext, uint32_t next,
+		   struct pin **out)
 {
 	struct pin *p;
 	uint32_t i;
 
+	lock_assert_held(&tab->lock);
 	if (tab->max_per_owner && o->npins >= tab->max_per_owner) {
 		tab->refused++;
 		return -EMFILE;
@@ -293,14 +412,17 @@ int pin_add_locked(struct pin_table *tab, struct pin_owner *o, uint64_t ino, uin
 	memcpy(p->ext, ext, next * sizeof(*ext));
 	p->next = next;
 	for (i = 0; i < next; i++) {
-		if (pin_ref_locked(tab, ext[i].pblk, ext[i].len)) {
+		if (ext[i].pblk != PIN_HOLE && pin_ref_locked(tab, ext[i].pblk, ext[i].len)) {
 			while (i-- > 0)
-				pin_unref_locked(tab, ext[i].pblk, ext[i].len);
+				if (ext[i].pblk != PIN_HOLE)
+					pin_unref_locked(tab, ext[i].pblk, ext[i].len);
 			free(p->ext);
 			free(p);
 			return -ENOMEM;
 		}
 	}
+	TAILQ_INIT(&p->invals);
+	p->holds_refs = true;
 	p->owner = o;
 	p->id = tab->next_id++;
 	p->ino = ino;
@@ -309,13 +431,12 @@ int pin_add_locked(struct pin_table *tab, struct pin_owner *o, uint64_t ino, uin
 	p->flags = flags;
 	p->state = DAXFS_PIN_ACTIVE;
 	p->pid = pid;
+	p->uid = uid;
+	p->signo = signo;
+	p->bshift = (uint8_t)tab->bshift;
 	p->created_ns = util_now_ns();
-	/* Blocks whose lease is being broken: the new pin is under the same deadline from birth. */
-	if (!LIST_EMPTY(&tab->breaks) && (p->deadline_ns = break_deadline(tab, p)) != 0) {
-		p->state = DAXFS_PIN_REVOKING;
-		note_deadline(tab, p->deadline_ns);
-	}
 	RB_INSERT(pin_ids, &tab->ids, p);
+	RB_INSERT(pin_inos, &tab->inos, p);
 	TAILQ_INSERT_TAIL(&o->pins, p, owner_link);
 	o->npins++;
 	tab->npins++;
@@ -329,9 +450,8 @@ int pin_lookup_locked(struct pin_table *tab, const struct pin_owner *o, uint64_t
 	struct pin key = { .id = id };
 	struct pin *p;
 
-	pin_revoke_expired_locked(tab, util_now_ns());
+	lock_assert_held(&tab->lock);
 	p = RB_FIND(pin_ids, &tab->ids, &key);
-
 	if (!p)
 		return -ENOENT;
 	if (p->owner != o)
@@ -340,52 +460,53 @@ int pin_lookup_locked(struct pin_table *tab, const struct pin_owner *o, uint64_t
 	return 0;
 }
 
-static void drop_refs(struct pin_table *tab, struct pin *p)
-{
-	for (uint32_t i = 0; i < p->next; i++)
-		pin_unref_locked(tab, p->ext[i].pblk, p->ext[i].len);
-}
-
 void pin_remove_locked(struct pin_table *tab, struct pin *p)
 {
-	if (p->state != DAXFS_PIN_REVOKED)
-		drop_refs(tab, p);
+	lock_assert_held(&tab->lock);
+	if (p->removing)
+		return;
+	if (tab->cb.removing && p->state != DAXFS_PIN_REVOKED)
+		tab->cb.removing(tab->cb.ctx, p);
+	/* Unlinked first: nobody finds it any more; then the fence. */
+	p->removing = true;
+	__atomic_store_n(&p->fenced, true, __ATOMIC_RELEASE);
 	RB_REMOVE(pin_ids, &tab->ids, p);
+	RB_REMOVE(pin_inos, &tab->inos, p);
 	TAILQ_REMOVE(&p->owner->pins, p, owner_link);
 	p->owner->npins--;
 	tab->npins--;
 	tab->released++;
-	free(p->ext);
-	free(p);
-}
-
-int pin_remove(struct pin_table *tab, struct pin_owner *o, uint64_t id)
-{
-	struct pin *p;
-	int ret;
-
-	pthread_mutex_lock(&tab->lock);
-	ret = pin_lookup_locked(tab, o, id, &p);
-	if (ret == 0)
-		pin_remove_locked(tab, p);
-	pthread_mutex_unlock(&tab->lock);
-	return ret;
+	while (p->users)
+		lock_wait(&tab->dma_idle, &tab->lock);
+	if (p->state == DAXFS_PIN_REVOKED && !(p->flags & DAXFS_PIN_REVOCABLE))
+		tab->held_revoked_blocks -= pin_held_blocks(p);
+	drop_refs(tab, p);
+	for (uint32_t i = 0; i < p->ndeferred; i++)
+		pin_unref_locked(tab, p->deferred[i].pblk, p->deferred[i].len);
+	p->ndeferred = 0;
+	uint64_t ino = p->ino;
+	free_pin(p);
+	changed(tab, ino);
 }
 
 void pin_release_owner(struct pin_table *tab, struct pin_owner *o)
 {
-	pthread_mutex_lock(&tab->lock);
+	lock_take(&tab->lock);
 	while (!TAILQ_EMPTY(&o->pins))
 		pin_remove_locked(tab, TAILQ_FIRST(&o->pins));
-	pthread_mutex_unlock(&tab->lock);
+	lock_drop(&tab->lock);
 }
 
 void pin_release_all(struct pin_table *tab)
 {
-	pthread_mutex_lock(&tab->lock);
-	while (!RB_EMPTY(&tab->ids))
-		pin_remove_locked(tab, RB_MIN(pin_ids, &tab->ids));
-	pthread_mutex_unlock(&tab->lock);
+	struct pin *p;
+
+	lock_take(&tab->lock);
+	while ((p = RB_MIN(pin_ids, &tab->ids))) {
+		pin_event_locked(tab, p, DAXFS_EV_DROPPED, p->lblk, p->nblocks, 0, 0);
+		pin_remove_locked(tab, p);
+	}
+	lock_drop(&tab->lock);
 }
 
 struct pin *pin_first_locked(struct pin_table *tab)
@@ -399,57 +520,314 @@ struct pin *pin_next_locked(struct pin_table *tab, struct pin *p)
 	return RB_NEXT(pin_ids, &tab->ids, p);
 }
 
-uint32_t pin_break_locked(struct pin_table *tab, uint64_t start, uint64_t len, uint64_t deadline_ns)
+struct pin *pin_first_of_ino_locked(struct pin_table *tab, uint64_t ino)
 {
-	struct pin *p;
+	struct pin key = { .ino = ino, .lblk = 0, .id = 0 };
+	struct pin *p = RB_NFIND(pin_inos, &tab->inos, &key);
+
+	return p && p->ino == ino ? p : NULL;
+}
+
+struct pin *pin_next_of_ino_locked(struct pin_table *tab, struct pin *p)
+{
+	struct pin *n = RB_NEXT(pin_inos, &tab->inos, p);
+
+	(void)tab;
+	return n && n->ino == p->ino ? n : NULL;
+}
+
+/* ---- telling holders ---- */
+
+void pin_event_locked(struct pin_table *tab, struct pin *p, uint32_t type, uint64_t lblk, uint64_t n,
+		      uint64_t deadline_ns, unsigned bshift)
+{
+	struct pin_owner *o = p->owner;
+	struct pin_event_rec *e = malloc(sizeof(*e));
+
+	lock_assert_held(&tab->lock);
+	if (!e)
+		return;	/* out of memory: the holder still sees the state in PIN_STATUS */
+	*e = (struct pin_event_rec){ .seq = o->next_seq++, .type = type, .pin_id = p->id, .file_off = lblk << bshift,
+				     .len = n == UINT64_MAX ? UINT64_MAX : n << bshift, .deadline_ns = deadline_ns,
+				     .time_ns = util_now_ns() };
+	TAILQ_INSERT_TAIL(&o->events, e, link);
+	o->nevents++;
+	tab->events++;
+	if (p->signo)
+		holder_signal(&o->holder, p->signo, p->id);
+}
+
+uint32_t pin_events_read_locked(struct pin_owner *o, uint64_t from, struct daxfs_event *out, uint32_t max,
+				uint64_t *next_seq)
+{
+	struct pin_event_rec *e;
 	uint32_t n = 0;
 
-	/* Revocation is rare; a scan of the pins keeps the common paths free of a second index. */
-	RB_FOREACH(p, pin_ids, &tab->ids) {
-		if (p->state == DAXFS_PIN_REVOKED || !holds_any(p, start, len))
-			continue;
-		if (p->state == DAXFS_PIN_ACTIVE) {
-			p->state = DAXFS_PIN_REVOKING;
-			p->deadline_ns = deadline_ns;
-			note_deadline(tab, deadline_ns);
-		}
-		n++;
+	while ((e = TAILQ_FIRST(&o->events)) && e->seq < from) {
+		TAILQ_REMOVE(&o->events, e, link);
+		o->nevents--;
+		free(e);
 	}
+	TAILQ_FOREACH(e, &o->events, link) {
+		if (n == max)
+			break;
+		out[n++] = (struct daxfs_event){ .seq = e->seq, .type = e->type, .pin_id = e->pin_id,
+						 .file_off = e->file_off, .len = e->len,
+						 .deadline_ns = e->deadline_ns, .time_ns = e->time_ns };
+	}
+	*next_seq = o->next_seq;
 	return n;
 }
 
-void pin_break_begin_locked(struct pin_table *tab, struct lease_break *lb)
+int pin_break_lease_locked(struct pin_table *tab, struct pin *p, uint64_t deadline_ns, unsigned bshift)
 {
-	LIST_INSERT_HEAD(&tab->breaks, lb, link);
-	for (uint32_t i = 0; i < lb->n; i++)
-		pin_break_locked(tab, lb->ranges[i].pblk, lb->ranges[i].len, lb->deadline_ns);
+	lock_assert_held(&tab->lock);
+	if (p->state == DAXFS_PIN_REVOKED || p->removing)
+		return -EINVAL;
+	if (p->state == DAXFS_PIN_REVOKING)
+		return 0;	/* already told, with an earlier deadline */
+	p->state = DAXFS_PIN_REVOKING;
+	p->deadline_ns = deadline_ns;
+	note_deadline(tab, deadline_ns);
+	pin_event_locked(tab, p, DAXFS_EV_LEASE_BREAK, p->lblk, p->nblocks, deadline_ns, bshift);
+	return 0;
 }
 
-void pin_break_end_locked(struct pin_table *tab, struct lease_break *lb)
+void pin_revoke_locked(struct pin_table *tab, struct pin *p, unsigned bshift)
 {
-	(void)tab;
-	LIST_REMOVE(lb, link);
+	struct pin_inval *iv;
+
+	lock_assert_held(&tab->lock);
+	if (p->state == DAXFS_PIN_REVOKED || p->removing)
+		return;
+	if (tab->cb.removing)
+		tab->cb.removing(tab->cb.ctx, p);
+	p->state = DAXFS_PIN_REVOKED;
+	__atomic_store_n(&p->fenced, true, __ATOMIC_RELEASE);
+	tab->revoked++;
+	while ((iv = TAILQ_FIRST(&p->invals))) {
+		TAILQ_REMOVE(&p->invals, iv, link);
+		free(iv);
+	}
+	pin_event_locked(tab, p, DAXFS_EV_REVOKED, p->lblk, p->nblocks, 0, bshift);
+	if (p->flags & DAXFS_PIN_REVOCABLE) {
+		/* Its device stops when told: the blocks go as soon as our own DMA through it has. */
+		if (p->units_inflight == 0)
+			drop_refs(tab, p);
+		else
+			p->drop_when_idle = true;
+	} else {
+		/* A device we cannot stop may still write: the blocks stay out of reuse until release. */
+		tab->held_revoked_blocks += pin_held_blocks(p);
+	}
+	changed(tab, p->ino);
 }
 
-uint32_t pin_revoke_expired_locked(struct pin_table *tab, uint64_t now_ns)
+int pin_invalidate_locked(struct pin_table *tab, struct pin *p, uint64_t lblk, uint64_t n, uint64_t deadline_ns,
+			  uint64_t free_id, unsigned bshift)
+{
+	struct pin_inval *iv;
+
+	lock_assert_held(&tab->lock);
+	if (!(p->flags & DAXFS_PIN_ODP) || p->state == DAXFS_PIN_REVOKED || p->removing)
+		return -EINVAL;
+	TAILQ_FOREACH(iv, &p->invals, link)
+		if (iv->free_id == free_id)
+			return 1;
+	/* Only the part of the pin's range the free touches. */
+	uint64_t s = MAX(lblk, p->lblk), e = MIN(lblk + n, p->lblk + p->nblocks);
+	if (s >= e)
+		return 1;
+	if (!(iv = calloc(1, sizeof(*iv))))
+		return -ENOMEM;
+	iv->seq = p->owner->next_seq;
+	iv->lblk = s;
+	iv->n = e - s;
+	iv->deadline_ns = deadline_ns;
+	iv->free_id = free_id;
+	TAILQ_INSERT_TAIL(&p->invals, iv, link);
+	note_deadline(tab, deadline_ns);
+	tab->invalidations++;
+	pin_event_locked(tab, p, DAXFS_EV_INVALIDATE, s, e - s, deadline_ns, bshift);
+	return 0;
+}
+
+int pin_ack_locked(struct pin_table *tab, struct pin *p, uint64_t seq, uint64_t *lblk, uint64_t *n)
+{
+	struct pin_inval *iv;
+
+	lock_assert_held(&tab->lock);
+	TAILQ_FOREACH(iv, &p->invals, link)
+		if (iv->seq == seq)
+			break;
+	if (!iv)
+		return -ENOENT;
+	int64_t removed = cut_range(tab, p, iv->lblk, iv->n);
+	if (removed < 0)
+		return (int)removed;
+	p->ninvalidated += (uint32_t)MIN((uint64_t)removed, UINT32_MAX - p->ninvalidated);
+	*lblk = iv->lblk;
+	*n = iv->n;
+	TAILQ_REMOVE(&p->invals, iv, link);
+	free(iv);
+	tab->acks++;
+	changed(tab, p->ino);
+	return 0;
+}
+
+int pin_refault_locked(struct pin_table *tab, struct pin *p, uint64_t lblk, uint64_t n, const struct pin_ext *ext,
+		       uint32_t next)
+{
+	uint32_t i;
+
+	lock_assert_held(&tab->lock);
+	for (i = 0; i < next; i++) {
+		if (ext[i].pblk != PIN_HOLE && pin_ref_locked(tab, ext[i].pblk, ext[i].len)) {
+			while (i-- > 0)
+				if (ext[i].pblk != PIN_HOLE)
+					pin_unref_locked(tab, ext[i].pblk, ext[i].len);
+			return -ENOMEM;
+		}
+	}
+	struct pin_ext *v = malloc((p->next + next + 2) * sizeof(*v));
+	int64_t removed = v ? cut_range(tab, p, lblk, n) : -ENOMEM;
+	if (removed < 0) {
+		free(v);
+		for (i = 0; i < next; i++)
+			if (ext[i].pblk != PIN_HOLE)
+				pin_unref_locked(tab, ext[i].pblk, ext[i].len);
+		return -ENOMEM;
+	}
+	/* Merge the new extents in, keeping file order. */
+	uint32_t k = 0, a = 0, b = 0;
+	while (a < p->next || b < next)
+		v[k++] = (b == next || (a < p->next && p->ext[a].lblk < ext[b].lblk)) ? p->ext[a++] : ext[b++];
+	free(p->ext);
+	p->ext = v;
+	p->next = k;
+	uint64_t mapped = 0;
+	for (i = 0; i < k; i++)
+		mapped += p->ext[i].len;
+	p->ninvalidated = (uint32_t)MIN(p->nblocks - MIN(mapped, p->nblocks), UINT32_MAX);
+	p->gen++;
+	return 0;
+}
+
+uint32_t pin_expire_locked(struct pin_table *tab, uint64_t now_ns, unsigned bshift)
 {
 	struct pin *p;
 	uint32_t n = 0;
 
+	lock_assert_held(&tab->lock);
 	if (!tab->next_deadline_ns || now_ns < tab->next_deadline_ns)
 		return 0;	/* the common case costs a comparison */
 	tab->next_deadline_ns = 0;
 	RB_FOREACH(p, pin_ids, &tab->ids) {
-		if (p->state != DAXFS_PIN_REVOKING)
+		struct pin_inval *iv;
+		uint64_t due = 0;
+
+		if (p->state == DAXFS_PIN_REVOKED)
 			continue;
-		if (p->deadline_ns <= now_ns) {
-			p->state = DAXFS_PIN_REVOKED;
-			drop_refs(tab, p);
-			tab->revoked++;
+		if (p->state == DAXFS_PIN_REVOKING)
+			due = p->deadline_ns;
+		TAILQ_FOREACH(iv, &p->invals, link)
+			if (!due || iv->deadline_ns < due)
+				due = iv->deadline_ns;
+		if (!due)
+			continue;
+		if (due <= now_ns) {
+			pin_revoke_locked(tab, p, bshift);
 			n++;
 		} else {
-			note_deadline(tab, p->deadline_ns);
+			note_deadline(tab, due);
 		}
 	}
 	return n;
+}
+
+/* ---- breaks ---- */
+
+void pin_break_begin_locked(struct pin_table *tab, struct pin_break *b)
+{
+	lock_assert_held(&tab->lock);
+	LIST_INSERT_HEAD(&tab->breaks, b, link);
+}
+
+void pin_break_end_locked(struct pin_table *tab, struct pin_break *b)
+{
+	lock_assert_held(&tab->lock);
+	LIST_REMOVE(b, link);
+	changed(tab, b->ino);
+}
+
+struct pin_break *pin_break_find_locked(struct pin_table *tab, uint64_t ino, uint64_t lblk, uint64_t n)
+{
+	struct pin_break *b;
+
+	lock_assert_held(&tab->lock);
+	LIST_FOREACH(b, &tab->breaks, link) {
+		if (b->ino != ino)
+			continue;
+		uint64_t bend = b->n == UINT64_MAX ? UINT64_MAX : b->lblk + b->n;
+		if (lblk < bend && b->lblk < lblk + n)
+			return b;
+	}
+	return NULL;
+}
+
+/* ---- the DMA fence ---- */
+
+void pin_get_locked(struct pin *p)
+{
+	p->users++;
+}
+
+void pin_put_locked(struct pin_table *tab, struct pin *p)
+{
+	lock_assert_held(&tab->lock);
+	if (--p->users == 0)
+		pthread_cond_broadcast(&tab->dma_idle);
+}
+
+int pin_unit_begin_locked(struct pin *p, uint64_t off, uint64_t len, unsigned bshift, uint64_t *media_off,
+			  uint64_t *run)
+{
+	if (p->state == DAXFS_PIN_REVOKED)
+		return -ENOLINK;
+	if (pin_dma_fenced(p))
+		return -ESHUTDOWN;
+	uint64_t lblk = p->lblk + (off >> bshift);
+	uint32_t lo = 0, hi = p->next;
+
+	/* Extents are in file order: binary search for the one holding lblk. */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (p->ext[mid].lblk + p->ext[mid].len <= lblk)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == p->next || p->ext[lo].lblk > lblk)
+		return -EFAULT;	/* invalidated and not refaulted */
+	const struct pin_ext *e = &p->ext[lo];
+	uint64_t in_ext = ((lblk - e->lblk) << bshift) + (off & ((1ull << bshift) - 1));
+	*run = MIN(len, (e->len << bshift) - in_ext);
+	*media_off = e->pblk == PIN_HOLE ? UINT64_MAX : (e->pblk << bshift) + in_ext;
+	p->units_inflight++;
+	return 0;
+}
+
+void pin_unit_end_locked(struct pin_table *tab, struct pin *p)
+{
+	lock_assert_held(&tab->lock);
+	if (--p->units_inflight)
+		return;
+	for (uint32_t i = 0; i < p->ndeferred; i++)
+		pin_unref_locked(tab, p->deferred[i].pblk, p->deferred[i].len);
+	p->ndeferred = 0;
+	if (p->drop_when_idle) {
+		p->drop_when_idle = false;
+		drop_refs(tab, p);
+	}
 }

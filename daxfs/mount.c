@@ -72,7 +72,15 @@ int mount_open(struct fs **out, const char *image, const struct mount_config *cf
 		snprintf(err, errlen, "%s: %s", image, msg);
 		goto fail;
 	}
-	policy_init(&m->pol, fs, &cfg->policy, cfg->max_pins, cfg->max_pins_per_file);
+	trace_init(&fs->trace);
+	if (cfg->trace && (ret = trace_start(&fs->trace, cfg->trace))) {
+		snprintf(err, errlen, "trace file %s: %s", cfg->trace, strerror(-ret));
+		goto fail;
+	}
+	if ((ret = policy_init(&m->pol, fs, cfg->policy, cfg->policy_params, &cfg->limits, msg, sizeof(msg)))) {
+		snprintf(err, errlen, "%s", msg);
+		goto fail;
+	}
 	/*
 	 * The kernel never looks up the root, so no lookup reference would keep it cached; without this
 	 * hold every operation in it would reload (and re-check) the whole directory.
@@ -85,7 +93,7 @@ int mount_open(struct fs **out, const char *image, const struct mount_config *cf
 	 * No pin survives a restart: every busy extent on the media is reclaimable (queued for
 	 * mount_start).  The checker reads and judges the busy list itself, so it starts with none.
 	 */
-	reclaim_init(&fs->reclaim, &fs->sbi, &fs->busy, cfg->enospc_wait_ms);
+	reclaim_init(&fs->reclaim, &fs->sbi, &fs->busy, cfg->enospc_wait_ms, &fs->trace);
 	ret = busy_load(&fs->busy, &fs->sbi, cfg->norecovery ? 0 : fs->sbi.sb.busy_head, !cfg->norecovery, msg,
 			sizeof(msg));
 	if (ret) {
@@ -94,7 +102,7 @@ int mount_open(struct fs **out, const char *image, const struct mount_config *cf
 	}
 	if (!cfg->readonly && !cfg->norecovery) {
 		sbi_set_state(&fs->sbi, DAXFS_STATE_DIRTY);
-		struct file_free_sink sink = policy_sink(fs);
+		struct file_free_sink sink = policy_sink(fs, NULL);
 
 		ret = orphan_recover(fs, &sink, msg, sizeof(msg));
 		if (ret) {
@@ -111,6 +119,7 @@ fail_busy:
 fail_root:
 	policy_destroy(&m->pol);
 fail:
+	trace_destroy(&fs->trace);
 	slots_destroy(&fs->orphans);	/* safe on the zeroed struct too */
 	free(fs->buckets);
 	free(fs->ino_map);
@@ -123,6 +132,10 @@ int mount_start(struct fs *fs)
 {
 	struct mount *m = mount_of(fs);
 
+	int ret;
+
+	if ((ret = policy_start(fs)))
+		return ret;
 	if (fs->sbi.readonly || m->cfg.norecovery)
 		return 0;
 	return reclaim_start(&fs->reclaim, m->cfg.reclaim_discard);
@@ -132,7 +145,8 @@ void mount_close(struct fs *fs)
 {
 	struct mount *m = mount_of(fs);
 
-	/* Pins die with the mount; what they held becomes reclaimable and is reclaimed before we close. */
+	/* Requests still waiting fail; pins die with the mount; what they held is reclaimed before we close. */
+	policy_stop(fs);
 	policy_release_all(fs);
 	reclaim_stop(&fs->reclaim);
 	if (!fs->sbi.readonly && !fs->sbi.aborted)
@@ -149,6 +163,7 @@ void mount_close(struct fs *fs)
 	slots_destroy(&fs->orphans);
 	busy_destroy(&fs->busy);
 	policy_destroy(&m->pol);
+	trace_destroy(&fs->trace);
 	free(fs->buckets);
 	free(fs->ino_map);
 	sbi_close(&fs->sbi);

@@ -21,9 +21,10 @@ struct mount_config {
 	bool backup_sb;		/* use the superblock copy in the last block */
 	bool noreplay;		/* ignore the journal (a corrupt one, for the checker) */
 	bool noorphans;		/* start with an empty orphan list (a corrupt one, for the checker) */
-	struct policy_config policy;
-	uint32_t max_pins;		/* 0 = unlimited */
-	uint32_t max_pins_per_file;	/* 0 = unlimited */
+	const char *policy;		/* a built-in policy's name or a .so path; NULL = busy */
+	const char *policy_params;	/* "key=value,..." */
+	struct policy_limits limits;
+	const char *trace;		/* trace file, or NULL */
 	bool reclaim_discard;		/* punch reclaimed blocks out of the image file */
 	uint64_t enospc_wait_ms;	/* how long an allocation waits for reclaim in flight */
 	/* Where corruption reports go; NULL prints them to stderr. */
@@ -33,7 +34,7 @@ struct mount_config {
 
 /* Open, check and recover the image.  Returns 0 with *out, or -errno with a message in err. */
 int mount_open(struct fs **out, const char *image, const struct mount_config *cfg, char *err, size_t errlen);
-/* Start the background worker (reclaim).  Separate from mount_open so a daemon can fork in between. */
+/* Start the workers (reclaim, the policy's).  Separate from mount_open so a daemon can fork in between. */
 int mount_start(struct fs *fs);
 /* Drop every pin, drain reclaim, write back and close. */
 void mount_close(struct fs *fs);

@@ -121,16 +121,17 @@ int namei_getattr(struct fs *fs, uint64_t ino, struct stat *st)
  * The policy's say before the blocks past `size` leave ip (write-locked): 0 or -errno.  It may wait
  * with ip unlocked; the caller re-reads the inode afterwards.
  */
-static int before_truncate(struct fs *fs, struct inode *ip, uint64_t size)
+static int before_truncate(struct fs *fs, struct policy_op *op, struct inode *ip, uint64_t size)
 {
 	uint64_t first = DIV_ROUND_UP(size, fs_bs(fs));
 
 	if (size > ip->d.size)
 		return 0;
-	return policy_before_free(fs, ip, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
+	return policy_before_free(fs, op, ip, first, (DAXFS_MAX_FILE_SIZE >> fs->sbi.bshift) - first);
 }
 
-int namei_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out)
+int namei_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out,
+		  struct policy_op *op)
 {
 	struct timespec now;
 	struct inode *ip;
@@ -152,7 +153,7 @@ int namei_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_s
 		goto out;
 	}
 	/* Pinned blocks past the new size: the policy may refuse, or wait (unlocking), before any change. */
-	if ((to_set & NAMEI_SET_SIZE) && (ret = before_truncate(fs, ip, (uint64_t)attr->st_size)))
+	if ((to_set & NAMEI_SET_SIZE) && (ret = before_truncate(fs, op, ip, (uint64_t)attr->st_size)))
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (to_set & NAMEI_SET_MODE)
@@ -185,7 +186,7 @@ int namei_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_s
 	}
 	tx_init(&tx, &fs->sbi.journal);
 	if (to_set & NAMEI_SET_SIZE) {
-		struct file_free_sink sink = policy_sink(fs);
+		struct file_free_sink sink = policy_sink(fs, op);
 
 		ret = file_truncate(fs, ip, (uint64_t)attr->st_size, &tx, &sink);
 	} else {
@@ -389,7 +390,7 @@ unlock_ns:
 /* After the commit that dropped the last link: free the inode now unless it is still open. */
 static int reap(struct fs *fs, struct inode *ip)
 {
-	struct file_free_sink sink = policy_sink(fs);
+	struct file_free_sink sink = policy_sink(fs, NULL);
 
 	if (ip->d.nlink || ip->nopen || ip->deleted)
 		return 0;
@@ -680,7 +681,7 @@ int namei_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size)
 	return ret;
 }
 
-int namei_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
+int namei_open(struct fs *fs, uint64_t ino, int flags, struct inode **out, struct policy_op *op)
 {
 	struct inode *ip;
 	int ret = inode_get(fs, ino, &ip);
@@ -701,8 +702,8 @@ int namei_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
 		ret = -ENOENT;
 	} else {
 		inode_open(fs, ip);
-		if (trunc && (ret = before_truncate(fs, ip, 0)) == 0 && !ip->deleted) {
-			struct file_free_sink sink = policy_sink(fs);
+		if (trunc && (ret = before_truncate(fs, op, ip, 0)) == 0 && !ip->deleted) {
+			struct file_free_sink sink = policy_sink(fs, op);
 			struct tx tx;
 
 			tx_init(&tx, &fs->sbi.journal);
@@ -723,7 +724,7 @@ int namei_open(struct fs *fs, uint64_t ino, int flags, struct inode **out)
 
 int namei_release(struct fs *fs, struct inode *ip)
 {
-	struct file_free_sink sink = policy_sink(fs);
+	struct file_free_sink sink = policy_sink(fs, NULL);
 	int ret = 0;
 
 	if (inode_close(fs, ip)) {
@@ -848,7 +849,7 @@ int namei_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max
 	return 0;
 }
 
-int namei_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len)
+int namei_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len, struct policy_op *op)
 {
 	int ret;
 
@@ -869,10 +870,10 @@ int namei_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uin
 		ret = S_ISDIR(ip->d.mode) ? -EISDIR : -ENODEV;
 	} else if (mode & FALLOC_FL_PUNCH_HOLE) {
 		uint64_t first = DIV_ROUND_UP(off, fs_bs(fs)), last = (off + len) >> fs->sbi.bshift;
-		struct file_free_sink sink = policy_sink(fs);
+		struct file_free_sink sink = policy_sink(fs, op);
 
-		/* The policy decides first (it may wait with the inode unlocked), before anything changes. */
-		if (first >= last || (ret = policy_before_free(fs, ip, first, last - first)) == 0)
+		/* The policy decides first (it may wait, or park the request), before anything changes. */
+		if (first >= last || (ret = policy_before_free(fs, op, ip, first, last - first)) == 0)
 			ret = file_punch(fs, ip, off, len, &sink);
 	} else {
 		ret = file_preallocate(fs, ip, mode, off, len);

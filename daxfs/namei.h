@@ -19,6 +19,7 @@
 struct fs;
 struct cred;
 struct inode;
+struct policy_op;
 
 struct entry {
 	uint64_t ino;
@@ -38,7 +39,12 @@ int namei_getattr(struct fs *fs, uint64_t ino, struct stat *st);
 #define NAMEI_SET_ATIME_NOW (1 << 7)
 #define NAMEI_SET_MTIME_NOW (1 << 8)
 #define NAMEI_SET_CTIME	(1 << 10)
-int namei_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out);
+/*
+ * A size change that frees pinned blocks asks the policy (op: see namei_open), and may return
+ * -POLICY_EPARK.
+ */
+int namei_setattr(struct fs *fs, uint64_t ino, const struct stat *attr, int to_set, struct stat *out,
+		  struct policy_op *op);
 int namei_mknod(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
 	     struct entry *e);
 int namei_mkdir(struct fs *fs, const struct cred *cr, uint64_t parent, const char *name, mode_t mode,
@@ -53,8 +59,12 @@ int namei_rmdir(struct fs *fs, uint64_t parent, const char *name);
 int namei_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
 	      unsigned flags);
 int namei_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size);
-/* Open: counts the open; O_TRUNC truncates. */
-int namei_open(struct fs *fs, uint64_t ino, int flags, struct inode **ip);
+/*
+ * Open: counts the open; O_TRUNC truncates.  op is the request as the policy knows it: when the
+ * policy makes it wait, the call returns -POLICY_EPARK having changed nothing, and the caller parks
+ * op (policy_park) and calls again when it is resumed.  With op NULL the call waits itself.
+ */
+int namei_open(struct fs *fs, uint64_t ino, int flags, struct inode **ip, struct policy_op *op);
 int namei_release(struct fs *fs, struct inode *ip);
 int namei_fsync(struct fs *fs, struct inode *ip);
 /*
@@ -70,8 +80,8 @@ int namei_kill_priv(struct fs *fs, struct inode *ip, uint32_t uid);
 typedef int (*namei_plus_fn)(void *arg, const char *name, const struct entry *e, uint64_t next);
 int namei_readdirplus(struct fs *fs, struct inode *dir, uint64_t pos, size_t max_entries, namei_plus_fn emit, void *arg);
 int namei_readdir(struct fs *fs, struct inode *dir, uint64_t pos, dir_emit_fn emit, void *arg);
-/* fallocate(2): preallocate or zero, or punch a hole (the policy decides first about pinned blocks). */
-int namei_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len);
+/* fallocate(2): preallocate or zero, or punch a hole (the policy decides first: op as namei_open). */
+int namei_fallocate(struct fs *fs, struct inode *ip, int mode, uint64_t off, uint64_t len, struct policy_op *op);
 int namei_statfs(struct fs *fs, struct statvfs *st);
 
 #endif

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "extent_busy.h"
+#include "sbi.h"
+#include "trace.h"
 #include "util.h"
 
 /* Extents per reclaim transaction: big batches amortise the commit when a mass unpin queues many. */
@@ -81,6 +83,9 @@ static void *worker(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			uint64_t lat = now - v[i]->unpinned_ns;
 
+			TRACE(rc->trace, "reclaim", "\"media\":%llu,\"len\":%llu,\"ino\":%llu,\"latency\":%llu",
+			      (unsigned long long)(v[i]->start << s->bshift), (unsigned long long)(v[i]->len << s->bshift),
+			      (unsigned long long)v[i]->ino, (unsigned long long)lat);
 			rc->extents++;
 			rc->blocks += v[i]->len;
 			rc->latency_ns_total += lat;
@@ -92,9 +97,11 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-void reclaim_init(struct reclaim *rc, struct sbi *s, struct busy_tree *bt, uint64_t enospc_wait_ms)
+void reclaim_init(struct reclaim *rc, struct sbi *s, struct busy_tree *bt, uint64_t enospc_wait_ms,
+		  struct trace *trace)
 {
 	memset(rc, 0, sizeof(*rc));
+	rc->trace = trace;
 	rc->sbi = s;
 	rc->busy = bt;
 	rc->enospc_wait_ms = enospc_wait_ms;

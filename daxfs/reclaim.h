@@ -17,11 +17,13 @@
 
 struct sbi;
 struct busy_tree;
+struct trace;
 
 struct reclaim {
 	struct sbi *sbi;
 	struct busy_tree *busy;
 	uint64_t enospc_wait_ms;	/* how long an allocation on a full device waits for reclaim */
+	struct trace *trace;
 	pthread_t thread;
 	bool started;
 	bool stop;
@@ -37,7 +39,8 @@ struct reclaim {
 };
 
 /* Set up (worker not running yet): busy extents of bt are reclaimed into s. */
-void reclaim_init(struct reclaim *rc, struct sbi *s, struct busy_tree *bt, uint64_t enospc_wait_ms);
+void reclaim_init(struct reclaim *rc, struct sbi *s, struct busy_tree *bt, uint64_t enospc_wait_ms,
+		  struct trace *trace);
 /* Start the worker.  Returns 0 or -errno. */
 int reclaim_start(struct reclaim *rc, bool discard);
 /* Finish what is queued, then stop the worker. */

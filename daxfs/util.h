@@ -3,7 +3,9 @@
 #ifndef DAXFS_UTIL_H
 #define DAXFS_UTIL_H
 
+#include <assert.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -50,5 +52,86 @@ static inline struct timespec ns_to_timespec(uint64_t ns)
 {
 	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull) };
 }
+
+/*
+ * A mutex that knows its owner in debug builds, so that *_locked functions can assert that their
+ * caller holds it (lock_assert_held).  Without NDEBUG this costs two stores per lock.
+ */
+struct lock {
+	pthread_mutex_t m;
+#ifndef NDEBUG
+	pthread_t owner;
+	bool held;
+#endif
+};
+
+static inline void lock_init(struct lock *l)
+{
+	pthread_mutex_init(&l->m, NULL);
+#ifndef NDEBUG
+	l->held = false;
+#endif
+}
+
+static inline void lock_destroy(struct lock *l)
+{
+	pthread_mutex_destroy(&l->m);
+}
+
+static inline void lock_owned_(struct lock *l)
+{
+#ifndef NDEBUG
+	l->owner = pthread_self();
+	l->held = true;
+#else
+	(void)l;
+#endif
+}
+
+static inline void lock_released_(struct lock *l)
+{
+#ifndef NDEBUG
+	assert(l->held && pthread_equal(l->owner, pthread_self()));
+	l->held = false;
+#else
+	(void)l;
+#endif
+}
+
+static inline void lock_take(struct lock *l)
+{
+	pthread_mutex_lock(&l->m);
+	lock_owned_(l);
+}
+
+static inline void lock_drop(struct lock *l)
+{
+	lock_released_(l);
+	pthread_mutex_unlock(&l->m);
+}
+
+static inline void lock_wait(pthread_cond_t *c, struct lock *l)
+{
+	lock_released_(l);
+	pthread_cond_wait(c, &l->m);
+	lock_owned_(l);
+}
+
+/* Wait until deadline (CLOCK_MONOTONIC ns, on a cond_init_monotonic condition); ETIMEDOUT or 0. */
+static inline int lock_wait_until(pthread_cond_t *c, struct lock *l, uint64_t deadline_ns)
+{
+	struct timespec ts = ns_to_timespec(deadline_ns);
+
+	lock_released_(l);
+	int ret = pthread_cond_timedwait(c, &l->m, &ts);
+	lock_owned_(l);
+	return ret;
+}
+
+#ifndef NDEBUG
+#define lock_assert_held(l) assert((l)->held && pthread_equal((l)->owner, pthread_self()))
+#else
+#define lock_assert_held(l) ((void)(l))
+#endif
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -12,43 +13,69 @@ static int xioctl(int fd, unsigned long cmd, void *arg)
 	return ioctl(fd, cmd, arg) < 0 ? -errno : 0;
 }
 
-int daxfs_pin(int fd, uint64_t offset, uint64_t length, uint32_t flags, struct daxfs_pin *pin)
+/* Every extent of pin id, from index have on, appended to *ext (of cap entries). */
+static int fetch_extents(int fd, uint64_t id, uint32_t total, struct daxfs_pin_extent *ext, uint32_t have)
 {
-	struct daxfs_ioc_pin a = { .size = sizeof(a), .flags = flags, .offset = offset, .length = length };
-	int ret = xioctl(fd, DAXFS_IOC_PIN, &a);
+	while (have < total) {
+		struct daxfs_ioc_pin_extents e = { .size = sizeof(e), .start = have, .pin_id = id };
+		int ret = xioctl(fd, DAXFS_IOC_PIN_EXTENTS, &e);
 
-	memset(pin, 0, sizeof(*pin));
-	if (ret)
-		return ret;
-	pin->id = a.pin_id;
-	pin->offset = a.pin_offset;
-	pin->length = a.pin_length;
-	pin->nextents = a.nextents;
-	pin->ext = malloc((a.nextents ? a.nextents : 1) * sizeof(*pin->ext));
-	if (!pin->ext) {
-		daxfs_unpin(fd, a.pin_id);
-		return -ENOMEM;
-	}
-	memcpy(pin->ext, a.ext, a.nreturned * sizeof(*pin->ext));
-	/* Long extent lists come in pages. */
-	for (uint32_t have = a.nreturned; have < a.nextents;) {
-		struct daxfs_ioc_pin_extents e = { .size = sizeof(e), .start = have, .pin_id = a.pin_id };
-
-		if ((ret = xioctl(fd, DAXFS_IOC_PIN_EXTENTS, &e)) || e.nreturned == 0) {
-			daxfs_unpin(fd, a.pin_id);
-			daxfs_pin_free(pin);
-			return ret ? ret : -EIO;
-		}
-		memcpy(pin->ext + have, e.ext, e.nreturned * sizeof(*pin->ext));
+		if (ret)
+			return ret;
+		if (e.nreturned == 0 || e.nextents != total)
+			return -EAGAIN;	/* the pin changed meanwhile (refaulted): start over */
+		memcpy(ext + have, e.ext, e.nreturned * sizeof(*ext));
 		have += e.nreturned;
 	}
 	return 0;
+}
+
+int daxfs_pin_signal(int fd, uint64_t offset, uint64_t length, uint32_t flags, int signo, struct daxfs_pin *pin)
+{
+	struct daxfs_ioc_pin *a = calloc(1, sizeof(*a));
+	int ret;
+
+	memset(pin, 0, sizeof(*pin));
+	if (!a)
+		return -ENOMEM;
+	*a = (struct daxfs_ioc_pin){ .size = sizeof(*a), .flags = flags, .offset = offset, .length = length,
+				     .signo = (uint32_t)signo };
+	if ((ret = xioctl(fd, DAXFS_IOC_PIN, a))) {
+		free(a);
+		return ret;
+	}
+	pin->id = a->pin_id;
+	pin->offset = a->pin_offset;
+	pin->length = a->pin_length;
+	pin->nextents = a->nextents;
+	pin->ext = malloc((a->nextents ? a->nextents : 1) * sizeof(*pin->ext));
+	if (!pin->ext) {
+		daxfs_unpin(fd, a->pin_id);
+		free(a);
+		return -ENOMEM;
+	}
+	memcpy(pin->ext, a->ext, a->nreturned * sizeof(*pin->ext));
+	ret = fetch_extents(fd, pin->id, pin->nextents, pin->ext, a->nreturned);
+	free(a);
+	if (ret == -EAGAIN)
+		ret = daxfs_pin_refresh(fd, pin);
+	if (ret) {
+		daxfs_unpin(fd, pin->id);
+		daxfs_pin_free(pin);
+	}
+	return ret;
+}
+
+int daxfs_pin(int fd, uint64_t offset, uint64_t length, uint32_t flags, struct daxfs_pin *pin)
+{
+	return daxfs_pin_signal(fd, offset, length, flags, 0, pin);
 }
 
 void daxfs_pin_free(struct daxfs_pin *pin)
 {
 	free(pin->ext);
 	pin->ext = NULL;
+	pin->nextents = 0;
 }
 
 int daxfs_unpin(int fd, uint64_t pin_id)
@@ -66,11 +93,71 @@ int daxfs_pin_status(int fd, uint64_t pin_id, struct daxfs_ioc_pin_status *st)
 	return xioctl(fd, DAXFS_IOC_PIN_STATUS, st);
 }
 
-int daxfs_dma(int fd, uint64_t pin_id, uint32_t op, uint64_t offset, uint64_t length, uint64_t tag,
+int daxfs_pin_refresh(int fd, struct daxfs_pin *pin)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		struct daxfs_ioc_pin_status st;
+		int ret = daxfs_pin_status(fd, pin->id, &st);
+
+		if (ret)
+			return ret;
+		struct daxfs_pin_extent *ext = malloc((st.nextents ? st.nextents : 1) * sizeof(*ext));
+		if (!ext)
+			return -ENOMEM;
+		ret = fetch_extents(fd, pin->id, st.nextents, ext, 0);
+		if (ret == 0) {
+			free(pin->ext);
+			pin->ext = ext;
+			pin->nextents = st.nextents;
+			pin->gen = st.gen;
+			return 0;
+		}
+		free(ext);
+		if (ret != -EAGAIN)
+			return ret;
+	}
+	return -EAGAIN;
+}
+
+int daxfs_pin_fault(int fd, struct daxfs_pin *pin, uint64_t offset, uint64_t length)
+{
+	struct daxfs_ioc_pin_fault *a = calloc(1, sizeof(*a));
+	int ret;
+
+	if (!a)
+		return -ENOMEM;
+	*a = (struct daxfs_ioc_pin_fault){ .size = sizeof(*a), .pin_id = pin->id, .offset = offset, .length = length };
+	ret = xioctl(fd, DAXFS_IOC_PIN_FAULT, a);
+	free(a);
+	return ret ? ret : daxfs_pin_refresh(fd, pin);
+}
+
+int daxfs_pin_map(const struct daxfs_pin *pin, uint64_t off, uint64_t *media_off, uint64_t *run)
+{
+	uint64_t file = pin->offset + off;
+	uint32_t lo = 0, hi = pin->nextents;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (pin->ext[mid].file_off + pin->ext[mid].len <= file)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == pin->nextents || pin->ext[lo].file_off > file)
+		return -EFAULT;
+	const struct daxfs_pin_extent *e = &pin->ext[lo];
+	*run = e->file_off + e->len - file;
+	*media_off = e->media_off == DAXFS_MEDIA_ZERO ? DAXFS_MEDIA_ZERO : e->media_off + (file - e->file_off);
+	return 0;
+}
+
+int daxfs_dma(int fd, uint64_t pin_id, uint32_t op, uint64_t offset, uint64_t length, uint64_t seq,
 	      uint64_t *mismatches, uint64_t *first_mismatch)
 {
 	struct daxfs_ioc_dma a = { .size = sizeof(a), .op = op, .pin_id = pin_id, .offset = offset, .length = length,
-				   .tag = tag };
+				   .seq = seq };
 	int ret = xioctl(fd, DAXFS_IOC_DMA, &a);
 
 	if (ret == 0 && mismatches)
@@ -78,6 +165,33 @@ int daxfs_dma(int fd, uint64_t pin_id, uint32_t op, uint64_t offset, uint64_t le
 	if (ret == 0 && first_mismatch)
 		*first_mismatch = a.first_mismatch;
 	return ret;
+}
+
+int daxfs_events(int fd, uint64_t from_seq, struct daxfs_event *ev, uint32_t max, uint32_t *n, uint64_t *next_seq)
+{
+	struct daxfs_ioc_events *a = calloc(1, sizeof(*a));
+	int ret;
+
+	if (!a)
+		return -ENOMEM;
+	a->size = sizeof(*a);
+	a->from_seq = from_seq;
+	ret = xioctl(fd, DAXFS_IOC_EVENTS, a);
+	if (ret == 0) {
+		*n = a->count < max ? a->count : max;
+		memcpy(ev, a->ev, *n * sizeof(*ev));
+		if (next_seq)
+			*next_seq = a->next_seq;
+	}
+	free(a);
+	return ret;
+}
+
+int daxfs_event_ack(int fd, uint64_t pin_id, uint64_t seq)
+{
+	struct daxfs_ioc_event_ack a = { .size = sizeof(a), .pin_id = pin_id, .seq = seq };
+
+	return xioctl(fd, DAXFS_IOC_EVENT_ACK, &a);
 }
 
 int daxfs_info(int fd, struct daxfs_ioc_info *info)
@@ -139,16 +253,30 @@ static int list_all(int fd, unsigned long cmd, size_t arg_size, size_t entry_siz
 	return 0;
 }
 
+#define LIST_ALL(fd, cmd, type, field, out, n)                                                       \
+	({                                                                                          \
+		_Static_assert(offsetof(type, field) == sizeof(struct list_header), "layout");      \
+		list_all(fd, cmd, sizeof(type), sizeof(**(out)), (void **)(out), n);                 \
+	})
+
 int daxfs_list_pins(int fd, struct daxfs_pin_info **pins, uint32_t *n)
 {
-	_Static_assert(offsetof(struct daxfs_ioc_list_pins, pins) == sizeof(struct list_header), "layout");
-	return list_all(fd, DAXFS_IOC_LIST_PINS, sizeof(struct daxfs_ioc_list_pins), sizeof(**pins), (void **)pins, n);
+	return LIST_ALL(fd, DAXFS_IOC_LIST_PINS, struct daxfs_ioc_list_pins, pins, pins, n);
 }
 
 int daxfs_list_busy(int fd, struct daxfs_busy_info **busy, uint32_t *n)
 {
-	_Static_assert(offsetof(struct daxfs_ioc_list_busy, busy) == sizeof(struct list_header), "layout");
-	return list_all(fd, DAXFS_IOC_LIST_BUSY, sizeof(struct daxfs_ioc_list_busy), sizeof(**busy), (void **)busy, n);
+	return LIST_ALL(fd, DAXFS_IOC_LIST_BUSY, struct daxfs_ioc_list_busy, busy, busy, n);
+}
+
+int daxfs_list_waits(int fd, struct daxfs_wait_info **waits, uint32_t *n)
+{
+	return LIST_ALL(fd, DAXFS_IOC_LIST_WAITS, struct daxfs_ioc_list_waits, waits, waits, n);
+}
+
+int daxfs_list_policies(int fd, struct daxfs_policy_desc **policies, uint32_t *n)
+{
+	return LIST_ALL(fd, DAXFS_IOC_LIST_POLICIES, struct daxfs_ioc_list_policies, policies, policies, n);
 }
 
 int daxfs_policy_get(int fd, struct daxfs_ioc_policy *p)
@@ -159,25 +287,60 @@ int daxfs_policy_get(int fd, struct daxfs_ioc_policy *p)
 	return xioctl(fd, DAXFS_IOC_POLICY, p);
 }
 
-int daxfs_policy_set(int fd, uint32_t policy, uint32_t admission, uint64_t grace_ms, uint64_t wait_timeout_ms)
+int daxfs_policy_set(int fd, const char *name, const char *params, char *msg, size_t msglen)
 {
-	struct daxfs_ioc_policy p = { .size = sizeof(p), .op = DAXFS_POLICY_SET, .policy = policy,
-				      .admission = admission, .grace_ms = grace_ms, .wait_timeout_ms = wait_timeout_ms };
+	struct daxfs_ioc_policy p = { .size = sizeof(p), .op = name ? DAXFS_POLICY_SET : DAXFS_POLICY_PARAMS };
+	int ret;
 
-	return xioctl(fd, DAXFS_IOC_POLICY, &p);
+	if (msg && msglen)
+		msg[0] = 0;
+	if ((name && strlen(name) >= sizeof(p.name)) || (params && strlen(params) >= sizeof(p.params)))
+		return -ENAMETOOLONG;
+	if (name)
+		strcpy(p.name, name);
+	if (params)
+		strcpy(p.params, params);
+	if ((ret = xioctl(fd, DAXFS_IOC_POLICY, &p)))
+		return ret;
+	if (p.result && msg && msglen)
+		snprintf(msg, msglen, "%s", p.message);
+	return p.result;
 }
 
-void daxfs_pattern_fill(void *buf, uint64_t len, uint64_t pin_id, uint64_t tag, uint64_t media_off)
+int daxfs_trace(int fd, uint32_t op, const char *path, struct daxfs_ioc_trace *out)
 {
-	struct daxfs_dma_unit *u = buf;
+	struct daxfs_ioc_trace *a = calloc(1, sizeof(*a));
+	int ret;
 
-	for (uint64_t i = 0; i < len / DAXFS_DMA_UNIT; i++)
-		u[i] = (struct daxfs_dma_unit){ .magic = DAXFS_DMA_MAGIC, .pin_id = pin_id, .tag = tag,
-						.media_off = media_off + i * DAXFS_DMA_UNIT };
+	if (!a)
+		return -ENOMEM;
+	a->size = sizeof(*a);
+	a->op = op;
+	if (path && snprintf(a->path, sizeof(a->path), "%s", path) >= (int)sizeof(a->path)) {
+		free(a);
+		return -ENAMETOOLONG;
+	}
+	ret = xioctl(fd, DAXFS_IOC_TRACE, a);
+	if (ret == 0 && out)
+		*out = *a;
+	free(a);
+	return ret;
 }
 
-int daxfs_pattern_decode(const void *unit, struct daxfs_dma_unit *out)
+void daxfs_tag_fill(void *buf, uint64_t len, const struct daxfs_tag *t)
+{
+	struct daxfs_tag *u = buf;
+
+	for (uint64_t i = 0; i < len / DAXFS_TAG_UNIT; i++) {
+		u[i] = *t;
+		u[i].magic = DAXFS_TAG_MAGIC;
+		u[i].file_off = t->file_off + i * DAXFS_TAG_UNIT;
+		u[i].media_off = t->media_off + i * DAXFS_TAG_UNIT;
+	}
+}
+
+bool daxfs_tag_decode(const void *unit, struct daxfs_tag *out)
 {
 	memcpy(out, unit, sizeof(*out));
-	return out->magic == DAXFS_DMA_MAGIC;
+	return out->magic == DAXFS_TAG_MAGIC;
 }

@@ -3,7 +3,7 @@
  * daxfs-pin: pin a range of a daxfs file as a device would, show where it lives on the media, run
  * simulated DMA through the pin, and hold it.
  *
- *   daxfs-pin [-w] [-l] [-t SECONDS] [-d write|verify|zero] [-T TAG] [-q] FILE OFFSET LENGTH
+ *   daxfs-pin [-w] [-l] [-r] [-O] [-t SECONDS] [-d write|verify|zero] [-T SEQ] [-q] FILE OFFSET LENGTH
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,18 +30,21 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: daxfs-pin [-w] [-l] [-t SECONDS] [-d write|verify|zero] [-T TAG] [-q] FILE OFFSET LENGTH\n"
+		"usage: daxfs-pin [-w] [-l] [-r] [-O] [-t SECONDS] [-d write|verify|zero] [-T SEQ] [-q] FILE OFFSET LENGTH\n"
 		"\n"
 		"Pin bytes [OFFSET, OFFSET+LENGTH) of FILE on a daxfs mount, print the media extents, and hold\n"
 		"the pin until SECONDS pass or a signal arrives (SIGINT, SIGTERM); then unpin.  While holding,\n"
-		"report if the file system breaks the lease or revokes the pin.\n"
+		"report the file system's events, and behave: unpin on a lease break or revocation, acknowledge\n"
+		"an invalidation.\n"
 		"\n"
 		"  -w        write pin (FILE is opened read-write)\n"
 		"  -l        long-term pin (like RDMA registration)\n"
+		"  -r        revocable: the holder's device stops when the pin is revoked\n"
+		"  -O        on-demand paging: the holder takes invalidate-range events\n"
 		"  -t SEC    hold for SEC seconds (default: until signalled; 0: unpin at once)\n"
-		"  -d OP     simulated DMA through the pin over its whole range, after pinning:\n"
-		"            write (tagged pattern), verify (count units not holding the pattern), zero\n"
-		"  -T TAG    tag for the pattern (default 1)\n"
+		"  -d OP     DMA through the pin over its whole range with the daemon's engine, after pinning:\n"
+		"            write (tags), verify (count units not holding the tags of SEQ), zero\n"
+		"  -T SEQ    sequence number written in (or expected from) the tags (default 1)\n"
 		"  -q        print only errors\n"
 		"\n"
 		"OFFSET and LENGTH take K, M, G suffixes.  Exit: 0, 1 on errors, 3 if verify found mismatches.\n");
@@ -55,10 +58,12 @@ int main(int argc, char **argv)
 	bool quiet = false;
 	int c, rc = 0;
 
-	while ((c = getopt(argc, argv, "wlt:d:T:qh")) != -1) {
+	while ((c = getopt(argc, argv, "wlrOt:d:T:qh")) != -1) {
 		switch (c) {
 		case 'w': flags |= DAXFS_PIN_WRITE; break;
 		case 'l': flags |= DAXFS_PIN_LONGTERM; break;
+		case 'r': flags |= DAXFS_PIN_REVOCABLE; break;
+		case 'O': flags |= DAXFS_PIN_ODP; break;
 		case 't': hold = atof(optarg); break;
 		case 'd':
 			op = strcmp(optarg, "write") == 0 ? DAXFS_DMA_WRITE_PATTERN
@@ -91,8 +96,12 @@ int main(int argc, char **argv)
 		printf("pin %llu: %s bytes [%llu, %llu), %u extents\n", (unsigned long long)pin.id, path,
 		       (unsigned long long)pin.offset, (unsigned long long)(pin.offset + pin.length), pin.nextents);
 		printf("%16s %16s %14s\n", "FILE OFFSET", "MEDIA OFFSET", "LENGTH");
-		for (uint32_t i = 0; i < pin.nextents; i++)
-			printf("%16llu %16llu %14llu\n", pin.ext[i].file_off, pin.ext[i].media_off, pin.ext[i].len);
+		for (uint32_t i = 0; i < pin.nextents; i++) {
+			if (pin.ext[i].media_off == DAXFS_MEDIA_ZERO)
+				printf("%16llu %16s %14llu\n", pin.ext[i].file_off, "(hole)", pin.ext[i].len);
+			else
+				printf("%16llu %16llu %14llu\n", pin.ext[i].file_off, pin.ext[i].media_off, pin.ext[i].len);
+		}
 		fflush(stdout);
 	}
 	if (op) {
@@ -105,7 +114,7 @@ int main(int argc, char **argv)
 		} else if (op == DAXFS_DMA_VERIFY_PATTERN) {
 			if (!quiet || mism)
 				printf("verify: %llu of %llu units differ%s", (unsigned long long)mism,
-				       (unsigned long long)(pin.length / DAXFS_DMA_UNIT), mism ? "" : "\n");
+				       (unsigned long long)(pin.length / DAXFS_TAG_UNIT), mism ? "" : "\n");
 			if (mism) {
 				printf(", first at pin offset %llu\n", (unsigned long long)first);
 				rc = 3;
@@ -121,22 +130,37 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	struct timespec t0, now;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	uint32_t last_state = DAXFS_PIN_ACTIVE;
-	while (!done && hold != 0) {
-		struct daxfs_ioc_pin_status st;
+	uint64_t next_seq = 1;
+	bool let_go = false;
+	while (!done && hold != 0 && !let_go) {
+		struct daxfs_event ev[32];
+		uint32_t n = 0;
 
-		if (daxfs_pin_status(fd, pin.id, &st) == 0 && st.state != last_state) {
-			last_state = st.state;
-			if (!quiet) {
-				printf("pin %llu: %s", (unsigned long long)pin.id, daxfs_pin_state_str(st.state));
-				if (st.state == DAXFS_PIN_REVOKING)
-					printf(" (%.0f ms to unpin)", (double)st.deadline_ns / 1e6);
-				printf("\n");
-				fflush(stdout);
+		if (daxfs_events(fd, next_seq, ev, 32, &n, &next_seq) == 0) {
+			for (uint32_t i = 0; i < n; i++) {
+				if (ev[i].pin_id != pin.id)
+					continue;
+				if (!quiet) {
+					printf("pin %llu: %s", (unsigned long long)pin.id, daxfs_event_str(ev[i].type));
+					if (ev[i].type == DAXFS_EV_INVALIDATE)
+						printf(" [%llu, +%llu)", ev[i].file_off, ev[i].len);
+					if (ev[i].deadline_ns) {
+						struct timespec ts;
+
+						clock_gettime(CLOCK_MONOTONIC, &ts);
+						uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+						printf(" (%.0f ms left)",
+						       ev[i].deadline_ns > now_ns ? (double)(ev[i].deadline_ns - now_ns) / 1e6 : 0.0);
+					}
+					printf("\n");
+					fflush(stdout);
+				}
+				/* A well-behaved holder: it lets go when told, and stops using what is invalidated. */
+				if (ev[i].type == DAXFS_EV_INVALIDATE)
+					daxfs_event_ack(fd, pin.id, ev[i].seq);
+				else
+					let_go = true;
 			}
-			/* A well-behaved holder answers a lease break by letting go. */
-			if (st.state != DAXFS_PIN_ACTIVE)
-				break;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (hold > 0 && (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9 >= hold)

@@ -2,9 +2,9 @@
 /*
  * daxfsctl: look into a mounted daxfs, and set its policy.
  *
- *   daxfsctl [--json] stat|pins|busy|info PATH
- *   daxfsctl [--json] policy PATH [busy|wait|fail|revoke|unsafe|deny-longterm] [pins=allow|deny-longterm]
- *                                 [grace_ms=N] [wait_timeout_ms=N]
+ *   daxfsctl [--json] stat|pins|busy|waits|info|policies PATH
+ *   daxfsctl [--json] policy PATH [NAME|/PATH.so] [KEY=VALUE...]
+ *   daxfsctl [--json] trace PATH [on FILE|off]
  *
  * PATH is the mount point or any file or directory on the mount.
  */
@@ -27,15 +27,37 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: daxfsctl [--json] COMMAND PATH [ARGS]\n"
 		"\n"
-		"  stat PATH     counters: pins, busy extents, reclaim, policy actions, DMA\n"
-		"  pins PATH     every pin: id, inode, range, flags, state, holder pid, age\n"
-		"  busy PATH     every busy extent: media range, former inode, state, pin count, age\n"
-		"  info PATH     the media: path, size, block size, uuid, whether it is real pmem\n"
-		"  policy PATH [POLICY] [pins=allow|deny-longterm] [grace_ms=N] [wait_timeout_ms=N]\n"
-		"                show, or change, what truncate does with pinned blocks; POLICY is\n"
-		"                busy, wait, fail, revoke, unsafe or deny-longterm\n"
+		"  stat PATH       counters: pins, busy extents, reclaim, waits, events, policy actions, DMA\n"
+		"  pins PATH       every pin: id, inode, range, flags, state, holder pid and uid, age\n"
+		"  busy PATH       every busy extent: media range, former inode, state, pin count, age\n"
+		"  waits PATH      requests waiting for the policy, and what each waits for\n"
+		"  info PATH       the media: path, size, block size, uuid, whether it is real pmem\n"
+		"  policy PATH [NAME|/PATH.so] [KEY=VALUE...]\n"
+		"                  show the policy, switch to another (built in, or a policy object), or\n"
+		"                  change its parameters\n"
+		"  policies PATH   the policies the daemon knows, with their parameters\n"
+		"  trace PATH [on FILE|off]\n"
+		"                  show, start (into FILE, an absolute path) or stop the event trace\n"
 		"\n"
-		"  --json        machine-readable output\n");
+		"  --json          machine-readable output\n"
+		"\n"
+		"PATH is the mount point or anything on the mount.  Changing the policy or the trace needs root\n"
+		"or the daemon's user.  Exit: 0, 1 on errors, 2 on usage errors.\n");
+}
+
+/* A JSON string literal of s (quotes included). */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
 }
 
 static int open_path(const char *path)
@@ -69,40 +91,51 @@ static int cmd_stat(int fd, const char *path)
 	check(daxfs_policy_get(fd, &p), "policy", path);
 	double avg = s.reclaimed_extents ? ms(s.reclaim_latency_ns_total) / (double)s.reclaimed_extents : 0;
 	if (json) {
-		printf("{\"policy\":\"%s\",\"admission\":\"%s\",\"blocks\":%llu,\"free_blocks\":%llu,"
+		printf("{\"policy\":");
+		json_str(p.name);
+		printf(",\"blocks\":%llu,\"free_blocks\":%llu,"
 		       "\"pins_active\":%llu,\"pins_created\":%llu,\"pins_released\":%llu,\"pins_revoked\":%llu,"
 		       "\"pins_refused\":%llu,\"pinned_blocks\":%llu,\"busy_extents\":%llu,\"busy_blocks\":%llu,"
 		       "\"busy_created\":%llu,\"reclaim_queued\":%llu,\"reclaimed_extents\":%llu,"
 		       "\"reclaimed_blocks\":%llu,\"reclaim_latency_ms_avg\":%.3f,\"reclaim_latency_ms_max\":%.3f,"
 		       "\"frees_waited\":%llu,\"free_wait_ms_total\":%.3f,\"frees_failed\":%llu,\"unsafe_frees\":%llu,"
-		       "\"unsafe_blocks\":%llu,\"dma_ops\":%llu,\"dma_bytes\":%llu,\"enospc_waits\":%llu}\n",
-		       daxfs_policy_str(p.policy), daxfs_admission_str(p.admission), s.blocks, s.free_blocks,
+		       "\"unsafe_blocks\":%llu,\"dma_ops\":%llu,\"dma_bytes\":%llu,\"enospc_waits\":%llu,"
+		       "\"waiting\":%llu,\"waits_interrupted\":%llu,\"invalidations\":%llu,\"invalidations_acked\":%llu,"
+		       "\"events\":%llu,\"quarantined_blocks\":%llu,\"revoked_held_blocks\":%llu}\n",
+		       s.blocks, s.free_blocks,
 		       s.pins_active, s.pins_created, s.pins_released, s.pins_revoked, s.pins_refused, s.pinned_blocks,
 		       s.busy_extents, s.busy_blocks, s.busy_created, s.reclaim_queued, s.reclaimed_extents,
 		       s.reclaimed_blocks, avg, ms(s.reclaim_latency_ns_max), s.frees_waited, ms(s.free_wait_ns_total),
-		       s.frees_failed, s.unsafe_frees, s.unsafe_blocks, s.dma_ops, s.dma_bytes, s.enospc_waits);
+		       s.frees_failed, s.unsafe_frees, s.unsafe_blocks, s.dma_ops, s.dma_bytes, s.enospc_waits,
+		       s.waiting, s.waits_interrupted, s.invalidations, s.invalidations_acked, s.events,
+		       s.quarantined_blocks, s.revoked_held_blocks);
 		return 0;
 	}
-	printf("policy          %s (pins: %s)\n", daxfs_policy_str(p.policy), daxfs_admission_str(p.admission));
+	printf("policy          %s (%s)\n", p.name, p.params);
 	printf("space           %llu blocks, %llu free\n", s.blocks, s.free_blocks);
 	printf("pins            %llu active, %llu created, %llu released, %llu revoked, %llu refused\n",
 	       s.pins_active, s.pins_created, s.pins_released, s.pins_revoked, s.pins_refused);
-	printf("pinned blocks   %llu\n", s.pinned_blocks);
+	printf("pinned blocks   %llu (%llu held by revoked pins until their files close, %llu quarantined)\n",
+	       s.pinned_blocks, s.revoked_held_blocks, s.quarantined_blocks);
 	printf("busy            %llu extents, %llu blocks (%llu made busy so far)\n", s.busy_extents, s.busy_blocks,
 	       s.busy_created);
 	printf("reclaim         %llu queued; %llu extents, %llu blocks reclaimed; latency avg %.3f ms, max %.3f ms\n",
 	       s.reclaim_queued, s.reclaimed_extents, s.reclaimed_blocks, avg, ms(s.reclaim_latency_ns_max));
-	printf("waits           %llu frees waited (%.3f ms in all), %llu refused with EBUSY\n", s.frees_waited,
-	       ms(s.free_wait_ns_total), s.frees_failed);
+	printf("waits           %llu waiting now; %llu frees waited (%.3f ms in all), %llu refused, %llu interrupted\n",
+	       s.waiting, s.frees_waited, ms(s.free_wait_ns_total), s.frees_failed, s.waits_interrupted);
+	printf("events          %llu sent; %llu invalidations, %llu acknowledged\n", s.events, s.invalidations,
+	       s.invalidations_acked);
 	printf("unsafe          %llu frees of pinned blocks (%llu blocks)\n", s.unsafe_frees, s.unsafe_blocks);
 	printf("dma             %llu operations, %llu bytes\n", s.dma_ops, s.dma_bytes);
 	printf("enospc waits    %llu\n", s.enospc_waits);
 	return 0;
 }
 
+/* w or r, then L (long-term), R (revocable), O (on-demand paging) or - */
 static void flags_str(uint32_t f, char *out)
 {
-	snprintf(out, 8, "%c%c", f & DAXFS_PIN_WRITE ? 'w' : 'r', f & DAXFS_PIN_LONGTERM ? 'L' : '-');
+	snprintf(out, 8, "%c%c%c%c", f & DAXFS_PIN_WRITE ? 'w' : 'r', f & DAXFS_PIN_LONGTERM ? 'L' : '-',
+		 f & DAXFS_PIN_REVOCABLE ? 'R' : '-', f & DAXFS_PIN_ODP ? 'O' : '-');
 }
 
 static int cmd_pins(int fd, const char *path)
@@ -115,19 +148,20 @@ static int cmd_pins(int fd, const char *path)
 		printf("[");
 		for (uint32_t i = 0; i < n; i++)
 			printf("%s{\"id\":%llu,\"ino\":%llu,\"offset\":%llu,\"length\":%llu,\"flags\":%u,\"state\":\"%s\","
-			       "\"pid\":%d,\"extents\":%u,\"age_ms\":%.3f}",
+			       "\"pid\":%d,\"uid\":%u,\"extents\":%u,\"gen\":%u,\"age_ms\":%.3f,\"deadline_ms\":%.3f}",
 			       i ? "," : "", v[i].pin_id, v[i].ino, v[i].offset, v[i].length, v[i].flags,
-			       daxfs_pin_state_str(v[i].state), v[i].pid, v[i].nextents, ms(v[i].age_ns));
+			       daxfs_pin_state_str(v[i].state), v[i].pid, v[i].uid, v[i].nextents, v[i].gen,
+			       ms(v[i].age_ns), ms(v[i].deadline_ns));
 		printf("]\n");
 	} else {
-		printf("%8s %10s %14s %14s %5s %9s %8s %7s %10s\n", "ID", "INODE", "OFFSET", "LENGTH", "FLAGS", "STATE",
-		       "PID", "EXTENTS", "AGE(s)");
+		printf("%8s %10s %14s %14s %5s %9s %8s %6s %7s %10s\n", "ID", "INODE", "OFFSET", "LENGTH", "FLAGS",
+		       "STATE", "PID", "UID", "EXTENTS", "AGE(s)");
 		for (uint32_t i = 0; i < n; i++) {
 			char f[8];
 
 			flags_str(v[i].flags, f);
-			printf("%8llu %10llu %14llu %14llu %5s %9s %8d %7u %10.3f\n", v[i].pin_id, v[i].ino, v[i].offset,
-			       v[i].length, f, daxfs_pin_state_str(v[i].state), v[i].pid, v[i].nextents,
+			printf("%8llu %10llu %14llu %14llu %5s %9s %8d %6u %7u %10.3f\n", v[i].pin_id, v[i].ino, v[i].offset,
+			       v[i].length, f, daxfs_pin_state_str(v[i].state), v[i].pid, v[i].uid, v[i].nextents,
 			       (double)v[i].age_ns / 1e9);
 		}
 		printf("%u pins\n", n);
@@ -186,49 +220,165 @@ static int cmd_info(int fd, const char *path)
 	return 0;
 }
 
+static void print_policy(const struct daxfs_ioc_policy *p)
+{
+	if (json) {
+		printf("{\"policy\":");
+		json_str(p->name);
+		printf(",\"params\":{");
+		/* params is "k=v,k=v": values never hold commas (the daemon splits on them too). */
+		char copy[sizeof(p->params)], *save = NULL;
+		int first = 1;
+		snprintf(copy, sizeof(copy), "%s", p->params);
+		for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(kv, '=');
+			if (!eq)
+				continue;
+			*eq = 0;
+			printf("%s", first ? "" : ",");
+			json_str(kv);
+			putchar(':');
+			json_str(eq + 1);
+			first = 0;
+		}
+		printf("},\"summary\":");
+		json_str(p->summary);
+		printf(",\"stalls\":%s,\"loaded\":%s,\"generation\":%llu}\n",
+		       p->flags & DAXFS_POLICY_F_STALLS ? "true" : "false", p->flags & DAXFS_POLICY_F_LOADED ? "true" : "false",
+		       p->generation);
+		return;
+	}
+	printf("policy %s%s: %s\n", p->name, p->flags & DAXFS_POLICY_F_LOADED ? " (loaded)" : "", p->summary);
+	printf("parameters %s\n", p->params);
+}
+
 static int cmd_policy(int fd, const char *path, int argc, char **argv)
 {
 	struct daxfs_ioc_policy p;
+	char params[DAXFS_POLICY_PARAMS_MAX] = "", msg[256];
+	const char *name = NULL;
+	size_t n = 0;
 
-	check(daxfs_policy_get(fd, &p), "policy", path);
-	if (argc > 0) {
-		for (int i = 0; i < argc; i++) {
-			uint64_t v;
-
-			if (strncmp(argv[i], "pins=", 5) == 0) {
-				if (strcmp(argv[i] + 5, "allow") == 0)
-					p.admission = DAXFS_ADMIT_ALL;
-				else if (strcmp(argv[i] + 5, "deny-longterm") == 0)
-					p.admission = DAXFS_ADMIT_DENY_LONGTERM;
-				else
-					die_usage("daxfsctl", "pins=%s: expected allow or deny-longterm", argv[i] + 5);
-			} else if (strncmp(argv[i], "grace_ms=", 9) == 0 && parse_size(argv[i] + 9, &v) == 0) {
-				p.grace_ms = v;
-			} else if (strncmp(argv[i], "wait_timeout_ms=", 16) == 0 && parse_size(argv[i] + 16, &v) == 0) {
-				p.wait_timeout_ms = v;
-			} else if (strcmp(argv[i], "deny-longterm") == 0) {
-				p.policy = DAXFS_POLICY_WAIT;
-				p.admission = DAXFS_ADMIT_DENY_LONGTERM;
-			} else {
-				uint32_t k;
-
-				for (k = DAXFS_POLICY_BUSY; k <= DAXFS_POLICY_UNSAFE; k++)
-					if (strcmp(argv[i], daxfs_policy_str(k)) == 0)
-						break;
-				if (k > DAXFS_POLICY_UNSAFE)
-					die_usage("daxfsctl", "unknown policy setting '%s'", argv[i]);
-				p.policy = k;
-			}
+	for (int i = 0; i < argc; i++) {
+		if (!strchr(argv[i], '=')) {
+			if (name || i > 0)
+				die_usage("daxfsctl", "policy: the policy's name comes first, then KEY=VALUE parameters");
+			name = argv[i];
+			continue;
 		}
-		check(daxfs_policy_set(fd, p.policy, p.admission, p.grace_ms, p.wait_timeout_ms), "set policy", path);
-		check(daxfs_policy_get(fd, &p), "policy", path);
+		int w = snprintf(params + n, sizeof(params) - n, "%s%s", n ? "," : "", argv[i]);
+		if (w < 0 || (size_t)w >= sizeof(params) - n)
+			die_usage("daxfsctl", "policy: parameters too long");
+		n += (size_t)w;
+	}
+	if (argc > 0) {
+		int ret = daxfs_policy_set(fd, name, params, msg, sizeof(msg));
+
+		if (ret == -EPERM)
+			die("daxfsctl: %s: changing the policy needs root or the daemon's user", path);
+		if (ret && msg[0])
+			die("daxfsctl: %s: %s", path, msg);
+		check(ret, "set policy", path);
+	}
+	check(daxfs_policy_get(fd, &p), "policy", path);
+	print_policy(&p);
+	return 0;
+}
+
+static int cmd_policies(int fd, const char *path)
+{
+	struct daxfs_policy_desc *v;
+	uint32_t n;
+
+	check(daxfs_list_policies(fd, &v, &n), "list policies", path);
+	if (json)
+		printf("[");
+	for (uint32_t i = 0; i < n; i++) {
+		if (json) {
+			printf("%s{\"name\":", i ? "," : "");
+			json_str(v[i].name);
+			printf(",\"summary\":");
+			json_str(v[i].summary);
+			printf(",\"stalls\":%s,\"params\":", v[i].flags & DAXFS_POLICY_F_STALLS ? "true" : "false");
+			json_str(v[i].params);
+			printf("}");
+			continue;
+		}
+		printf("%-14s %s%s\n", v[i].name, v[i].summary,
+		       v[i].flags & DAXFS_POLICY_F_STALLS ? " [truncates may wait]" : "");
+		char copy[sizeof(v[i].params)], *save = NULL;
+		snprintf(copy, sizeof(copy), "%s", v[i].params);
+		for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			printf("%14s   %s\n", "", line);
 	}
 	if (json)
-		printf("{\"policy\":\"%s\",\"admission\":\"%s\",\"grace_ms\":%llu,\"wait_timeout_ms\":%llu}\n",
-		       daxfs_policy_str(p.policy), daxfs_admission_str(p.admission), p.grace_ms, p.wait_timeout_ms);
+		printf("]\n");
+	free(v);
+	return 0;
+}
+
+static int cmd_waits(int fd, const char *path)
+{
+	struct daxfs_wait_info *v;
+	uint32_t n;
+
+	check(daxfs_list_waits(fd, &v, &n), "list waits", path);
+	if (json) {
+		printf("[");
+		for (uint32_t i = 0; i < n; i++)
+			printf("%s{\"id\":%llu,\"kind\":\"%s\",\"pid\":%d,\"ino\":%llu,\"offset\":%llu,\"length\":%llu,"
+			       "\"age_ms\":%.3f,\"deadline_ms\":%.3f,\"blocker_pin\":%llu,\"blocker_pid\":%d,\"pins\":%u,"
+			       "\"behind\":%llu}",
+			       i ? "," : "", v[i].wait_id, daxfs_wait_str(v[i].kind), v[i].pid, v[i].ino, v[i].offset,
+			       v[i].length, ms(v[i].age_ns), ms(v[i].deadline_ns), v[i].blocker_pin, v[i].blocker_pid,
+			       v[i].npins, v[i].blocker_wait);
+		printf("]\n");
+	} else {
+		for (uint32_t i = 0; i < n; i++) {
+			printf("wait %llu: %s by pid %d, inode %llu from byte %llu, %.3f s", v[i].wait_id,
+			       daxfs_wait_str(v[i].kind), v[i].pid, v[i].ino, v[i].offset, (double)v[i].age_ns / 1e9);
+			if (v[i].blocker_wait)
+				printf(", behind wait %llu", v[i].blocker_wait);
+			if (v[i].npins)
+				printf(", for %u pins (pin %llu of pid %d first)", v[i].npins, v[i].blocker_pin,
+				       v[i].blocker_pid);
+			if (v[i].deadline_ns)
+				printf(", decides again in %.0f ms", ms(v[i].deadline_ns));
+			printf("\n");
+		}
+		printf("%u waiting\n", n);
+	}
+	free(v);
+	return 0;
+}
+
+static int cmd_trace(int fd, const char *path, int argc, char **argv)
+{
+	struct daxfs_ioc_trace t;
+	int ret;
+
+	if (argc == 0)
+		ret = daxfs_trace(fd, DAXFS_TRACE_GET, NULL, &t);
+	else if (argc == 2 && strcmp(argv[0], "on") == 0)
+		ret = daxfs_trace(fd, DAXFS_TRACE_START, argv[1], &t);
+	else if (argc == 1 && strcmp(argv[0], "off") == 0)
+		ret = daxfs_trace(fd, DAXFS_TRACE_STOP, NULL, &t);
 	else
-		printf("policy %s, pins %s, grace_ms %llu, wait_timeout_ms %llu\n", daxfs_policy_str(p.policy),
-		       daxfs_admission_str(p.admission), p.grace_ms, p.wait_timeout_ms);
+		die_usage("daxfsctl", "trace: expected nothing, 'on FILE' or 'off'");
+	if (ret == -EPERM)
+		die("daxfsctl: %s: tracing needs root or the daemon's user", path);
+	if (ret == -EINVAL && argc == 2)
+		die("daxfsctl: %s: the trace file is written by the daemon: give an absolute path", path);
+	check(ret, "trace", path);
+	if (json) {
+		printf("{\"on\":%s,\"file\":", t.on ? "true" : "false");
+		json_str(t.path);
+		printf(",\"records\":%llu,\"dropped\":%llu}\n", t.records, t.dropped);
+	} else if (t.on) {
+		printf("tracing to %s: %llu records, %llu dropped\n", t.path, t.records, t.dropped);
+	} else {
+		printf("tracing off\n");
+	}
 	return 0;
 }
 
@@ -259,8 +409,14 @@ int main(int argc, char **argv)
 		ret = cmd_busy(fd, path);
 	else if (strcmp(cmd, "info") == 0 && argc - i == 2)
 		ret = cmd_info(fd, path);
+	else if (strcmp(cmd, "waits") == 0 && argc - i == 2)
+		ret = cmd_waits(fd, path);
+	else if (strcmp(cmd, "policies") == 0 && argc - i == 2)
+		ret = cmd_policies(fd, path);
 	else if (strcmp(cmd, "policy") == 0)
 		ret = cmd_policy(fd, path, argc - i - 2, argv + i + 2);
+	else if (strcmp(cmd, "trace") == 0)
+		ret = cmd_trace(fd, path, argc - i - 2, argv + i + 2);
 	else {
 		usage(stderr);
 		ret = 2;

@@ -11,12 +11,21 @@
  * A pin is a long-term reference to the media blocks behind a range of a file, what get_user_pages
  * or ibv_reg_mr takes on a DAX mapping.  It belongs to the open file it was taken on: only that file
  * may use or drop it (another file's pin id gives EBADF), and all its pins drop when it is released.
+ * Dropping a pin (unpin, release, revocation) first fences the daemon's DMA engine: when the call
+ * returns, no DMA ioctl still writes through that pin.
+ *
+ * When pinned blocks are about to leave their file (truncate, punch hole, O_TRUNC, unlink) the
+ * mount's policy decides what happens (see daxfs-ioctl(7) and include/daxfs/policy.h); it may tell
+ * the holder through events (lease break, revocation, invalidate-range), queued on the open file and
+ * optionally signalled.
  *
  * Errors: EINVAL malformed arguments (wrong size, reserved fields not zero, range outside the file or
- * the pin); ENOTTY unknown command; ENOENT no such pin; EBADF the pin belongs to another open file,
- * or a write pin on a file not open for writing; EOPNOTSUPP long-term pin refused by the admission
- * policy; EMFILE / ENFILE the per-file / total pin limit; ENOLINK the pin was revoked; EACCES a
- * write DMA through a read-only pin; EPERM changing the policy without privilege.
+ * the pin, a signal that is not allowed); ENOTTY unknown command; ENOENT no such pin; EBADF the pin
+ * belongs to another open file, or a write pin on a file not open for writing; EOPNOTSUPP a pin the
+ * admission rule refuses; EPERM a pin that could stall the owner's truncate, taken by someone who
+ * neither owns the file nor has CAP_LEASE, or changing the policy without privilege; EDQUOT the
+ * per-user pinned-bytes limit; EMFILE / ENFILE the per-file / total pin limit; ENOLINK the pin was
+ * revoked; EACCES a write DMA through a read-only pin; EINTR a waiting request was interrupted.
  */
 #ifndef DAXFS_IOCTL_H
 #define DAXFS_IOCTL_H
@@ -30,11 +39,19 @@
 
 #define DAXFS_PIN_WRITE		0x1	/* the holder will write (DMA to the media) */
 #define DAXFS_PIN_LONGTERM	0x2	/* FOLL_LONGTERM: held indefinitely, like an RDMA registration */
+#define DAXFS_PIN_REVOCABLE	0x4	/* its device stops when the pin is revoked (dma-buf's revocable
+					   importers): revoked blocks may be reused at once */
+#define DAXFS_PIN_ODP		0x8	/* the holder takes invalidate-range events and refaults (RDMA
+					   on-demand paging) */
+#define DAXFS_PIN_FLAGS		0xf
+
+/* media_off of a hole under a read pin: nothing is pinned there, the device reads zeroes. */
+#define DAXFS_MEDIA_ZERO	(~0ULL)
 
 /* A contiguous piece of a pin: file bytes [file_off, file_off + len) live at media bytes [media_off, ...). */
 struct daxfs_pin_extent {
 	__u64 file_off;
-	__u64 media_off;
+	__u64 media_off;		/* or DAXFS_MEDIA_ZERO */
 	__u64 len;
 };
 
@@ -42,8 +59,11 @@ struct daxfs_pin_extent {
 
 /*
  * Pin [offset, offset + length) of the open file, which must lie inside the file (beyond EOF:
- * EINVAL).  The range is widened to whole blocks; holes in it are allocated and zeroed, as a DAX
- * write fault would.
+ * EINVAL).  The range is widened to whole blocks.  Under a write pin, holes are allocated and
+ * zeroed, as a DAX write fault would; under a read pin they stay holes (DAXFS_MEDIA_ZERO), as a DAX
+ * read fault maps the zero page.  signo, when not 0, is sent (sigqueue, the pin id in si_value) to
+ * the pinning process with each of the pin's events: SIGUSR1, SIGUSR2, SIGIO, SIGURG or a real-time
+ * signal.
  */
 struct daxfs_ioc_pin {
 	__u32 size;			/* in: sizeof(struct daxfs_ioc_pin) */
@@ -55,7 +75,9 @@ struct daxfs_ioc_pin {
 	__u64 pin_length;		/* out */
 	__u32 nextents;			/* out: extents of the whole pin */
 	__u32 nreturned;		/* out: extents in ext[] (the first ones) */
-	__u64 reserved[2];		/* zero */
+	__u32 signo;			/* in: signal for events, 0 = none */
+	__u32 reserved0;		/* zero */
+	__u64 reserved1;		/* zero */
 	struct daxfs_pin_extent ext[DAXFS_PIN_EXT_MAX];
 };
 
@@ -88,30 +110,98 @@ struct daxfs_ioc_pin_status {
 	__u32 flags;			/* out */
 	__u32 nextents;			/* out */
 	__u64 deadline_ns;		/* out: REVOKING: nanoseconds left before revocation */
+	__u32 gen;			/* out: generation, bumped by every refault */
+	__u32 invalidated;		/* out: ODP: extents invalidated and not yet refaulted */
 };
 
-/* ---- simulated device access through a pin ---- */
+/*
+ * ODP: resolve [offset, offset + length) of the pin's file range again, after an invalidation took
+ * blocks away: the pin now holds what the file maps there (a write pin allocates holes), and the
+ * reply gives those extents (the first DAXFS_PIN_EXT_MAX; the rest with DAXFS_IOC_PIN_EXTENTS).
+ * ENXIO when the range now lies beyond EOF.  The pin's generation goes up.
+ */
+struct daxfs_ioc_pin_fault {
+	__u32 size;
+	__u32 gen;			/* out: the pin's new generation */
+	__u64 pin_id;			/* in */
+	__u64 offset;			/* in: bytes from the start of the pin */
+	__u64 length;			/* in */
+	__u32 nextents;			/* out: extents of the whole pin */
+	__u32 nreturned;		/* out: extents of the refaulted range in ext[] */
+	__u64 reserved;
+	struct daxfs_pin_extent ext[DAXFS_PIN_EXT_MAX];
+};
 
-#define DAXFS_DMA_WRITE_PATTERN	1	/* fill with pattern units */
-#define DAXFS_DMA_VERIFY_PATTERN 2	/* count units that do not hold the expected pattern */
+/* ---- events: the file system tells a holder ---- */
+
+#define DAXFS_EV_LEASE_BREAK	1	/* unpin before deadline_ns or the pin is revoked */
+#define DAXFS_EV_REVOKED	2	/* the pin is dead: its device must stop; only UNPIN works */
+#define DAXFS_EV_INVALIDATE	3	/* [file_off, file_off + len) leaves the pin: stop using it, then
+					   DAXFS_IOC_EVENT_ACK; not acked by deadline_ns: revoked */
+#define DAXFS_EV_DROPPED	4	/* the file system dropped the pin (unmount) */
+
+struct daxfs_event {
+	__u64 seq;			/* per open file, from 1, no gaps */
+	__u32 type;			/* DAXFS_EV_* */
+	__u32 reserved;
+	__u64 pin_id;
+	__u64 file_off;			/* the range concerned (the whole pin unless INVALIDATE) */
+	__u64 len;
+	__u64 deadline_ns;		/* CLOCK_MONOTONIC, absolute; 0 = none */
+	__u64 time_ns;			/* CLOCK_MONOTONIC when it was raised */
+	__u64 reserved2;
+};
+
+/*
+ * The open file's events with seq >= from_seq, oldest first; the events before from_seq are
+ * consumed (forgotten).  A holder that polls loses none: events stay queued until consumed.
+ */
+#define DAXFS_EVENTS_MAX 200
+struct daxfs_ioc_events {
+	__u32 size;
+	__u32 count;			/* out: events in ev[] */
+	__u64 from_seq;			/* in */
+	__u64 next_seq;			/* out: the seq the next event will get */
+	__u64 reserved;
+	struct daxfs_event ev[DAXFS_EVENTS_MAX];
+};
+
+/* The holder's device no longer uses the range of INVALIDATE event seq of pin pin_id. */
+struct daxfs_ioc_event_ack {
+	__u32 size;
+	__u32 reserved;
+	__u64 pin_id;
+	__u64 seq;
+};
+
+/* ---- tagged payloads: every word a device writes names its source ---- */
+
+#define DAXFS_TAG_UNIT		64
+#define DAXFS_TAG_MAGIC		0x4741545346584144ULL	/* "DAXFSTAG" */
+#define DAXFS_TAG_SRC_IOCTL	1	/* written by the daemon's DMA engine (DAXFS_IOC_DMA) */
+#define DAXFS_TAG_SRC_DEVICE	2	/* written by a simulated device at the media */
+struct daxfs_tag {
+	__u64 magic;
+	__u64 pin_id;
+	__u64 ino;			/* the file the pin was taken on */
+	__u64 file_off;			/* where in that file the device meant to write */
+	__u64 media_off;		/* where on the media it wrote */
+	__u64 seq;			/* the work request's sequence number */
+	__u32 gen;			/* the pin's generation when the request was posted */
+	__u32 source;			/* DAXFS_TAG_SRC_* */
+	__u64 time_ns;			/* CLOCK_MONOTONIC when the request was posted */
+};
+
+/* ---- the daemon's DMA engine: a device for callers who cannot open the media ---- */
+
+#define DAXFS_DMA_WRITE_PATTERN	1	/* fill with tags */
+#define DAXFS_DMA_VERIFY_PATTERN 2	/* count units that do not hold the tags of seq */
 #define DAXFS_DMA_ZERO		3
 
 /*
- * Pattern unit, DAXFS_DMA_UNIT bytes at every unit-aligned media offset: a write through a pin can be
- * traced back to its pin, tag and media location wherever it lands.
- */
-#define DAXFS_DMA_UNIT		32
-#define DAXFS_DMA_MAGIC		0x414d44534658414cULL	/* "LAXFSDMA" */
-struct daxfs_dma_unit {
-	__u64 magic;
-	__u64 pin_id;
-	__u64 tag;
-	__u64 media_off;
-};
-
-/*
- * The simulated device reads or writes the media blocks the pin holds, whatever the file maps there
- * now.  offset and length are bytes within the pin, multiples of DAXFS_DMA_UNIT.
+ * The engine reads or writes the media blocks the pin holds, whatever the file maps there now, as a
+ * device would.  offset and length are bytes within the pin, multiples of DAXFS_TAG_UNIT.  Unpin,
+ * release and revocation stop it between two units of work (64 KiB) before they return.
  */
 struct daxfs_ioc_dma {
 	__u32 size;
@@ -119,10 +209,11 @@ struct daxfs_ioc_dma {
 	__u64 pin_id;			/* in */
 	__u64 offset;			/* in */
 	__u64 length;			/* in */
-	__u64 tag;			/* in: recorded in (or expected from) every unit */
+	__u64 seq;			/* in: recorded in (or expected from) every tag */
 	__u64 mismatches;		/* out (verify): units that differ */
 	__u64 first_mismatch;		/* out (verify): pin offset of the first, or ~0 */
-	__u64 reserved[2];
+	__u64 done;			/* out: bytes done (less than length when a fence stopped it) */
+	__u64 reserved;
 };
 
 /* ---- information ---- */
@@ -162,15 +253,22 @@ struct daxfs_ioc_stats {
 	__u64 reclaimed_blocks;
 	__u64 reclaim_latency_ns_total;	/* last unpin to space back in the allocator, summed */
 	__u64 reclaim_latency_ns_max;
-	__u64 frees_waited;		/* wait/revoke: frees that waited for pins */
+	__u64 frees_waited;		/* frees that waited for pins */
 	__u64 free_wait_ns_total;
-	__u64 frees_failed;		/* fail: operations refused with EBUSY */
-	__u64 unsafe_frees;		/* unsafe: pinned blocks freed anyway */
+	__u64 frees_failed;		/* operations refused (EBUSY, or the policy's errno) */
+	__u64 unsafe_frees;		/* pinned blocks freed anyway */
 	__u64 unsafe_blocks;
 	__u64 dma_ops;
 	__u64 dma_bytes;
 	__u64 enospc_waits;		/* allocations that waited for reclaim */
-	__u64 reserved2[8];
+	__u64 waiting;			/* requests waiting now (truncates, punches, pins) */
+	__u64 waits_interrupted;	/* waits ended by a signal (EINTR) */
+	__u64 invalidations;		/* invalidate-range events sent */
+	__u64 invalidations_acked;
+	__u64 events;			/* events queued, all kinds */
+	__u64 quarantined_blocks;	/* blocks held for holders that outlived a daemon crash */
+	__u64 revoked_held_blocks;	/* blocks of revoked, non-revocable pins, held until release */
+	__u64 reserved2;
 };
 
 /* ---- listings, paged ---- */
@@ -185,6 +283,9 @@ struct daxfs_pin_info {
 	__s32 pid;			/* the process that took the pin */
 	__u32 nextents;
 	__u64 age_ns;
+	__u32 uid;			/* who took it */
+	__u32 gen;
+	__u64 deadline_ns;		/* REVOKING: nanoseconds left */
 };
 
 #define DAXFS_LIST_PINS_MAX 200
@@ -218,47 +319,84 @@ struct daxfs_ioc_list_busy {
 	struct daxfs_busy_info busy[DAXFS_LIST_BUSY_MAX];
 };
 
-/* ---- policy ---- */
+/* Requests waiting for the policy: what each waits for, so a deadlock's chain can be printed. */
+#define DAXFS_WAIT_TRUNCATE	1
+#define DAXFS_WAIT_PUNCH	2
+#define DAXFS_WAIT_OTRUNC	3
+#define DAXFS_WAIT_PIN		4	/* a pin on a range being broken */
 
-#define DAXFS_POLICY_BUSY	1	/* detach pinned blocks, keep them busy, reclaim after the last unpin */
-#define DAXFS_POLICY_WAIT	2	/* truncate waits until the blocks are unpinned */
-#define DAXFS_POLICY_FAIL	3	/* truncate fails with EBUSY */
-#define DAXFS_POLICY_REVOKE	4	/* break the lease; revoke the pins after the grace period */
-#define DAXFS_POLICY_UNSAFE	5	/* free pinned blocks anyway: the corruption baseline */
-
-#define DAXFS_ADMIT_ALL		1
-#define DAXFS_ADMIT_DENY_LONGTERM 2	/* refuse DAXFS_PIN_LONGTERM (what Linux does for fsdax) */
-
-#define DAXFS_POLICY_GET	0
-#define DAXFS_POLICY_SET	1
-
-struct daxfs_ioc_policy {
-	__u32 size;
-	__u32 op;			/* in: DAXFS_POLICY_GET or _SET */
-	__u32 policy;			/* in (set) / out: DAXFS_POLICY_* */
-	__u32 admission;		/* in (set) / out: DAXFS_ADMIT_* */
-	__u64 grace_ms;			/* revoke: lease-break grace period */
-	__u64 wait_timeout_ms;		/* wait, revoke: 0 = wait for ever */
-	__u64 reserved[4];
+struct daxfs_wait_info {
+	__u64 wait_id;
+	__u32 kind;			/* DAXFS_WAIT_* */
+	__s32 pid;			/* the waiting process */
+	__u64 ino;
+	__u64 offset;			/* the file range concerned */
+	__u64 length;
+	__u64 age_ns;			/* waiting since */
+	__u64 deadline_ns;		/* nanoseconds left before it gives up or decides again; 0 = none */
+	__u64 blocker_pin;		/* a pin it waits for (0 when it waits for another request) */
+	__s32 blocker_pid;		/* that pin's holder */
+	__u32 npins;			/* pins it waits for */
+	__u64 blocker_wait;		/* a request it waits behind (a pin waiting for a break), or 0 */
 };
 
-/* Names of the constants above, for tools and logs. */
-static inline const char *daxfs_policy_str(__u32 p)
-{
-	switch (p) {
-	case DAXFS_POLICY_BUSY: return "busy";
-	case DAXFS_POLICY_WAIT: return "wait";
-	case DAXFS_POLICY_FAIL: return "fail";
-	case DAXFS_POLICY_REVOKE: return "revoke";
-	case DAXFS_POLICY_UNSAFE: return "unsafe";
-	}
-	return "?";
-}
+#define DAXFS_LIST_WAITS_MAX 200
+struct daxfs_ioc_list_waits {
+	__u32 size;
+	__u32 start;
+	__u32 count;
+	__u32 total;
+	struct daxfs_wait_info waits[DAXFS_LIST_WAITS_MAX];
+};
 
-static inline const char *daxfs_admission_str(__u32 a)
-{
-	return a == DAXFS_ADMIT_DENY_LONGTERM ? "deny-longterm" : a == DAXFS_ADMIT_ALL ? "allow" : "?";
-}
+/* ---- policy ---- */
+
+#define DAXFS_POLICY_NAME_MAX	64
+#define DAXFS_POLICY_PARAMS_MAX	1024
+
+#define DAXFS_POLICY_GET	0
+#define DAXFS_POLICY_SET	1	/* switch to name (built in, or a .so path) with params */
+#define DAXFS_POLICY_PARAMS	2	/* change parameters of the current policy */
+
+/*
+ * The mount's policy.  params is "key=value,key=value"; on output it lists every parameter of the
+ * current policy with its value.  Setting needs root or the daemon's user (EPERM).  Loading a .so
+ * needs an absolute path to a file owned by root or the daemon's user and not writable by others.
+ * A well-formed request always succeeds as an ioctl: a refused change comes back as a negative
+ * errno in `result` with the reason in `message`, and the policy in force unchanged.
+ */
+struct daxfs_ioc_policy {
+	__u32 size;
+	__u32 op;			/* in: DAXFS_POLICY_* */
+	char name[DAXFS_POLICY_NAME_MAX + 192];	/* in/out: the policy's name (set: or a .so path) */
+	char params[DAXFS_POLICY_PARAMS_MAX];	/* in/out */
+	char summary[128];		/* out: what the policy does */
+	__u32 flags;			/* out: DAXFS_POLICY_F_* */
+	__s32 result;			/* out: 0, or why the change was refused (-errno) */
+	__u64 generation;		/* out: bumped by every change */
+	char message[256];		/* out: the reason, when result < 0 */
+};
+#define DAXFS_POLICY_F_STALLS	0x1	/* truncates may wait for pins */
+#define DAXFS_POLICY_F_LOADED	0x2	/* from a shared object */
+
+/* The policies this daemon knows, with their parameters ("key=default: help" lines). */
+struct daxfs_policy_desc {
+	char name[DAXFS_POLICY_NAME_MAX];
+	char summary[128];
+	char params[1024];
+	__u32 flags;
+	__u32 reserved;
+};
+#define DAXFS_LIST_POLICIES_MAX 10
+struct daxfs_ioc_list_policies {
+	__u32 size;
+	__u32 start;
+	__u32 count;
+	__u32 total;
+	struct daxfs_policy_desc policies[DAXFS_LIST_POLICIES_MAX];
+};
+
+/* ---- names of the constants above, for tools and logs ---- */
 
 static inline const char *daxfs_pin_state_str(__u32 s)
 {
@@ -272,6 +410,18 @@ static inline const char *daxfs_busy_state_str(__u32 s)
 	       : s == DAXFS_BUSY_RECLAIMING ? "reclaiming" : "?";
 }
 
+static inline const char *daxfs_event_str(__u32 t)
+{
+	return t == DAXFS_EV_LEASE_BREAK ? "lease-break" : t == DAXFS_EV_REVOKED ? "revoked"
+	       : t == DAXFS_EV_INVALIDATE ? "invalidate" : t == DAXFS_EV_DROPPED ? "dropped" : "?";
+}
+
+static inline const char *daxfs_wait_str(__u32 k)
+{
+	return k == DAXFS_WAIT_TRUNCATE ? "truncate" : k == DAXFS_WAIT_PUNCH ? "punch"
+	       : k == DAXFS_WAIT_OTRUNC ? "o_trunc" : k == DAXFS_WAIT_PIN ? "pin" : "?";
+}
+
 #define DAXFS_IOC_PIN		_IOWR(DAXFS_IOC_MAGIC, 1, struct daxfs_ioc_pin)
 #define DAXFS_IOC_UNPIN		_IOW(DAXFS_IOC_MAGIC, 2, struct daxfs_ioc_unpin)
 #define DAXFS_IOC_PIN_EXTENTS	_IOWR(DAXFS_IOC_MAGIC, 3, struct daxfs_ioc_pin_extents)
@@ -282,5 +432,27 @@ static inline const char *daxfs_busy_state_str(__u32 s)
 #define DAXFS_IOC_LIST_PINS	_IOWR(DAXFS_IOC_MAGIC, 8, struct daxfs_ioc_list_pins)
 #define DAXFS_IOC_LIST_BUSY	_IOWR(DAXFS_IOC_MAGIC, 9, struct daxfs_ioc_list_busy)
 #define DAXFS_IOC_POLICY	_IOWR(DAXFS_IOC_MAGIC, 10, struct daxfs_ioc_policy)
+#define DAXFS_IOC_EVENTS	_IOWR(DAXFS_IOC_MAGIC, 11, struct daxfs_ioc_events)
+#define DAXFS_IOC_EVENT_ACK	_IOW(DAXFS_IOC_MAGIC, 12, struct daxfs_ioc_event_ack)
+#define DAXFS_IOC_PIN_FAULT	_IOWR(DAXFS_IOC_MAGIC, 13, struct daxfs_ioc_pin_fault)
+#define DAXFS_IOC_LIST_WAITS	_IOWR(DAXFS_IOC_MAGIC, 14, struct daxfs_ioc_list_waits)
+#define DAXFS_IOC_LIST_POLICIES	_IOWR(DAXFS_IOC_MAGIC, 15, struct daxfs_ioc_list_policies)
+#define DAXFS_IOC_TRACE		_IOWR(DAXFS_IOC_MAGIC, 16, struct daxfs_ioc_trace)
+
+/* ---- the event trace ---- */
+
+#define DAXFS_TRACE_GET		0
+#define DAXFS_TRACE_START	1	/* to path (truncated), or keep the current file */
+#define DAXFS_TRACE_STOP	2
+
+struct daxfs_ioc_trace {
+	__u32 size;
+	__u32 op;			/* in: DAXFS_TRACE_* */
+	char path[4096];		/* in (start) / out: the trace file, "" when off */
+	__u64 records;			/* out: records written */
+	__u64 dropped;			/* out: records lost to a full buffer */
+	__u32 on;			/* out */
+	__u32 reserved;
+};
 
 #endif /* DAXFS_IOCTL_H */

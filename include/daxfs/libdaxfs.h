@@ -7,38 +7,82 @@
 #ifndef LIBDAXFS_H
 #define LIBDAXFS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "daxfs/ioctl.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- pins ---- */
 
 struct daxfs_pin {
 	uint64_t id;
 	uint64_t offset;		/* the pinned range (block aligned) */
 	uint64_t length;
 	uint32_t nextents;
-	struct daxfs_pin_extent *ext;	/* malloc'd; daxfs_pin_free */
+	uint32_t gen;			/* bumped by every refault */
+	struct daxfs_pin_extent *ext;	/* malloc'd, in file order; daxfs_pin_free */
 };
 
-/* Pin [offset, offset + length) of the file open on fd; flags: DAXFS_PIN_*. */
+/* Pin [offset, offset + length) of the file open on fd; flags: DAXFS_PIN_*; signo 0 or a signal for events. */
 int daxfs_pin(int fd, uint64_t offset, uint64_t length, uint32_t flags, struct daxfs_pin *pin);
+int daxfs_pin_signal(int fd, uint64_t offset, uint64_t length, uint32_t flags, int signo, struct daxfs_pin *pin);
 void daxfs_pin_free(struct daxfs_pin *pin);
 int daxfs_unpin(int fd, uint64_t pin_id);
 int daxfs_pin_status(int fd, uint64_t pin_id, struct daxfs_ioc_pin_status *st);
-/* Simulated device access; mismatches (verify) may be NULL. */
-int daxfs_dma(int fd, uint64_t pin_id, uint32_t op, uint64_t offset, uint64_t length, uint64_t tag,
+/* Fetch every extent of the pin again (after a refault). */
+int daxfs_pin_refresh(int fd, struct daxfs_pin *pin);
+/* ODP: resolve [offset, offset + length) of the pin again after an invalidation; pin is refreshed. */
+int daxfs_pin_fault(int fd, struct daxfs_pin *pin, uint64_t offset, uint64_t length);
+/*
+ * Where pin byte `off` lives on the media, and how many bytes from there are contiguous: 0, or
+ * -EFAULT when that part was invalidated (refault it).  *media_off is DAXFS_MEDIA_ZERO for a hole.
+ */
+int daxfs_pin_map(const struct daxfs_pin *pin, uint64_t off, uint64_t *media_off, uint64_t *run);
+
+/* The daemon's DMA engine; mismatches and first_mismatch (verify) may be NULL. */
+int daxfs_dma(int fd, uint64_t pin_id, uint32_t op, uint64_t offset, uint64_t length, uint64_t seq,
 	      uint64_t *mismatches, uint64_t *first_mismatch);
+
+/* ---- events ---- */
+
+/* Up to max events with seq >= from_seq (consuming older ones); *n read, *next_seq to ask for next. */
+int daxfs_events(int fd, uint64_t from_seq, struct daxfs_event *ev, uint32_t max, uint32_t *n, uint64_t *next_seq);
+int daxfs_event_ack(int fd, uint64_t pin_id, uint64_t seq);
+
+/* ---- the mount ---- */
 
 int daxfs_info(int fd, struct daxfs_ioc_info *info);
 int daxfs_stats(int fd, struct daxfs_ioc_stats *st);
 int daxfs_list_pins(int fd, struct daxfs_pin_info **pins, uint32_t *n);
 int daxfs_list_busy(int fd, struct daxfs_busy_info **busy, uint32_t *n);
+int daxfs_list_waits(int fd, struct daxfs_wait_info **waits, uint32_t *n);
+int daxfs_list_policies(int fd, struct daxfs_policy_desc **policies, uint32_t *n);
 int daxfs_policy_get(int fd, struct daxfs_ioc_policy *p);
-/* Set policy and admission (DAXFS_POLICY_*, DAXFS_ADMIT_*) and the two timeouts. */
-int daxfs_policy_set(int fd, uint32_t policy, uint32_t admission, uint64_t grace_ms, uint64_t wait_timeout_ms);
+/*
+ * Switch to policy `name` (built in, or a .so path) with params "key=value,...", or with name NULL
+ * change the current policy's params.  0, or -errno with the daemon's reason in msg.
+ */
+int daxfs_policy_set(int fd, const char *name, const char *params, char *msg, size_t msglen);
+/* Start (path), stop or query the event trace: op DAXFS_TRACE_*; out may be NULL. */
+int daxfs_trace(int fd, uint32_t op, const char *path, struct daxfs_ioc_trace *out);
 
-/* Fill buf (len bytes, a multiple of DAXFS_DMA_UNIT) with the pattern a pin would write at media_off. */
-void daxfs_pattern_fill(void *buf, uint64_t len, uint64_t pin_id, uint64_t tag, uint64_t media_off);
-/* Is this unit a pattern unit (any pin)?  If so, out gets its fields. */
-int daxfs_pattern_decode(const void *unit, struct daxfs_dma_unit *out);
+/* ---- tags: what devices write ---- */
+
+/*
+ * Fill buf (len bytes, a multiple of DAXFS_TAG_UNIT) with tags: the first is *t, each next one
+ * DAXFS_TAG_UNIT further in the file and on the media.
+ */
+void daxfs_tag_fill(void *buf, uint64_t len, const struct daxfs_tag *t);
+/* Is this unit a tag?  If so, out gets it. */
+bool daxfs_tag_decode(const void *unit, struct daxfs_tag *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -102,14 +102,14 @@ static void build_base(void)
 	}
 	/* A file of ~300 extents: extent blocks in a chain. */
 	uint64_t f = mk(fs, DAXFS_ROOT_INO, "fragmented", S_IFREG | 0644);
-	CHECK(namei_open(fs, f, O_RDWR, &ip));
+	CHECK(namei_open(fs, f, O_RDWR, &ip, NULL));
 	for (int b = 0; b < 600; b += 2)
 		fill(fs, ip, (uint64_t)b * 4096, 4096, b);
 	CHECK(xattr_set(fs, ip, "user.note", "some value", 10, 0));
 	CHECK(xattr_set(fs, ip, "security.label", "sec", 3, 0));
 	CHECK(namei_release(fs, ip));
 	uint64_t g = mk(fs, DAXFS_ROOT_INO, "big", S_IFREG | 0600);
-	CHECK(namei_open(fs, g, O_RDWR, &ip));
+	CHECK(namei_open(fs, g, O_RDWR, &ip, NULL));
 	fill(fs, ip, 0, 1 << 20, 7);
 	CHECK(namei_release(fs, ip));
 	CHECK(namei_link(fs, g, d, "hardlink", &e));
@@ -121,7 +121,7 @@ static void build_base(void)
 	mk(fs, d, "sub", S_IFDIR | 0700);
 	/* An orphan: unlinked while open, never closed. */
 	uint64_t o = mk(fs, DAXFS_ROOT_INO, "orphan", S_IFREG | 0644);
-	CHECK(namei_open(fs, o, O_RDWR, &ip));
+	CHECK(namei_open(fs, o, O_RDWR, &ip, NULL));
 	fill(fs, ip, 0, 50000, 3);
 	CHECK(namei_unlink(fs, DAXFS_ROOT_INO, "orphan"));
 	/* Busy extents: pinned ranges of a file truncated under the pins. */
@@ -130,12 +130,12 @@ static void build_base(void)
 	struct pin_owner owner;
 	uint64_t id;
 	pin_owner_init(&owner);
-	CHECK(namei_open(fs, p, O_RDWR, &pp));
+	CHECK(namei_open(fs, p, O_RDWR, &pp, NULL));
 	fill(fs, pp, 0, 256 << 10, 9);
 	for (int i = 0; i < 8; i++)
-		CHECK(policy_pin(fs, &owner, pp, true, (uint64_t)i * 32768, 4096, DAXFS_PIN_WRITE, 1, &id));
+		CHECK(policy_pin(fs, &owner, pp, &(struct policy_pin_args){ .offset = (uint64_t)i * 32768, .length = 4096, .flags = DAXFS_PIN_WRITE, .pid = 1, .writable = true }, NULL, &id));
 	struct stat st = { .st_size = 0 };
-	CHECK(namei_setattr(fs, p, &st, NAMEI_SET_SIZE, NULL));
+	CHECK(namei_setattr(fs, p, &st, NAMEI_SET_SIZE, NULL, NULL));
 	/* Die: the journal holds the last transaction, the orphan and busy records stay. */
 	_exit(0);
 }
@@ -220,7 +220,7 @@ static void use(struct fs *fs)
 	treewalk(fs, DAXFS_ROOT_INO, 0, 16, 64u << 20);
 	/* Changes too: allocation and freeing run on whatever the bitmaps now say. */
 	if (namei_mknod(fs, &root, DAXFS_ROOT_INO, "new", S_IFREG | 0644, 0, &e) == 0) {
-		if (namei_open(fs, e.ino, O_RDWR, &ip) == 0) {
+		if (namei_open(fs, e.ino, O_RDWR, &ip, NULL) == 0) {
 			static char buf[300 << 10];
 			struct iovec iov = { buf, sizeof(buf) };
 			file_write(fs, ip, 0, &iov, 1);
@@ -230,7 +230,7 @@ static void use(struct fs *fs)
 	}
 	struct stat st = { .st_size = 4096 };
 	if (namei_lookup(fs, DAXFS_ROOT_INO, "fragmented", &e) == 0) {
-		namei_setattr(fs, e.ino, &st, NAMEI_SET_SIZE, NULL);
+		namei_setattr(fs, e.ino, &st, NAMEI_SET_SIZE, NULL, NULL);
 		inode_forget(fs, e.ino, 1);
 	}
 	namei_unlink(fs, DAXFS_ROOT_INO, "short");

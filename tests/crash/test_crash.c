@@ -97,7 +97,7 @@ static struct inode *open_path(struct fs *fs, const char *path)
 {
 	struct inode *ip;
 
-	CHECK(namei_open(fs, resolve(fs, path), O_RDWR, &ip));
+	CHECK(namei_open(fs, resolve(fs, path), O_RDWR, &ip, NULL));
 	return ip;
 }
 
@@ -143,14 +143,14 @@ static void truncate_path(struct fs *fs, const char *path, uint64_t size)
 {
 	struct stat st = { .st_size = (off_t)size };
 
-	CHECK(namei_setattr(fs, resolve(fs, path), &st, NAMEI_SET_SIZE, NULL));
+	CHECK(namei_setattr(fs, resolve(fs, path), &st, NAMEI_SET_SIZE, NULL, NULL));
 }
 
 static void falloc(struct fs *fs, const char *path, int mode, uint64_t off, uint64_t len)
 {
 	struct inode *ip = open_path(fs, path);
 
-	CHECK(namei_fallocate(fs, ip, mode, off, len));
+	CHECK(namei_fallocate(fs, ip, mode, off, len, NULL));
 	CHECK(namei_release(fs, ip));
 }
 
@@ -282,7 +282,7 @@ static void step(struct wl *w, int i)
 	case 34: truncate_path(fs, P(w, "/b/big"), 100 << 10); break;
 	case 35: {
 		struct stat st = { .st_mode = 0600, .st_uid = 1000, .st_gid = 1000 };
-		CHECK(namei_setattr(fs, resolve(fs, P(w, "/b/big")), &st, NAMEI_SET_MODE | NAMEI_SET_UID | NAMEI_SET_GID, NULL));
+		CHECK(namei_setattr(fs, resolve(fs, P(w, "/b/big")), &st, NAMEI_SET_MODE | NAMEI_SET_UID | NAMEI_SET_GID, NULL, NULL));
 		break;
 	}
 	case 36: unlink_path(fs, P(w, "/b/big"), false); break;

@@ -87,7 +87,7 @@ static void populate(void)
 	memset(buf, 'x', sizeof(buf));
 	struct iovec iov = { buf, sizeof(buf) };
 	namei_mknod(fs, &root, DAXFS_ROOT_INO, "frag", S_IFREG | 0644, 0, &e);
-	namei_open(fs, e.ino, O_RDWR, &ip);
+	namei_open(fs, e.ino, O_RDWR, &ip, NULL);
 	for (int b = 0; b < 40; b += 2)
 		file_write(fs, ip, (uint64_t)b * 4096, &iov, 1);
 	xattr_set(fs, ip, "user.a", "1", 1, 0);
@@ -100,20 +100,20 @@ static void populate(void)
 	namei_symlink(fs, &root, d, "l", longt, &e);
 	namei_link(fs, e.ino, DAXFS_ROOT_INO, "hl", &e);
 	namei_mknod(fs, &root, DAXFS_ROOT_INO, "orphan", S_IFREG | 0644, 0, &e);
-	namei_open(fs, e.ino, O_RDWR, &ip);
+	namei_open(fs, e.ino, O_RDWR, &ip, NULL);
 	file_write(fs, ip, 0, &iov, 1);
 	namei_unlink(fs, DAXFS_ROOT_INO, "orphan");
 	namei_mknod(fs, &root, DAXFS_ROOT_INO, "pinned", S_IFREG | 0644, 0, &e);
-	namei_open(fs, e.ino, O_RDWR, &ip);
+	namei_open(fs, e.ino, O_RDWR, &ip, NULL);
 	for (int b = 0; b < 8; b++)
 		file_write(fs, ip, (uint64_t)b * 4096, &iov, 1);
 	struct pin_owner owner;
 	uint64_t id;
 	pin_owner_init(&owner);
-	policy_pin(fs, &owner, ip, true, 4096, 4096, DAXFS_PIN_WRITE, 1, &id);
-	policy_pin(fs, &owner, ip, true, 5 * 4096, 8192, DAXFS_PIN_WRITE, 1, &id);
+	policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = 4096, .length = 4096, .flags = DAXFS_PIN_WRITE, .pid = 1, .writable = true }, NULL, &id);
+	policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = 5 * 4096, .length = 8192, .flags = DAXFS_PIN_WRITE, .pid = 1, .writable = true }, NULL, &id);
 	struct stat st = { .st_size = 0 };
-	namei_setattr(fs, e.ino, &st, NAMEI_SET_SIZE, NULL);
+	namei_setattr(fs, e.ino, &st, NAMEI_SET_SIZE, NULL, NULL);
 	_exit(0);
 }
 

@@ -128,7 +128,8 @@ struct daxfs_pin pu_pin(int fd, uint64_t off, uint64_t len, uint32_t flags)
 	/* The extents tile the pinned range in file order. */
 	uint64_t at = p.offset;
 	for (uint32_t i = 0; i < p.nextents; i++) {
-		if (p.ext[i].file_off != at || p.ext[i].len == 0 || p.ext[i].len % BS || p.ext[i].media_off % BS)
+		if (p.ext[i].file_off != at || p.ext[i].len == 0 || p.ext[i].len % BS ||
+		    (p.ext[i].media_off != DAXFS_MEDIA_ZERO && p.ext[i].media_off % BS))
 			fail_msg("pin %llu extent %u: file %llu media %llu len %llu, expected file offset %llu",
 				 (unsigned long long)p.id, i, (unsigned long long)p.ext[i].file_off,
 				 (unsigned long long)p.ext[i].media_off, (unsigned long long)p.ext[i].len,
@@ -254,14 +255,14 @@ uint64_t pu_fill(const char *path)
 	return total;
 }
 
-uint64_t pu_count_units(const void *buf, size_t len, uint64_t pin_id, uint64_t tag)
+uint64_t pu_count_units(const void *buf, size_t len, uint64_t pin_id, uint64_t seq)
 {
 	uint64_t n = 0;
 
-	for (size_t i = 0; i + DAXFS_DMA_UNIT <= len; i += DAXFS_DMA_UNIT) {
-		struct daxfs_dma_unit u;
+	for (size_t i = 0; i + DAXFS_TAG_UNIT <= len; i += DAXFS_TAG_UNIT) {
+		struct daxfs_tag u;
 
-		if (daxfs_pattern_decode((const char *)buf + i, &u) && u.pin_id == pin_id && u.tag == tag)
+		if (daxfs_tag_decode((const char *)buf + i, &u) && u.pin_id == pin_id && u.seq == seq)
 			n++;
 	}
 	return n;
@@ -284,12 +285,12 @@ struct scan pu_scan(const char *path)
 			fail_msg("read %s: %s", path, strerror(errno));
 		if (r == 0)
 			break;
-		/* File and media offsets agree modulo the block size, so units sit at multiples of 32. */
-		assert_int_equal(r % DAXFS_DMA_UNIT, 0);
-		for (ssize_t i = 0; i < r; i += DAXFS_DMA_UNIT) {
-			struct daxfs_dma_unit u;
+		/* File and media offsets agree modulo the block size, so tags sit at multiples of 64. */
+		assert_int_equal(r % DAXFS_TAG_UNIT, 0);
+		for (ssize_t i = 0; i < r; i += DAXFS_TAG_UNIT) {
+			struct daxfs_tag u;
 
-			if (daxfs_pattern_decode(buf + i, &u) && s.units++ == 0)
+			if (daxfs_tag_decode(buf + i, &u) && s.units++ == 0)
 				s.first = u;
 		}
 		for (ssize_t i = 0; i < r; i++)

@@ -67,15 +67,15 @@ bool pu_file_zero(const char *path, uint64_t off, uint64_t len);
 /* Write FILL_BYTE into path (created) until ENOSPC; returns bytes written. */
 uint64_t pu_fill(const char *path);
 
-/* Scan a file for DMA pattern units (any pin) and for bytes other than FILL_BYTE. */
+/* Scan a file for DMA tags (any pin) and for bytes other than FILL_BYTE. */
 struct scan {
 	uint64_t units;		/* pattern units found */
 	uint64_t foreign;	/* bytes that are not FILL_BYTE */
-	struct daxfs_dma_unit first;	/* the first unit found */
+	struct daxfs_tag first;		/* the first tag found */
 };
 struct scan pu_scan(const char *path);
-/* Pattern units with this pin id and tag in buf (len a multiple of DAXFS_DMA_UNIT). */
-uint64_t pu_count_units(const void *buf, size_t len, uint64_t pin_id, uint64_t tag);
+/* Tags with this pin id and sequence number in buf (len a multiple of DAXFS_TAG_UNIT). */
+uint64_t pu_count_units(const void *buf, size_t len, uint64_t pin_id, uint64_t seq);
 
 /* Bytes of the image file (the emulated pmem, shared with the daemon's mapping). */
 void pu_read_media(const struct mnt *m, uint64_t off, void *buf, size_t len);

@@ -17,7 +17,7 @@ import sys
 
 # Lowest first.  Mirrors ../../ARCHITECTURE.md's layers, one list per layer.
 LAYERS = [
-    ["csum"],
+    ["csum", "trace", "holder"],
     ["media"],
     ["super", "journal", "alloc"],          # media: superblock; log: the journal; space: the free index
     ["sbi"],                                # space: the mounted image
@@ -30,16 +30,20 @@ LAYERS = [
     ["file", "xattr"],
     ["orphan"],
     ["mmap_pin"],                           # pins
-    ["policy"],                             # policy dispatch and the policies
+    ["policy_api"],                         # what a policy sees and may do (include/daxfs/policy.h)
+    ["policies"],                           # the built-in policies (daxfs/policies/*.c)
+    ["policy"],                             # policy dispatch
+    ["dma"],                                # the DMA ioctl's engine
     ["namei"],                              # namespace
     ["mount"],                              # mount
     ["check"],                              # fsck's checker: a client of the library
-    ["ioctl", "fuse_io"],                   # daemon
+    ["fuse_wait", "fuse_io"],               # daemon
+    ["ioctl"],
     ["fuse_ops"],
     ["main"],
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
-POLICY_DIR_RANK = RANK["policy"]
+POLICY_DIR_RANK = RANK["policies"]
 
 
 def module_name(member):
@@ -53,7 +57,7 @@ def module_name(member):
 def rank_of(mod):
     if mod in RANK:
         return RANK[mod]
-    if mod.startswith("policy_"):       # daxfs/policies/<name>.c, built as policy_<name>.o
+    if mod.startswith("policies_"):     # daxfs/policies/<name>.c, built as policies_<name>.c.o
         return POLICY_DIR_RANK
     return None
 

@@ -64,7 +64,7 @@ static struct inode *make_file(struct fs *fs, const char *name, uint64_t blocks,
 	char *buf = malloc(blocks * 4096);
 
 	assert_int_equal(namei_mknod(fs, &root, DAXFS_ROOT_INO, name, S_IFREG | 0644, 0, &e), 0);
-	assert_int_equal(namei_open(fs, e.ino, O_RDWR, &ip), 0);
+	assert_int_equal(namei_open(fs, e.ino, O_RDWR, &ip, NULL), 0);
 	memset(buf, byte, blocks * 4096);
 	/* In 1 MiB requests, as FUSE would send them. */
 	for (uint64_t off = 0; off < blocks * 4096;) {
@@ -82,7 +82,7 @@ static void truncate_to(struct fs *fs, struct inode *ip, uint64_t size)
 {
 	struct stat st = { .st_size = (off_t)size };
 
-	assert_int_equal(namei_setattr(fs, ip->ino, &st, NAMEI_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, ip->ino, &st, NAMEI_SET_SIZE, NULL, NULL), 0);
 }
 
 static uint64_t busy_blocks(struct fs *fs)
@@ -111,7 +111,7 @@ static void test_truncate_pinned_then_reclaim(void **state)
 
 	pin_owner_init(&owner);
 	struct inode *ip = make_file(fs, "f", 256, 0xab);
-	assert_int_equal(policy_pin(fs, &owner, ip, true, 64 * 4096, 32 * 4096, DAXFS_PIN_WRITE, 1, &id), 0);
+	assert_int_equal(policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = 64 * 4096, .length = 32 * 4096, .flags = DAXFS_PIN_WRITE, .pid = 1, .writable = true }, NULL, &id), 0);
 	assert_int_equal(policy_pin_extents(fs, &owner, id, 0, ext, 4, &n, NULL, NULL), 1);
 	media_off = ext[0].media_off;
 	media_len = ext[0].len;
@@ -129,7 +129,7 @@ static void test_truncate_pinned_then_reclaim(void **state)
 	struct entry e;
 	struct inode *g;
 	assert_int_equal(namei_mknod(fs, &root, DAXFS_ROOT_INO, "g", S_IFREG | 0644, 0, &e), 0);
-	assert_int_equal(namei_open(fs, e.ino, O_RDWR, &g), 0);
+	assert_int_equal(namei_open(fs, e.ino, O_RDWR, &g, NULL), 0);
 	static char chunk[1 << 20];
 	struct iovec iov = { chunk, sizeof(chunk) };
 	uint64_t off = 0;
@@ -175,7 +175,7 @@ static void crash_with_busy(const struct image *img, int npins)
 		struct inode *ip = make_file(fs, "victim", (uint64_t)npins * 2, 0x5a);
 		/* Every other block pinned: npins separate busy extents. */
 		for (int i = 0; i < npins; i++)
-			if (policy_pin(fs, &owner, ip, true, (uint64_t)i * 2 * 4096, 4096, 0, 1, &id))
+			if (policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = (uint64_t)i * 2 * 4096, .length = 4096, .flags = 0, .pid = 1, .writable = true }, NULL, &id))
 				_exit(2);
 		truncate_to(fs, ip, 0);
 		_exit(busy_blocks(fs) == (uint64_t)npins ? 0 : 3);

@@ -142,7 +142,7 @@ static uint64_t lookup(struct fs *fs, uint64_t parent, const char *name)
 static struct inode *openi(struct fs *fs, uint64_t ino)
 {
 	struct inode *ip;
-	int ret = namei_open(fs, ino, O_RDWR, &ip);
+	int ret = namei_open(fs, ino, O_RDWR, &ip, NULL);
 
 	if (ret)
 		fail_msg("open %llu: %d", (unsigned long long)ino, ret);
@@ -285,7 +285,7 @@ static void list_dir(struct fs *fs, uint64_t dino, size_t chunk, struct names *n
 
 	memset(nm, 0, sizeof(*nm));
 	nm->limit = chunk;
-	assert_int_equal(namei_open(fs, dino, O_RDONLY, &dp), 0);
+	assert_int_equal(namei_open(fs, dino, O_RDONLY, &dp, NULL), 0);
 	uint64_t pos = 0;
 	for (;;) {
 		size_t before = nm->n;
@@ -635,7 +635,7 @@ static void test_fragmented_file(void **state)
 	check_sparse(fs, ip, nblk, present, 3);
 
 	/* Punch a range covering many extents and several extent blocks. */
-	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1000 * BS, 3001 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1000 * BS, 3001 * BS, NULL), 0);
 	uint64_t gone = 0;
 	for (uint64_t b = 1000; b <= 4000; b++) {
 		gone += present[b];
@@ -659,7 +659,7 @@ static void test_fragmented_file(void **state)
 
 	/* Truncate to nothing: every data and extent block comes back. */
 	struct stat attr = { .st_size = 0 };
-	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL, NULL), 0);
 	assert_int_equal(emap_count(ip), 0);
 	assert_int_equal(ip->d.ext_next, 0);
 	assert_int_equal(ip->d.blocks, 0);
@@ -708,7 +708,7 @@ static void test_free_many_extents(void **state)
 	/* Cut a to half: thousands of extents in one call, more than one transaction holds. */
 	struct stat attr = { .st_size = (off_t)(nblk / 2 * BS) };
 	uint64_t commits = fs->sbi.journal.commits;
-	assert_int_equal(namei_setattr(fs, a, &attr, NAMEI_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, a, &attr, NAMEI_SET_SIZE, NULL, NULL), 0);
 	assert_true(fs->sbi.journal.commits - commits > 1);
 	uint64_t left = emap_count(ia);
 	assert_true(left < ea && left > 0);
@@ -896,26 +896,26 @@ static void test_punch_holes(void **state)
 	uint64_t free0 = bfree(fs);
 
 	/* Whole blocks in the middle: the extent splits in two, the blocks come back. */
-	assert_int_equal(namei_fallocate(fs, ip, mode, 10 * BS, 10 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 10 * BS, 10 * BS, NULL), 0);
 	memset(buf + 10 * BS, 0, 10 * BS);
 	assert_int_equal(emap_count(ip), 2);
 	assert_int_equal(bfree(fs), free0 + 10);
 	assert_int_equal(stat_of(fs, ino).st_blocks, (nblk - 10) * (BS / 512));
-	assert_int_equal(namei_fallocate(fs, ip, mode, 50 * BS, 10 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 50 * BS, 10 * BS, NULL), 0);
 	memset(buf + 50 * BS, 0, 10 * BS);
 	assert_int_equal(emap_count(ip), 3);
 	/* Inside one block: zeroes, no unmapping. */
-	assert_int_equal(namei_fallocate(fs, ip, mode, 70 * BS + 100, 200), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 70 * BS + 100, 200, NULL), 0);
 	memset(buf + 70 * BS + 100, 0, 200);
 	assert_int_equal(emap_count(ip), 3);
 	/* Partial blocks at both ends, whole ones between. */
-	assert_int_equal(namei_fallocate(fs, ip, mode, 30 * BS + 2048, 3 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 30 * BS + 2048, 3 * BS, NULL), 0);
 	memset(buf + 30 * BS + 2048, 0, 3 * BS);
 	assert_int_equal(emap_count(ip), 4);
 	assert_int_equal(bfree(fs), free0 + 22);
 	/* Punching a hole again, or past EOF, changes nothing. */
-	assert_int_equal(namei_fallocate(fs, ip, mode, 12 * BS, 4 * BS), 0);
-	assert_int_equal(namei_fallocate(fs, ip, mode, 200 * BS, 4 * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 12 * BS, 4 * BS, NULL), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 200 * BS, 4 * BS, NULL), 0);
 	assert_int_equal(bfree(fs), free0 + 22);
 	assert_int_equal(stat_of(fs, ino).st_size, nblk * BS);
 	assert_int_equal(rd(fs, ip, 0, back, nblk * BS), nblk * BS);
@@ -937,9 +937,9 @@ static void test_punch_holes(void **state)
 	assert_int_equal(file_lseek(fs, ip, 0, SEEK_SET, &pos), -EINVAL);
 
 	/* Modes the kernel would pass and we do not support. */
-	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE, 0, BS), -EOPNOTSUPP);
-	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_COLLAPSE_RANGE, 0, BS), -EOPNOTSUPP);
-	assert_int_equal(namei_fallocate(fs, ip, mode, 0, 0), -EINVAL);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE, 0, BS, NULL), -EOPNOTSUPP);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_COLLAPSE_RANGE, 0, BS, NULL), -EOPNOTSUPP);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 0, 0, NULL), -EINVAL);
 	closei(fs, ip);
 
 	remount(f);
@@ -950,7 +950,7 @@ static void test_punch_holes(void **state)
 	assert_int_equal(rd(fs, ip, 0, back, nblk * BS), nblk * BS);
 	assert_memory_equal(back, buf, nblk * BS);
 	/* Everything: no blocks left, size unchanged. */
-	assert_int_equal(namei_fallocate(fs, ip, mode, 0, nblk * BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 0, nblk * BS, NULL), 0);
 	assert_int_equal(emap_count(ip), 0);
 	assert_int_equal(stat_of(fs, ino).st_blocks, 0);
 	assert_int_equal(stat_of(fs, ino).st_size, nblk * BS);
@@ -979,21 +979,21 @@ static void test_punch_splits_full_leaf(void **state)
 	}
 	/* Five extents: exactly the inline slots. */
 	for (uint64_t k = 1; k <= 4; k++) {
-		assert_int_equal(namei_fallocate(fs, ip, mode, k * 10 * BS, BS), 0);
+		assert_int_equal(namei_fallocate(fs, ip, mode, k * 10 * BS, BS, NULL), 0);
 		present[k * 10] = 0;
 	}
 	assert_int_equal(emap_count(ip), 5);
 	assert_int_equal(ip->d.ext_next, 0);
 	/* A sixth, from a split in the middle, then one in the last extent (an append). */
-	assert_int_equal(namei_fallocate(fs, ip, mode, 25 * BS, BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 25 * BS, BS, NULL), 0);
 	present[25] = 0;
-	assert_int_equal(namei_fallocate(fs, ip, mode, 55 * BS, BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 55 * BS, BS, NULL), 0);
 	present[55] = 0;
 	assert_int_equal(emap_count(ip), 7);
 	assert_true(ip->d.ext_next != 0);
 	check_sparse(fs, ip, nblk, present, 6);
 	for (uint64_t b = 1; b < nblk; b += 7) {
-		assert_int_equal(namei_fallocate(fs, ip, mode, b * BS, BS), 0);
+		assert_int_equal(namei_fallocate(fs, ip, mode, b * BS, BS, NULL), 0);
 		present[b] = 0;
 	}
 	check_sparse(fs, ip, nblk, present, 6);
@@ -1017,7 +1017,7 @@ static void test_fallocate(void **state)
 	uint64_t ino = mkfile(fs, ROOT, "prealloc");
 	uint64_t free0 = bfree(fs);
 	struct inode *ip = openi(fs, ino);
-	assert_int_equal(namei_fallocate(fs, ip, 0, 0, 1 * MiB), 0);
+	assert_int_equal(namei_fallocate(fs, ip, 0, 0, 1 * MiB, NULL), 0);
 	struct stat st = stat_of(fs, ino);
 	assert_int_equal(st.st_size, 1 * MiB);
 	assert_int_equal(st.st_blocks, MiB / 512);
@@ -1029,11 +1029,11 @@ static void test_fallocate(void **state)
 	assert_int_equal(pos, MiB);
 
 	/* Beyond EOF with KEEP_SIZE: blocks, no size. */
-	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_KEEP_SIZE, MiB, MiB), 0);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_KEEP_SIZE, MiB, MiB, NULL), 0);
 	assert_int_equal(stat_of(fs, ino).st_size, MiB);
 	assert_int_equal(stat_of(fs, ino).st_blocks, 2 * MiB / 512);
 	/* Overlapping what is mapped allocates only the holes. */
-	assert_int_equal(namei_fallocate(fs, ip, 0, MiB / 2, 2 * MiB), 0);
+	assert_int_equal(namei_fallocate(fs, ip, 0, MiB / 2, 2 * MiB, NULL), 0);
 	assert_int_equal(stat_of(fs, ino).st_size, MiB / 2 + 2 * MiB);
 	assert_int_equal(stat_of(fs, ino).st_blocks, (MiB / 2 + 2 * MiB) / 512);
 	assert_int_equal(bfree(fs), free0 - (MiB / 2 + 2 * MiB) / BS);
@@ -1042,23 +1042,23 @@ static void test_fallocate(void **state)
 	char data[3 * BS];
 	memset(data, 0x77, sizeof(data));
 	wr(fs, ip, 0, data, sizeof(data));
-	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 100, BS), 0);
+	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 100, BS, NULL), 0);
 	assert_int_equal(rd(fs, ip, 0, back, 3 * BS), 3 * BS);
 	assert_true(back[99] == 0x77 && back[100] == 0 && back[100 + BS - 1] == 0 && back[100 + BS] == 0x77);
 	assert_true(all_zero(back + 100, BS));
 
 	/* Errors: bad modes, zero length, not a regular file, more than the free space. */
 	assert_int_equal(namei_fallocate(fs, ip, FALLOC_FL_ZERO_RANGE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-				      BS), -EOPNOTSUPP);
-	assert_int_equal(namei_fallocate(fs, ip, 0, 0, 0), -EINVAL);
-	assert_int_equal(namei_fallocate(fs, ip, 0, DAXFS_MAX_FILE_SIZE, 1), -EFBIG);
+				      BS, NULL), -EOPNOTSUPP);
+	assert_int_equal(namei_fallocate(fs, ip, 0, 0, 0, NULL), -EINVAL);
+	assert_int_equal(namei_fallocate(fs, ip, 0, DAXFS_MAX_FILE_SIZE, 1, NULL), -EFBIG);
 	uint64_t before = bfree(fs);
-	assert_int_equal(namei_fallocate(fs, ip, 0, 0, 1 * GiB), -ENOSPC);
+	assert_int_equal(namei_fallocate(fs, ip, 0, 0, 1 * GiB, NULL), -ENOSPC);
 	assert_int_equal(bfree(fs), before);	/* nothing allocated */
 	assert_int_equal(stat_of(fs, ino).st_size, MiB / 2 + 2 * MiB);
 	closei(fs, ip);
 	struct inode *dp = openi(fs, ROOT);
-	assert_int_equal(namei_fallocate(fs, dp, 0, 0, BS), -EISDIR);
+	assert_int_equal(namei_fallocate(fs, dp, 0, 0, BS, NULL), -EISDIR);
 	closei(fs, dp);
 
 	remount(f);
@@ -1087,32 +1087,32 @@ static void test_truncate(void **state)
 	wr(fs, ip, 0, data, sizeof(data));
 	/* Shrink to the middle of block 1, then grow again: the old bytes must not come back. */
 	attr.st_size = 5000;
-	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, &out), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, &out, NULL), 0);
 	assert_int_equal(out.st_size, 5000);
 	assert_int_equal(out.st_blocks, 2 * (BS / 512));
 	assert_int_equal(bfree(fs), free0 - 2);
 	attr.st_size = 3 * BS;
-	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, &out), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, &out, NULL), 0);
 	assert_int_equal(out.st_blocks, 2 * (BS / 512));	/* growing allocates nothing */
 	assert_int_equal(rd(fs, ip, 0, back, sizeof(back)), sizeof(back));
 	assert_memory_equal(back, data, 5000);
 	assert_true(all_zero(back + 5000, sizeof(back) - 5000));
 	/* Re-extending by writing past EOF in the same block: the gap is zero. */
 	attr.st_size = 100;
-	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL, NULL), 0);
 	wr(fs, ip, 200, "z", 1);
 	assert_int_equal(rd(fs, ip, 0, back, 201), 201);
 	assert_true(all_zero(back + 100, 100));
 	assert_int_equal(back[200], 'z');
 
 	attr.st_size = (off_t)DAXFS_MAX_FILE_SIZE + 1;
-	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL), -EFBIG);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL, NULL), -EFBIG);
 	attr.st_size = 0;
-	assert_int_equal(namei_setattr(fs, ROOT, &attr, NAMEI_SET_SIZE, NULL), -EISDIR);
+	assert_int_equal(namei_setattr(fs, ROOT, &attr, NAMEI_SET_SIZE, NULL, NULL), -EISDIR);
 	closei(fs, ip);
 
 	/* O_TRUNC empties the file. */
-	assert_int_equal(namei_open(fs, ino, O_RDWR | O_TRUNC, &ip), 0);
+	assert_int_equal(namei_open(fs, ino, O_RDWR | O_TRUNC, &ip, NULL), 0);
 	assert_int_equal(stat_of(fs, ino).st_size, 0);
 	assert_int_equal(stat_of(fs, ino).st_blocks, 0);
 	assert_int_equal(bfree(fs), free0);
@@ -1125,7 +1125,7 @@ static void test_truncate(void **state)
 	attr.st_gid = 43;
 	attr.st_mtim.tv_sec = 1000000;
 	attr.st_mtim.tv_nsec = 5;
-	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_MODE | NAMEI_SET_UID | NAMEI_SET_GID | NAMEI_SET_MTIME, &out), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_MODE | NAMEI_SET_UID | NAMEI_SET_GID | NAMEI_SET_MTIME, &out, NULL), 0);
 	assert_int_equal(out.st_mode, S_IFREG | 0600);
 	assert_int_equal(out.st_uid, 42);
 	assert_int_equal(out.st_mtim.tv_sec, 1000000);
@@ -1536,7 +1536,7 @@ static void test_xattrs(void **state)
 	struct entry e;
 	assert_int_equal(namei_symlink(fs, &root_cred, ROOT, "lnk", "t", &e), 0);
 	forget(fs, e.ino);
-	assert_int_equal(namei_open(fs, e.ino, O_RDONLY, &ip), 0);
+	assert_int_equal(namei_open(fs, e.ino, O_RDONLY, &ip, NULL), 0);
 	assert_int_equal(xattr_set(fs, ip, "user.a", "x", 1, 0), -EPERM);
 	assert_int_equal(xattr_set(fs, ip, "trusted.a", "x", 1, 0), 0);
 	closei(fs, ip);
@@ -1597,7 +1597,7 @@ static void test_readdir_cookies(void **state)
 		snprintf(name, sizeof(name), "n%03d", i);
 		mkfile(fs, d, name);
 	}
-	assert_int_equal(namei_open(fs, d, O_RDONLY, &dp), 0);
+	assert_int_equal(namei_open(fs, d, O_RDONLY, &dp, NULL), 0);
 	nm.limit = 100;
 	assert_int_equal(namei_readdir(fs, dp, 0, collect, &nm), 0);
 	assert_int_equal(nm.n, 100);
@@ -1676,7 +1676,7 @@ static void test_huge_offsets(void **state)
 	assert_int_equal(emap_count(ip), 2);
 	/* Truncating down frees both ends. */
 	struct stat attr = { .st_size = 1 };
-	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL), 0);
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_SIZE, NULL, NULL), 0);
 	assert_int_equal(emap_count(ip), 0);
 	assert_int_equal(stat_of(fs, ino).st_blocks, 0);
 	closei(fs, ip);
@@ -1723,7 +1723,7 @@ static void test_block_size_16k(void **state)
 		buf[i] = (char)byte_at(7 * bs + 50 + i);
 	wr(fs, ip, 7 * bs + 50, buf, 2 * bs + 100);
 	/* Punch inside an extent block's range and partial blocks. */
-	assert_int_equal(namei_fallocate(fs, ip, mode, 500 * bs + 1000, 300 * bs), 0);
+	assert_int_equal(namei_fallocate(fs, ip, mode, 500 * bs + 1000, 300 * bs, NULL), 0);
 	closei(fs, ip);
 
 	remount(f);
@@ -1843,7 +1843,7 @@ static void *worker_main(void *arg)
 		ret = namei_mknod(fs, &root_cred, w->shared, name, S_IFREG | 0644, 0, &e);
 		WCHECK(w, ret == 0, "mknod %s: %d", name, ret);
 		inode_forget(fs, e.ino, 1);
-		ret = namei_open(fs, e.ino, O_RDWR, &ip);
+		ret = namei_open(fs, e.ino, O_RDWR, &ip, NULL);
 		WCHECK(w, ret == 0, "open %s: %d", name, ret);
 		size_t len = (size_t)(1 + rng_below(&rng, sizeof(buf) - 1));
 		uint64_t off = rng_below(&rng, 64 * BS);
@@ -1857,13 +1857,13 @@ static void *worker_main(void *arg)
 		WCHECK(w, ret == 0 && r.got == len && !memcmp(back, buf, len), "read back %s: %d, %zu of %zu", name,
 		       ret, r.got, len);
 		if (rng_below(&rng, 3) == 0) {
-			ret = namei_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len / 2 + 1);
+			ret = namei_fallocate(fs, ip, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len / 2 + 1, NULL);
 			WCHECK(w, ret == 0, "punch %s: %d", name, ret);
 		}
 		if (rng_below(&rng, 3) == 0) {
 			struct stat attr = { .st_size = (off_t)(off + len / 3) };
 
-			ret = namei_setattr(fs, e.ino, &attr, NAMEI_SET_SIZE, NULL);
+			ret = namei_setattr(fs, e.ino, &attr, NAMEI_SET_SIZE, NULL, NULL);
 			WCHECK(w, ret == 0, "truncate %s: %d", name, ret);
 		}
 		ret = namei_release(fs, ip);
@@ -1879,7 +1879,7 @@ static void *worker_main(void *arg)
 			struct inode *dp;
 			size_t count = 0;
 
-			ret = namei_open(fs, w->shared, O_RDONLY, &dp);
+			ret = namei_open(fs, w->shared, O_RDONLY, &dp, NULL);
 			WCHECK(w, ret == 0, "open shared: %d", ret);
 			ret = namei_readdir(fs, dp, 0, dummy_emit, &count);
 			WCHECK(w, ret == 0 && count >= 2, "readdir shared: %d", ret);
@@ -1976,7 +1976,7 @@ static void test_enospc(void **state)
 	/* Now nothing: -ENOSPC, the file unchanged. */
 	iov.iov_len = BS;
 	assert_int_equal(file_write(fs, ip, (uint64_t)n, &iov, 1), -ENOSPC);
-	assert_int_equal(namei_fallocate(fs, ip, 0, (uint64_t)n, BS), -ENOSPC);
+	assert_int_equal(namei_fallocate(fs, ip, 0, (uint64_t)n, BS, NULL), -ENOSPC);
 	assert_int_equal(stat_of(fs, ino).st_size, n);
 	/* Overwriting allocated blocks still works. */
 	wr(fs, ip, 0, buf, BS);
@@ -2052,25 +2052,25 @@ static void crash_child(const char *path, int n)
 	setenv("DAXFS_CRASH_AT", num, 1);
 	CHILD_CHECK(mount_open(&fs, path, &cfg, err, sizeof(err)) == 0, 10);
 	uint64_t i1 = child_create(fs, ROOT, "f1", S_IFREG | 0644, 11);
-	CHILD_CHECK(namei_open(fs, i1, O_RDWR, &f1) == 0, 12);
+	CHILD_CHECK(namei_open(fs, i1, O_RDWR, &f1, NULL) == 0, 12);
 	child_write(fs, f1, 0, 4 * BS, 1, 13);
 	child_write(fs, f1, 4 * BS, 4 * BS, 1, 14);
 	uint64_t d = child_create(fs, ROOT, "d", S_IFDIR | 0755, 15);
 	uint64_t ix = child_create(fs, d, "x", S_IFREG | 0644, 16);
-	CHILD_CHECK(namei_open(fs, ix, O_RDWR, &x) == 0, 17);
+	CHILD_CHECK(namei_open(fs, ix, O_RDWR, &x, NULL) == 0, 17);
 	child_write(fs, x, 0, 3 * BS, 2, 18);
 	CHILD_CHECK(namei_release(fs, x) == 0, 19);
 	CHILD_CHECK(xattr_set(fs, f1, "user.k", "v", 1, 0) == 0, 20);
 	CHILD_CHECK(namei_rename(fs, ROOT, "f1", d, "x", 0) == 0, 21);	/* frees the old x */
-	CHILD_CHECK(namei_fallocate(fs, f1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * BS, 3 * BS) == 0, 22);
+	CHILD_CHECK(namei_fallocate(fs, f1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * BS, 3 * BS, NULL) == 0, 22);
 	CHILD_CHECK(namei_unlink(fs, d, "x") == 0, 23);	/* open: an orphan */
 	child_write(fs, f1, 8 * BS, 2 * BS, 3, 24);
 	CHILD_CHECK(namei_release(fs, f1) == 0, 25);	/* the orphan is freed */
 	uint64_t ig = child_create(fs, d, "g", S_IFREG | 0644, 26);
-	CHILD_CHECK(namei_open(fs, ig, O_RDWR, &g) == 0, 27);
+	CHILD_CHECK(namei_open(fs, ig, O_RDWR, &g, NULL) == 0, 27);
 	child_write(fs, g, 0, 300 * BS, 4, 28);
 	struct stat attr = { .st_size = 10 * BS + 100 };
-	CHILD_CHECK(namei_setattr(fs, ig, &attr, NAMEI_SET_SIZE, NULL) == 0, 29);
+	CHILD_CHECK(namei_setattr(fs, ig, &attr, NAMEI_SET_SIZE, NULL, NULL) == 0, 29);
 	CHILD_CHECK(namei_release(fs, g) == 0, 30);
 	memset(target, 's', sizeof(target) - 1);
 	target[sizeof(target) - 1] = 0;

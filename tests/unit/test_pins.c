@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The pin table: reference counts over media block ranges (checked against a naive array of
- * per-block counts under a million random operations), the unpin notifications, and pins with
- * owners, limits and revocation.
+ * per-block counts under a million random operations), the unpin notifications, pins with owners,
+ * limits, events, lease breaks and both kinds of revocation, invalidations with their
+ * acknowledgement and refault, breaks, and the fence between a pin and the DMA engine.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +15,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include "daxfs/ioctl.h"
 #include "mmap_pin.h"
@@ -30,6 +33,8 @@ static void on_unpinned(void *ctx, uint64_t start, uint64_t len)
 {
 	struct model *m = ctx;
 
+	if (!m)
+		return;
 	m->callbacks++;
 	for (uint64_t b = start; b < start + len; b++) {
 		assert_true(b < SPACE);
@@ -86,7 +91,9 @@ static void test_refcount_stress(void **state)
 	size_t nheld = 0;
 
 	(void)state;
-	pin_table_init(&t, 0, 0, on_unpinned, m);
+	struct pin_callbacks cb = { .unpinned = on_unpinned, .ctx = m };
+	pin_table_init(&t, 12, 0, 0, &cb);
+	lock_take(&t.lock);
 	for (int op = 0; op < 1000000; op++) {
 		bool take = nheld == 0 || (nheld < MAXR && rnd(&seed) % 100 < 52);
 
@@ -127,6 +134,7 @@ static void test_refcount_stress(void **state)
 	}
 	assert_int_equal(t.pinned_blocks, 0);
 	assert_int_equal(pin_segments_locked(&t), 0);	/* nothing left behind, not even zero-count segments */
+	lock_drop(&t.lock);
 	pin_table_destroy(&t);
 	free(held);
 	free(m);
@@ -139,7 +147,9 @@ static void test_split_and_merge(void **state)
 	struct pin_table t;
 
 	(void)state;
-	pin_table_init(&t, 0, 0, on_unpinned, m);
+	struct pin_callbacks cb = { .unpinned = on_unpinned, .ctx = m };
+	pin_table_init(&t, 12, 0, 0, &cb);
+	lock_take(&t.lock);
 	assert_int_equal(pin_ref_locked(&t, 100, 100), 0);	/* [100,200):1 */
 	assert_int_equal(pin_ref_locked(&t, 150, 10), 0);	/* split in three */
 	assert_int_equal(pin_segments_locked(&t), 3);
@@ -163,8 +173,30 @@ static void test_split_and_merge(void **state)
 	assert_true(pin_any_locked(&t, 110, 20));
 	assert_false(pin_any_locked(&t, 120, 30));
 	assert_true(pin_any_locked(&t, 149, 2));
+	lock_drop(&t.lock);
 	pin_table_destroy(&t);
 	free(m);
+}
+
+/* A pin over one extent of media blocks [pblk, pblk + len) at file block 0 of ino. */
+static struct pin *add(struct pin_table *t, struct pin_owner *o, uint64_t ino, uint64_t pblk, uint64_t len,
+		       uint32_t flags)
+{
+	struct pin_ext e = { .lblk = 0, .pblk = pblk, .len = len };
+	struct pin *p;
+
+	assert_int_equal(pin_add_locked(t, o, ino, 0, len, flags, 1, 0, 0, &e, 1, &p), 0);
+	return p;
+}
+
+static int remove_id(struct pin_table *t, struct pin_owner *o, uint64_t id)
+{
+	struct pin *p;
+	int ret = pin_lookup_locked(t, o, id, &p);
+
+	if (ret == 0)
+		pin_remove_locked(t, p);
+	return ret;
 }
 
 static void test_pins_owners_limits(void **state)
@@ -175,63 +207,318 @@ static void test_pins_owners_limits(void **state)
 	struct pin *p[4], *q;
 
 	(void)state;
-	pin_table_init(&t, 5, 3, NULL, NULL);
+	pin_table_init(&t, 12, 5, 3, NULL);
 	pin_owner_init(&a);
 	pin_owner_init(&b);
+	lock_take(&t.lock);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(pin_add_locked(&t, &a, 7, 0, 8, DAXFS_PIN_WRITE, 1, &e, 1, &p[i]), 0);
-	assert_int_equal(pin_add_locked(&t, &a, 7, 0, 8, 0, 1, &e, 1, &q), -EMFILE);
-	assert_int_equal(pin_add_locked(&t, &b, 7, 0, 8, 0, 1, &e, 1, &q), 0);
-	assert_int_equal(pin_add_locked(&t, &b, 7, 0, 8, 0, 1, &e, 1, &q), 0);
-	assert_int_equal(pin_add_locked(&t, &b, 7, 0, 8, 0, 1, &e, 1, &q), -ENFILE);
+		assert_int_equal(pin_add_locked(&t, &a, 7, 0, 8, DAXFS_PIN_WRITE, 1, 0, 0, &e, 1, &p[i]), 0);
+	assert_int_equal(pin_add_locked(&t, &a, 7, 0, 8, 0, 1, 0, 0, &e, 1, &q), -EMFILE);
+	assert_int_equal(pin_add_locked(&t, &b, 7, 0, 8, 0, 1, 0, 0, &e, 1, &q), 0);
+	assert_int_equal(pin_add_locked(&t, &b, 7, 0, 8, 0, 1, 0, 0, &e, 1, &q), 0);
+	assert_int_equal(pin_add_locked(&t, &b, 7, 0, 8, 0, 1, 0, 0, &e, 1, &q), -ENFILE);
 	assert_int_equal(t.refused, 2);
 	assert_int_equal(pin_max_count_locked(&t, 1000, 8), 5);
 	/* Ids are owned: another owner's id is EBADF, an unknown one ENOENT. */
 	assert_int_equal(pin_lookup_locked(&t, &b, p[0]->id, &q), -EBADF);
 	assert_int_equal(pin_lookup_locked(&t, &a, 999999, &q), -ENOENT);
 	uint64_t id1 = p[1]->id;	/* p[1] is freed by its removal */
-	assert_int_equal(pin_remove(&t, &b, id1), -EBADF);
-	assert_int_equal(pin_remove(&t, &a, id1), 0);
-	assert_int_equal(pin_remove(&t, &a, id1), -ENOENT);
+	assert_int_equal(remove_id(&t, &b, id1), -EBADF);
+	assert_int_equal(remove_id(&t, &a, id1), 0);
+	assert_int_equal(remove_id(&t, &a, id1), -ENOENT);
+	/* The pins of a file, in file order. */
+	int of_ino = 0;
+	for (struct pin *x = pin_first_of_ino_locked(&t, 7); x; x = pin_next_of_ino_locked(&t, x))
+		of_ino++;
+	assert_int_equal(of_ino, 4);
+	assert_null(pin_first_of_ino_locked(&t, 8));
+	lock_drop(&t.lock);
 	pin_release_owner(&t, &a);
 	assert_int_equal(a.npins, 0);
 	assert_int_equal(t.npins, 2);
+	lock_take(&t.lock);
 	assert_int_equal(pin_max_count_locked(&t, 1000, 8), 2);
+	lock_drop(&t.lock);
 	pin_release_all(&t);
 	assert_int_equal(t.npins, 0);
 	assert_int_equal(t.pinned_blocks, 0);
 	assert_int_equal(pin_segments_locked(&t), 0);
+	/* Unmount told b's holder that its pins were dropped. */
+	struct daxfs_event ev[4];
+	uint64_t next;
+	lock_take(&t.lock);
+	assert_int_equal(pin_events_read_locked(&b, 1, ev, 4, &next), 2);
+	assert_int_equal(ev[0].type, DAXFS_EV_DROPPED);
+	lock_drop(&t.lock);
+	pin_owner_destroy(&a);
+	pin_owner_destroy(&b);
 	pin_table_destroy(&t);
 }
 
-static void test_revoke(void **state)
+static void test_events(void **state)
+{
+	struct pin_table t;
+	struct pin_owner a;
+	struct daxfs_event ev[8];
+	uint64_t next;
+
+	(void)state;
+	pin_table_init(&t, 12, 0, 0, NULL);
+	pin_owner_init(&a);
+	lock_take(&t.lock);
+	struct pin *p = add(&t, &a, 1, 10, 4, 0);
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 8, &next), 0);
+	assert_int_equal(next, 1);
+	assert_int_equal(pin_break_lease_locked(&t, p, 5000, 12), 0);
+	/* A second break keeps the first deadline and tells nobody again. */
+	assert_int_equal(pin_break_lease_locked(&t, p, 9000, 12), 0);
+	assert_int_equal(p->deadline_ns, 5000);
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 8, &next), 1);
+	assert_int_equal(ev[0].seq, 1);
+	assert_int_equal(ev[0].type, DAXFS_EV_LEASE_BREAK);
+	assert_int_equal(ev[0].pin_id, p->id);
+	assert_int_equal(ev[0].deadline_ns, 5000);
+	assert_int_equal(ev[0].len, 4 << 12);
+	assert_int_equal(next, 2);
+	/* Reading again from the same seq returns it again: nothing is lost to a holder that polls. */
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 8, &next), 1);
+	/* Asking from the next seq consumes it. */
+	assert_int_equal(pin_events_read_locked(&a, 2, ev, 8, &next), 0);
+	assert_int_equal(a.nevents, 0);
+	/* The deadline revokes it: not before, exactly at. */
+	assert_int_equal(pin_expire_locked(&t, 4999, 12), 0);
+	assert_int_equal(pin_expire_locked(&t, 5000, 12), 1);
+	assert_int_equal(p->state, DAXFS_PIN_REVOKED);
+	assert_int_equal(pin_events_read_locked(&a, 2, ev, 8, &next), 1);
+	assert_int_equal(ev[0].seq, 2);
+	assert_int_equal(ev[0].type, DAXFS_EV_REVOKED);
+	assert_int_equal(pin_break_lease_locked(&t, p, 1, 12), -EINVAL);
+	lock_drop(&t.lock);
+	pin_release_owner(&t, &a);
+	pin_owner_destroy(&a);
+	pin_table_destroy(&t);
+}
+
+/* Revocation: a revocable pin lets go of its blocks at once; another keeps them until removed. */
+static void test_revoke_kinds(void **state)
 {
 	struct model *m = calloc(1, sizeof(*m));
 	struct pin_table t;
 	struct pin_owner a;
-	struct pin_ext e1 = { .lblk = 0, .pblk = 10, .len = 4 }, e2 = { .lblk = 0, .pblk = 50, .len = 4 };
-	struct pin *p1, *p2;
 
 	(void)state;
-	pin_table_init(&t, 0, 0, on_unpinned, m);
+	struct pin_callbacks cb = { .unpinned = on_unpinned, .ctx = m };
+	pin_table_init(&t, 12, 0, 0, &cb);
 	pin_owner_init(&a);
-	assert_int_equal(pin_add_locked(&t, &a, 1, 0, 4, 0, 1, &e1, 1, &p1), 0);
-	assert_int_equal(pin_add_locked(&t, &a, 2, 0, 4, 0, 1, &e2, 1, &p2), 0);
-	/* Breaking the lease on [12, 13) affects only the pin holding it. */
-	assert_int_equal(pin_break_locked(&t, 12, 1, 5000), 1);
-	assert_int_equal(p1->state, DAXFS_PIN_REVOKING);
-	assert_int_equal(p2->state, DAXFS_PIN_ACTIVE);
-	assert_int_equal(pin_revoke_expired_locked(&t, 4999), 0);
-	assert_true(pin_any_locked(&t, 10, 4));
-	assert_int_equal(pin_revoke_expired_locked(&t, 5000), 1);
-	assert_int_equal(p1->state, DAXFS_PIN_REVOKED);
+	lock_take(&t.lock);
+	struct pin *r = add(&t, &a, 1, 10, 4, DAXFS_PIN_REVOCABLE);
+	struct pin *k = add(&t, &a, 2, 50, 4, 0);
+	pin_revoke_locked(&t, r, 12);
 	assert_false(pin_any_locked(&t, 10, 4));
 	for (int b = 10; b < 14; b++)
 		assert_int_equal(m->unpinned[b], 1);
-	/* The revoked pin still exists for its holder; removing it drops nothing twice. */
-	assert_int_equal(pin_remove(&t, &a, p1->id), 0);
-	assert_int_equal(t.revoked, 1);
-	assert_true(pin_any_locked(&t, 50, 4));
+	pin_revoke_locked(&t, k, 12);
+	assert_int_equal(k->state, DAXFS_PIN_REVOKED);
+	assert_true(pin_any_locked(&t, 50, 4));	/* its device may still write: held */
+	assert_int_equal(t.held_revoked_blocks, 4);
+	assert_int_equal(t.revoked, 2);
+	/* Removal lets go; nothing is dropped twice. */
+	assert_int_equal(remove_id(&t, &a, k->id), 0);
+	assert_false(pin_any_locked(&t, 50, 4));
+	assert_int_equal(t.held_revoked_blocks, 0);
+	assert_int_equal(remove_id(&t, &a, r->id), 0);
+	assert_int_equal(t.pinned_blocks, 0);
+	lock_drop(&t.lock);
+	pin_owner_destroy(&a);
+	pin_table_destroy(&t);
+	free(m);
+}
+
+static void test_invalidate_ack_refault(void **state)
+{
+	struct pin_table t;
+	struct pin_owner a;
+	struct daxfs_event ev[4];
+	uint64_t next, lblk, n;
+	struct pin *p;
+
+	(void)state;
+	pin_table_init(&t, 12, 0, 0, NULL);
+	pin_owner_init(&a);
+	lock_take(&t.lock);
+	/* File blocks [0, 8) at media [100, 108), an ODP pin. */
+	struct pin_ext e = { .lblk = 0, .pblk = 100, .len = 8 };
+	assert_int_equal(pin_add_locked(&t, &a, 3, 0, 8, DAXFS_PIN_ODP | DAXFS_PIN_WRITE, 1, 0, 0, &e, 1, &p), 0);
+	struct pin *plain = add(&t, &a, 3, 200, 1, 0);
+	assert_int_equal(pin_invalidate_locked(&t, plain, 0, 1, 1000, 7, 12), -EINVAL);	/* not ODP */
+	/* The free of blocks [4, 100) asks for [4, 8): the part the pin covers.  Once per free. */
+	assert_int_equal(pin_invalidate_locked(&t, p, 4, 96, 1000, 7, 12), 0);
+	assert_int_equal(pin_invalidate_locked(&t, p, 4, 96, 1000, 7, 12), 1);
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 4, &next), 1);
+	assert_int_equal(ev[0].type, DAXFS_EV_INVALIDATE);
+	assert_int_equal(ev[0].file_off, 4 << 12);
+	assert_int_equal(ev[0].len, 4 << 12);
+	assert_int_equal(pin_ack_locked(&t, p, ev[0].seq + 5, &lblk, &n), -ENOENT);
+	assert_int_equal(pin_ack_locked(&t, p, ev[0].seq, &lblk, &n), 0);
+	assert_int_equal(lblk, 4);
+	assert_int_equal(n, 4);
+	assert_false(pin_any_locked(&t, 104, 4));	/* let go of */
+	assert_true(pin_any_locked(&t, 100, 4));
+	assert_int_equal(p->ninvalidated, 4);
+	uint64_t moff, run;
+	assert_int_equal(pin_unit_begin_locked(p, 5 << 12, 4096, 12, &moff, &run), -EFAULT);
+	assert_int_equal(pin_unit_begin_locked(p, 1 << 12, 64 << 10, 12, &moff, &run), 0);
+	assert_int_equal(moff, 101 << 12);
+	assert_int_equal(run, 3 << 12);	/* up to the gap */
+	pin_unit_end_locked(&t, p);
+	/* Refault: the file now has [4, 8) at media [300, 304). */
+	struct pin_ext ne = { .lblk = 4, .pblk = 300, .len = 4 };
+	assert_int_equal(pin_refault_locked(&t, p, 4, 4, &ne, 1), 0);
+	assert_int_equal(p->gen, 1);
+	assert_int_equal(p->ninvalidated, 0);
+	assert_int_equal(p->next, 2);
+	assert_true(pin_any_locked(&t, 300, 4));
+	assert_int_equal(pin_unit_begin_locked(p, 6 << 12, 4096, 12, &moff, &run), 0);
+	assert_int_equal(moff, 302 << 12);
+	pin_unit_end_locked(&t, p);
+	/* An invalidation nobody acknowledges revokes the pin at its deadline. */
+	assert_int_equal(pin_invalidate_locked(&t, p, 0, 2, 2000, 8, 12), 0);
+	assert_int_equal(pin_expire_locked(&t, 1999, 12), 0);
+	assert_int_equal(pin_expire_locked(&t, 2000, 12), 1);
+	assert_int_equal(p->state, DAXFS_PIN_REVOKED);
+	assert_int_equal(pin_unit_begin_locked(p, 0, 4096, 12, &moff, &run), -ENOLINK);
+	lock_drop(&t.lock);
+	pin_release_owner(&t, &a);
+	assert_int_equal(t.pinned_blocks, 0);
+	pin_owner_destroy(&a);
+	pin_table_destroy(&t);
+}
+
+static void test_breaks(void **state)
+{
+	struct pin_table t;
+	struct pin_break whole = { .ino = 5, .lblk = 0, .n = UINT64_MAX, .wait_id = 1 };
+	struct pin_break range = { .ino = 6, .lblk = 10, .n = 5, .wait_id = 2 };
+
+	(void)state;
+	pin_table_init(&t, 12, 0, 0, NULL);
+	lock_take(&t.lock);
+	pin_break_begin_locked(&t, &whole);
+	pin_break_begin_locked(&t, &range);
+	assert_ptr_equal(pin_break_find_locked(&t, 5, 1000000, 1), &whole);
+	assert_ptr_equal(pin_break_find_locked(&t, 6, 14, 3), &range);
+	assert_null(pin_break_find_locked(&t, 6, 15, 3));
+	assert_null(pin_break_find_locked(&t, 6, 0, 10));
+	assert_null(pin_break_find_locked(&t, 7, 0, 100));
+	pin_break_end_locked(&t, &whole);
+	assert_null(pin_break_find_locked(&t, 5, 0, 1));
+	pin_break_end_locked(&t, &range);
+	lock_drop(&t.lock);
+	pin_table_destroy(&t);
+}
+
+/* The fence: removal waits for the DMA engine to leave; revocation never waits, but lets go after it. */
+struct dma_thread {
+	struct pin_table *t;
+	struct pin *p;
+	int units;		/* completed */
+	int stopped_by;		/* the error that stopped it */
+	volatile int inflight;	/* 1 while a unit's bytes are "being written" */
+	volatile int go;
+};
+
+static void *dma_loop(void *arg)
+{
+	struct dma_thread *d = arg;
+
+	for (;;) {
+		uint64_t moff, run;
+
+		lock_take(&d->t->lock);
+		int ret = pin_unit_begin_locked(d->p, 0, 4096, 12, &moff, &run);
+		lock_drop(&d->t->lock);
+		if (ret) {
+			d->stopped_by = ret;
+			break;
+		}
+		d->inflight = 1;
+		while (!d->go)
+			usleep(100);	/* the test decides when this unit's copy finishes */
+		d->inflight = 0;
+		lock_take(&d->t->lock);
+		pin_unit_end_locked(d->t, d->p);
+		lock_drop(&d->t->lock);
+		d->units++;
+	}
+	lock_take(&d->t->lock);
+	pin_put_locked(d->t, d->p);
+	lock_drop(&d->t->lock);
+	return NULL;
+}
+
+static void *finish_later(void *arg)
+{
+	struct dma_thread *d = arg;
+
+	usleep(20000);	/* not for correctness: makes the removal below likely to find the unit in flight */
+	d->go = 1;
+	return NULL;
+}
+
+static void test_dma_fence(void **state)
+{
+	struct model *m = calloc(1, sizeof(*m));
+	struct pin_table t;
+	struct pin_owner a;
+	pthread_t th;
+
+	(void)state;
+	struct pin_callbacks cb = { .unpinned = on_unpinned, .ctx = m };
+	pin_table_init(&t, 12, 0, 0, &cb);
+	pin_owner_init(&a);
+
+	/* Revocation of a revocable pin while a unit is in flight: the blocks go only after it ends. */
+	lock_take(&t.lock);
+	struct pin *r = add(&t, &a, 1, 10, 1, DAXFS_PIN_REVOCABLE | DAXFS_PIN_WRITE);
+	pin_get_locked(r);
+	lock_drop(&t.lock);
+	struct dma_thread d = { &t, r, 0, 0, 0, 0 };
+	assert_int_equal(pthread_create(&th, NULL, dma_loop, &d), 0);
+	while (!d.inflight)
+		usleep(100);
+	lock_take(&t.lock);
+	pin_revoke_locked(&t, r, 12);
+	assert_true(pin_any_locked(&t, 10, 1));	/* the unit in flight may still write it */
+	lock_drop(&t.lock);
+	d.go = 1;
+	pthread_join(th, NULL);
+	assert_int_equal(d.stopped_by, -ENOLINK);
+	lock_take(&t.lock);
+	assert_false(pin_any_locked(&t, 10, 1));
+	assert_int_equal(m->unpinned[10], 1);
+	assert_int_equal(remove_id(&t, &a, r->id), 0);
+
+	/* Removal while a unit is in flight: it returns only after the engine has left the pin. */
+	struct pin *p = add(&t, &a, 2, 20, 1, DAXFS_PIN_WRITE);
+	pin_get_locked(p);
+	lock_drop(&t.lock);
+	struct dma_thread e = { &t, p, 0, 0, 0, 0 };
+	assert_int_equal(pthread_create(&th, NULL, dma_loop, &e), 0);
+	while (!e.inflight)
+		usleep(100);
+	/* The unit finishes from another thread while the removal below waits for it. */
+	pthread_t releaser;
+	assert_int_equal(pthread_create(&releaser, NULL, finish_later, &e), 0);
+	lock_take(&t.lock);
+	pin_remove_locked(&t, p);	/* waits for the engine */
+	assert_int_equal(e.inflight, 0);	/* whatever the timing: it returned only after the unit ended */
+	assert_false(pin_any_locked(&t, 20, 1));
+	lock_drop(&t.lock);
+	pthread_join(th, NULL);
+	pthread_join(releaser, NULL);
+	assert_int_equal(e.stopped_by, -ESHUTDOWN);
+	assert_int_equal(t.npins, 0);
+	pin_owner_destroy(&a);
 	pin_table_destroy(&t);
 	free(m);
 }
@@ -242,7 +529,11 @@ int main(void)
 		cmocka_unit_test(test_refcount_stress),
 		cmocka_unit_test(test_split_and_merge),
 		cmocka_unit_test(test_pins_owners_limits),
-		cmocka_unit_test(test_revoke),
+		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_revoke_kinds),
+		cmocka_unit_test(test_invalidate_ack_refault),
+		cmocka_unit_test(test_breaks),
+		cmocka_unit_test(test_dma_fence),
 	};
 	return cmocka_run_group_tests_name("pins", tests, NULL, NULL);
 }

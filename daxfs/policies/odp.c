@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * odp: what RDMA on-demand paging does with MMU notifiers.  A device that registered with
+ * DAXFS_PIN_ODP takes invalidations: before the blocks go, each such holder gets an INVALIDATE event
+ * for the range; its device stops using it and acknowledges (DAXFS_IOC_EVENT_ACK), and the pin lets
+ * go of those blocks.  The free then completes at once with no busy space.  A device that touches
+ * the range again faults and re-resolves it through the file (DAXFS_IOC_PIN_FAULT): it gets the new
+ * blocks, or ENXIO past EOF.  A holder that does not acknowledge within ack_ms is revoked.
+ *
+ * Long-term pins that cannot take invalidations are refused, as the kernel refuses FOLL_LONGTERM on
+ * fsdax unless the registration is ODP; short-term ones are waited for.
+ */
+#include "builtin.h"
+
+#include <errno.h>
+
+static const struct daxfs_policy_param odp_params[] = {
+	{ "ack_ms", "1000", "how long a holder has to acknowledge an invalidation before it is revoked" },
+	{ NULL, NULL, NULL },
+};
+
+static int odp_admit(struct daxfs_policy *pol, const struct daxfs_pin_request *req)
+{
+	(void)pol;
+	if ((req->flags & DAXFS_PIN_LONGTERM) && !(req->flags & DAXFS_PIN_ODP))
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+struct odp_walk {
+	struct daxfs_policy *pol;
+	struct daxfs_free *f;
+	uint64_t deadline_ns;
+};
+
+static int invalidate(void *arg, const struct daxfs_pin_view *p)
+{
+	struct odp_walk *w = arg;
+
+	if (daxfs_pin_state(p) != DAXFS_PIN_REVOKED && (daxfs_pin_flags(p) & DAXFS_PIN_ODP))
+		daxfs_pin_invalidate(w->pol, w->f, p, w->deadline_ns);
+	return 0;
+}
+
+static int odp_before_free(struct daxfs_policy *pol, struct daxfs_free *f)
+{
+	struct odp_walk w = { pol, f, daxfs_free_started_ns(f) + daxfs_policy_param_u64(pol, "ack_ms", 1000) * 1000000ull };
+
+	if (daxfs_free_live_pins(f) == 0)
+		return DAXFS_PROCEED;
+	/* Once per pin and free: asking again on a later attempt does nothing. */
+	daxfs_free_for_each_pin(f, invalidate, &w);
+	daxfs_free_wait(f, w.deadline_ns, DAXFS_BREAK_RANGE);
+	return DAXFS_WAIT;
+}
+
+const struct daxfs_policy_ops policy_odp_ops = {
+	.abi = DAXFS_POLICY_ABI,
+	.flags = DAXFS_POLICY_F_STALLS,
+	.name = "odp",
+	.summary = "invalidate the range in ODP holders, free at once once they acknowledge (RDMA ODP)",
+	.params = odp_params,
+	.admit = odp_admit,
+	.before_free = odp_before_free,
+};

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event trace: one JSON object per line for every state change of pins, busy extents, reclaim,
+ * waits and the policy, with a CLOCK_MONOTONIC timestamp, written to a file by a thread of its own.
+ * The request path only formats the record into a ring buffer under a leaf lock; when the buffer is
+ * full, records are dropped (and counted), never waited for.  Off, a record costs one predicted
+ * branch (TRACE).
+ *
+ * Every record: {"t":NS,"ev":"NAME",...fields}.  The schema is in the README.
+ */
+#ifndef DAXFS_TRACE_H
+#define DAXFS_TRACE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct trace {
+	bool on;			/* read without the lock: a hint, checked again under it */
+	pthread_mutex_t lock;		/* a leaf: taken inside every other lock */
+	pthread_cond_t cond;
+	char *buf;			/* ring */
+	size_t size;
+	size_t head;			/* next byte to write out */
+	size_t len;			/* bytes queued */
+	int fd;
+	bool stop;
+	bool writer_running;
+	pthread_t writer;
+	uint64_t records;
+	uint64_t dropped;
+	char path[4096];
+};
+
+void trace_init(struct trace *t);
+/* Start tracing into path (created or truncated), stopping any trace running.  0 or -errno. */
+int trace_start(struct trace *t, const char *path);
+/* Write out what is queued and close the file. */
+void trace_stop(struct trace *t);
+void trace_destroy(struct trace *t);
+
+static inline bool trace_on(const struct trace *t)
+{
+	return t && __atomic_load_n(&t->on, __ATOMIC_RELAXED);
+}
+
+/* Queue one record: ev names it, fmt gives its other fields as JSON ("\"id\":%llu,..."), or "". */
+void trace_emit(struct trace *t, const char *ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#define TRACE(t, ev, ...)                                        \
+	do {                                                     \
+		if (__builtin_expect(trace_on(t), 0))            \
+			trace_emit((t), (ev), __VA_ARGS__);      \
+	} while (0)
+
+#endif
