@@ -448,6 +448,21 @@ static int claim_busy(void *arg, uint64_t id, const uint64_t v[3])
 	return 0;
 }
 
+/*
+ * A holder record names a process that held write pins when the daemon stopped: the next mount
+ * decides what it means (quarantine while that process lives).  The checker only sees that it is
+ * well formed.
+ */
+static int check_holder(void *arg, uint64_t id, const uint64_t v[3])
+{
+	struct ck *c = arg;
+
+	if (v[0] == 0 || v[0] > c->s->sb.ninodes || v[2] == 0 || v[2] > INT32_MAX)
+		problem(c, false, "holder slot %llu: inode %llu, pid %llu: not a holder", (unsigned long long)id,
+			(unsigned long long)v[0], (unsigned long long)v[2]);
+	return 0;
+}
+
 static int run_passes(struct ck *c)
 {
 	char msg[256];
@@ -466,6 +481,16 @@ static int run_passes(struct ck *c)
 		problem(c, false, "%s", msg);
 	}
 	slots_destroy(&tmp);
+	if (c->s->sb.feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS) {
+		if (slots_load(&tmp, c->s, DAXFS_SLOTS_HOLDER, c->s->sb.holder_head, check_holder, c, msg,
+			       sizeof(msg)) == 0) {
+			for (size_t i = 0; i < tmp.nblocks; i++)
+				claim(c, tmp.blocks[i], 1);
+		} else {
+			problem(c, false, "%s", msg);
+		}
+		slots_destroy(&tmp);
+	}
 	pass_inodes(c);
 	pass_dirs(c);
 	/* The orphan list names inodes; walk it through the loaded list's blocks. */

@@ -29,6 +29,7 @@ struct options {
 	char *policy;
 	char *reclaim;
 	char *trace;
+	char *recover;
 	char *max_pinned_per_user;
 	unsigned long enospc_wait_ms;
 	unsigned max_pins;
@@ -54,6 +55,7 @@ static const struct fuse_opt option_spec[] = {
 	{ "policy=%s", offsetof(struct options, policy), 0 },
 	{ "reclaim=%s", offsetof(struct options, reclaim), 0 },
 	{ "trace=%s", offsetof(struct options, trace), 0 },
+	{ "recover=%s", offsetof(struct options, recover), 0 },
 	{ "max_pinned_per_user=%s", offsetof(struct options, max_pinned_per_user), 0 },
 	{ "enospc_wait_ms=%lu", offsetof(struct options, enospc_wait_ms), 0 },
 	{ "max_pins=%u", offsetof(struct options, max_pins), 0 },
@@ -103,6 +105,9 @@ static void usage(const char *prog)
 	       "                           punching them out of the image file (io_uring fallocate)\n"
 	       "    enospc_wait_ms=N       a full device waits up to N ms for reclaim in flight (default 1000)\n"
 	       "    trace=FILE             write the event trace (JSON lines) to FILE\n"
+	       "    recover=quarantine|reclaim  after a daemon crash: keep what live pin holders may still\n"
+	       "                           write out of reuse until they exit (quarantine, the default),\n"
+	       "                           or reclaim every busy extent at once (reclaim)\n"
 	       "\n"
 	       "pins (-o):\n"
 	       "    max_pins=N             pins in total (ENFILE beyond; default 1000000)\n"
@@ -331,6 +336,11 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	cfg.reclaim_discard = o.reclaim && strcmp(o.reclaim, "discard") == 0;
+	if (o.recover && strcmp(o.recover, "quarantine") && strcmp(o.recover, "reclaim")) {
+		fprintf(stderr, "%s: recover=%s: expected quarantine or reclaim\n", argv[0], o.recover);
+		goto out_args;
+	}
+	cfg.reclaim_at_mount = o.recover && strcmp(o.recover, "reclaim") == 0;
 	cfg.enospc_wait_ms = o.enospc_wait_ms;
 
 	/*
@@ -412,6 +422,7 @@ out_args:
 	free(o.policy);
 	free(o.reclaim);
 	free(o.trace);
+	free(o.recover);
 	free(o.max_pinned_per_user);
 	fuse_opt_free_args(&args);
 	return ret ? 1 : 0;

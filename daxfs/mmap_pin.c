@@ -499,12 +499,20 @@ void pin_release_owner(struct pin_table *tab, struct pin_owner *o)
 
 void pin_release_all(struct pin_table *tab)
 {
-	struct pin *p;
+	struct pin *p, *next;
 
 	lock_take(&tab->lock);
-	while ((p = RB_MIN(pin_ids, &tab->ids))) {
-		pin_event_locked(tab, p, DAXFS_EV_DROPPED, p->lblk, p->nblocks, 0, 0);
+	for (p = RB_MIN(pin_ids, &tab->ids); p; p = next) {
+		/* Removal unlinks p (and may wait, unlocked); the next pin is looked up again after it. */
+		if (p->owner->ghost) {
+			next = RB_NEXT(pin_ids, &tab->ids, p);
+			continue;
+		}
+		uint64_t id = p->id;
+		pin_event_locked(tab, p, DAXFS_EV_DROPPED, p->lblk, p->nblocks, 0, tab->bshift);
 		pin_remove_locked(tab, p);
+		struct pin key = { .id = id };
+		next = RB_NFIND(pin_ids, &tab->ids, &key);
 	}
 	lock_drop(&tab->lock);
 }
