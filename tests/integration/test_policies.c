@@ -137,7 +137,7 @@ enum outcome {
 
 struct row {
 	const char *name;
-	const char *opts;
+	const char *opts;	/* "%s" stands for the loadable example policy's path */
 	uint32_t pin_flags;
 	enum outcome out;
 };
@@ -157,7 +157,19 @@ static const struct row rows[] = {
 	{ "busy-quota-holder", "policy=busy-quota,quota=64M,holder_quota=1M,fallback=revoke,grace_ms=100", W | LT,
 	  OUT_REVOKE },
 	{ "revocable-only", "policy=busy,pins=revocable-only", W | LT, OUT_REFUSED },
+	/* examples/policy-quota, loaded from its .so: within the holder's quota busy, past it a wait */
+	{ "quota.so", "policy=%s,per_holder=64M", W | LT, OUT_BUSY },
+	{ "quota.so-over", "policy=%s,per_holder=1M,wait_ms=60000", W | LT, OUT_WAIT },
 };
+
+static const char *quota_so(void)
+{
+	const char *p = getenv("POLICY_QUOTA_SO");
+
+	if (!p)
+		fail_msg("POLICY_QUOTA_SO is not set: run through meson test");
+	return p;
+}
 
 static void check_file_after(struct fx *x, enum cause c, bool freed)
 {
@@ -343,10 +355,15 @@ static void test_every_policy(void **state)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *r = &rows[i];
 		struct fx x;
-		char name[64];
+		char name[64], opts[1024];
 
 		snprintf(name, sizeof(name), "pol-%s", r->name);
-		pu_setup(&x.m, name, "64M", r->opts);
+		const char *so = strstr(r->opts, "%s");
+		if (so)
+			snprintf(opts, sizeof(opts), "%.*s%s%s", (int)(so - r->opts), r->opts, quota_so(), so + 2);
+		else
+			snprintf(opts, sizeof(opts), "%s", r->opts);
+		pu_setup(&x.m, name, "64M", opts);
 		snprintf(x.f, sizeof(x.f), "%s", P(&x.m, "F"));
 		snprintf(x.g, sizeof(x.g), "%s", P(&x.m, "G"));
 		x.dfd = pu_dirfd(&x.m);
@@ -947,10 +964,71 @@ static void test_readers_and_users(void **state)
 	pu_finish(&m);
 }
 
+/* A policy loaded at run time, and the checks on what may be loaded. */
+static void test_loadable_policy(void **state)
+{
+	struct daxfs_ioc_policy pol;
+	struct mnt m;
+	char msg[256], copy[] = "/tmp/daxfs-policy-XXXXXX";
+
+	(void)state;
+	pu_setup(&m, "loadable", "64M", NULL);
+	int dfd = pu_dirfd(&m);
+	assert_int_equal(daxfs_policy_set(dfd, quota_so(), "per_holder=2M,report_ms=0", msg, sizeof(msg)), 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_string_equal(pol.name, "quota");
+	assert_true(pol.flags & DAXFS_POLICY_F_LOADED);
+	assert_true(pol.flags & DAXFS_POLICY_F_STALLS);
+	assert_non_null(strstr(pol.params, "per_holder=2M"));
+	assert_non_null(strstr(pol.params, "wait_ms=1000"));
+	/* Its parameters change like a built-in's; its own init refuses a zero quota. */
+	assert_int_equal(daxfs_policy_set(dfd, NULL, "per_holder=4M", msg, sizeof(msg)), 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_non_null(strstr(pol.params, "per_holder=4M"));
+	assert_int_equal(daxfs_policy_set(dfd, NULL, "per_holder=0", msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "refused"));
+	assert_int_equal(daxfs_policy_set(dfd, NULL, "colour=blue", msg, sizeof(msg)), -EINVAL);
+	/* Listed with the built-ins while in force. */
+	struct daxfs_policy_desc *d;
+	uint32_t n;
+	bool listed = false;
+	assert_int_equal(daxfs_list_policies(dfd, &d, &n), 0);
+	for (uint32_t i = 0; i < n; i++)
+		listed |= strcmp(d[i].name, "quota") == 0 && (d[i].flags & DAXFS_POLICY_F_LOADED) &&
+			  strstr(d[i].params, "per_holder=8M") != NULL;
+	free(d);
+	assert_true(listed);
+	/* A copy anyone could have written is refused, whatever it contains. */
+	int cfd = mkstemp(copy);
+	assert_true(cfd >= 0);
+	int sfd = open(quota_so(), O_RDONLY);
+	assert_true(sfd >= 0);
+	char buf[65536];
+	ssize_t r;
+	while ((r = read(sfd, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(cfd, buf, (size_t)r), r);
+	close(sfd);
+	assert_ok(fchmod(cfd, 0666));
+	close(cfd);
+	assert_int_equal(daxfs_policy_set(dfd, copy, NULL, msg, sizeof(msg)), -EPERM);
+	assert_non_null(strstr(msg, "writable by nobody else"));
+	assert_ok(chmod(copy, 0644));
+	assert_int_equal(daxfs_policy_set(dfd, copy, "per_holder=1M", msg, sizeof(msg)), 0);
+	unlink(copy);
+	/* Back to a built-in: the object is unloaded. */
+	assert_int_equal(daxfs_policy_set(dfd, "busy", NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_string_equal(pol.name, "busy");
+	assert_false(pol.flags & DAXFS_POLICY_F_LOADED);
+	close(dfd);
+	pu_finish(&m);
+}
+
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_policy),
+		cmocka_unit_test(test_loadable_policy),
 		cmocka_unit_test(test_gup_vs_punch_wait),
 		cmocka_unit_test(test_gup_vs_punch_revoke),
 		cmocka_unit_test(test_new_pin_waits_for_break),
