@@ -26,6 +26,7 @@
 
 #include "holder.h"
 #include "rbtree.h"
+#include "trace.h"
 #include "util.h"
 
 #define PIN_HOLE UINT64_MAX	/* pblk of a hole under a read pin: nothing pinned, the zero page */
@@ -152,6 +153,7 @@ struct pin_table {
 	uint32_t max_total;
 	uint32_t max_per_owner;
 	unsigned bshift;		/* log2 of the block size */
+	struct trace *trace;		/* every state change of a pin is a record (may be NULL) */
 	struct pin_callbacks cb;
 	LIST_HEAD(, pin_break) breaks;
 	uint64_t next_deadline_ns;	/* earliest lease or invalidation deadline, 0 = none */

@@ -527,10 +527,6 @@ static void on_removing(void *ctx, const struct pin *p)
 	struct policy *pol = ctx;
 
 	uncharge(pol, (struct pin *)p);
-	TRACE(&pol->fs->trace, p->state == DAXFS_PIN_REVOKED || p->removing ? "unpin" : "unpin",
-	      "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"revoked\":%s", (unsigned long long)p->id,
-	      (unsigned long long)p->ino, p->owner->holder.pid ? p->owner->holder.pid : p->pid,
-	      p->removing ? "false" : "true");
 	if (pol->cur && pol->cur->ops->on_unpin)
 		pol->cur->ops->on_unpin(pol->cur, VIEW(p));
 }
@@ -699,6 +695,7 @@ int policy_init(struct policy *pol, struct fs *fs, const char *name, const char 
 										: lim->max_user_bytes >> fs->sbi.bshift;
 	cb.ctx = pol;
 	pin_table_init(&pol->pins, fs->sbi.bshift, lim->max_pins, lim->max_pins_per_file, &cb);
+	pol->pins.trace = &fs->trace;
 	if ((ret = policy_find(name ? name : "busy", &ops, &handle, err, errlen)))
 		goto fail;
 	if ((ret = instance_new(pol, ops, handle, handle ? name : NULL, NULL, params, &pol->cur, err, errlen)))
@@ -1040,12 +1037,22 @@ static void free_run(void *arg, uint64_t start, uint64_t len, uint32_t count)
 	tx_defer(fr->tx, on_busy_committed, pol, start, len);
 }
 
+static void trace_free(struct policy *pol, enum daxfs_free_cause cause, uint64_t ino, uint64_t pblk, uint64_t len)
+{
+	static const char *const names[] = { "?", "truncate", "punch", "o_trunc", "unlink" };
+
+	TRACE(&pol->fs->trace, "free", "\"ino\":%llu,\"cause\":\"%s\",\"media\":%llu,\"len\":%llu",
+	      (unsigned long long)ino, names[cause <= DAXFS_CAUSE_UNLINK ? cause : 0],
+	      (unsigned long long)(pblk << bshift(pol)), (unsigned long long)(len << bshift(pol)));
+}
+
 static void sink_op(void *arg, struct tx *tx, struct inode *ip, uint64_t pblk, uint64_t len)
 {
 	struct policy_op *op = arg;
 	struct policy *pol = op->f.pol;
 	struct free_run_ctx fr = { pol, &op->f, tx, ip->ino };
 
+	trace_free(pol, op->f.cause, ip->ino, pblk, len);
 	lock_take(&pol->pins.lock);
 	pin_runs_locked(&pol->pins, pblk, len, free_run, &fr);
 	lock_drop(&pol->pins.lock);
@@ -1059,6 +1066,7 @@ static void sink_unlink(void *arg, struct tx *tx, struct inode *ip, uint64_t pbl
 				.nranges = 1 };
 	struct free_run_ctx fr = { pol, &f, tx, ip->ino };
 
+	trace_free(pol, DAXFS_CAUSE_UNLINK, ip->ino, pblk, len);
 	lock_take(&pol->pins.lock);
 	pin_runs_locked(&pol->pins, pblk, len, free_run, &fr);
 	lock_drop(&pol->pins.lock);
@@ -1456,11 +1464,6 @@ again:
 	if (ret == 0) {
 		charge(pol, p);
 		*pin_id = p->id;
-		TRACE(&fs->trace, "pin",
-		      "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"flags\":%u,\"pid\":%d,\"uid\":%u,\"bytes\":%llu",
-		      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(lblk << sh),
-		      (unsigned long long)(nb << sh), p->flags, owner->holder.pid ? owner->holder.pid : a->pid, a->uid,
-		      (unsigned long long)(pin_held_blocks(p) << sh));
 	}
 	lock_drop(&tab->lock);
 	/*
@@ -1603,9 +1606,6 @@ int policy_ack(struct fs *fs, struct pin_owner *owner, uint64_t pin_id, uint64_t
 	ret = pin_lookup_locked(tab, owner, pin_id, &p);
 	if (ret == 0 && (ret = pin_ack_locked(tab, p, seq, &lblk, &n)) == 0) {
 		charge(pol, p);
-		TRACE(&fs->trace, "invalidate_ack", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu",
-		      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(lblk << bshift(pol)),
-		      (unsigned long long)(n << bshift(pol)));
 		if (pol->cur->ops->on_ack)
 			pol->cur->ops->on_ack(pol->cur, VIEW(p), lblk << bshift(pol), n << bshift(pol));
 	}
@@ -1671,9 +1671,6 @@ int policy_fault(struct fs *fs, struct pin_owner *owner, struct inode *ip, struc
 			a->ext[k].len = ext[i].len << sh;
 		}
 		a->nreturned = k;
-		TRACE(&fs->trace, "refault", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"gen\":%u",
-		      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(lblk << sh),
-		      (unsigned long long)((last - lblk + 1) << sh), p->gen);
 	}
 	lock_drop(&tab->lock);
 	if (ret && nholes)
