@@ -285,25 +285,25 @@ int main(int argc, char *argv[])
 	if (handle)
 		dlclose(handle);	/* mount_open loads it again, for good */
 	if (parsed == -1)
-		return 1;
+		goto out_args;
 	if (o.bad_param) {
 		fprintf(stderr, "%s: too many policy parameters\n", argv[0]);
-		return 1;
+		goto out_args;
 	}
-	if (o.help) {
-		usage(argv[0]);
-		return 0;
-	}
-	if (o.version) {
-		printf("daxfs %s (libfuse %s)\n", DAXFS_VERSION, fuse_pkgversion());
-		return 0;
+	if (o.help || o.version) {
+		if (o.help)
+			usage(argv[0]);
+		else
+			printf("daxfs %s (libfuse %s)\n", DAXFS_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out_args;
 	}
 	if (!o.image || o.nonopt != 1) {
 		fprintf(stderr, "%s: expected IMAGE and MOUNTPOINT (see --help)\n", argv[0]);
-		return 1;
+		goto out_args;
 	}
 	if (fuse_parse_cmdline(&args, &cl) != 0)
-		return 1;
+		goto out_args;
 	if (!o.cache || strcmp(o.cache, "dax") == 0) {
 		d.cache = CACHE_DAX;
 	} else if (strcmp(o.cache, "page") == 0) {
