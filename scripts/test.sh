@@ -3,8 +3,8 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer (the daemon the integration tests mount is the
 # sanitized one, so a memory error or a leak in it fails the run).  Suites: unit, integration,
 # crash (crash sweep, corruption campaign, fuzz corpus), install (meson install into a DESTDIR,
-# pkg-config, mount -t fuse.daxfs and fstab, fsck -t daxfs, progress), man (the man pages; normal
-# build only).  Not run here: the long crash sweep (meson test -C build --suite long; plain
+# pkg-config, mount -t fuse.daxfs and fstab, fsck -t daxfs, progress; the layout check in the normal
+# build only), man (the man pages; normal build only).  Not run here: the long crash sweep (meson test -C build --suite long; plain
 # "meson test" leaves it out) and fuzzing (scripts/fuzz.sh SECONDS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
