@@ -9,7 +9,7 @@
 install_tree
 export PATH=$DESTDIR$SBINDIR:$PATH
 command -v fsck >/dev/null || skip "no fsck(8) (util-linux)"
-img=$(new_image fsck)
+new_image img fsck
 
 # fsck(8) (-T: no title) with fsck.daxfs's options; sets rc and out.
 run_fsck() {

@@ -63,7 +63,7 @@ fi
 for p in "$bindir"/daxfsctl "$bindir"/daxfs-pin "$sbindir"/mkfs.daxfs "$sbindir"/fsck.daxfs; do
 	"$p" -h >/dev/null || fail "installed ${p##*/} -h"
 done
-img=$(new_image layout)
+new_image img layout
 "$sbindir/mkfs.daxfs" -q -s 64M "$img" || fail "installed mkfs.daxfs"
 "$sbindir/fsck.daxfs" -n "$img" >/dev/null || fail "installed fsck.daxfs -n on a new image"
 note "installed: $(cd "$DESTDIR" && find . ! -type d | sort | tr '\n' ' ')"

@@ -33,11 +33,12 @@ need_fuse() {
 	why=$("$FUSE_PROBE") || skip "$why"
 }
 
-# A fresh image in /dev/shm, removed at exit.
-new_image() {	# name
-	local img=/dev/shm/daxfs-install-$$-$1.img
-	on_exit "rm -f '$img'"
-	echo "$img"
+# A fresh image path in /dev/shm, in variable VAR, removed at exit.  (Not img=$(new_image ...):
+# the cleanup registered in a command substitution's subshell would be lost.)
+new_image() {	# VAR name
+	local new_image_path=/dev/shm/daxfs-install-$$-$2.img
+	on_exit "rm -f '$new_image_path'"
+	printf -v "$1" %s "$new_image_path"
 }
 
 # Run the build's "meson install" into $T/dest; D is the installed prefix seen from here.

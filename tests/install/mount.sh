@@ -22,8 +22,8 @@ install_tree
 chmod 755 "$T"	# the mount points are in here, and another user must reach them
 daxfsctl=$DESTDIR$BINDIR/daxfsctl
 
-img1=$(new_image mount1)
-img2=$(new_image mount2)
+new_image img1 mount1
+new_image img2 mount2
 mnt1=$T/mnt1
 mnt2=$T/mnt2
 mkdir "$mnt1" "$mnt2"

@@ -9,7 +9,7 @@ install_tree
 use_installed_pc
 cflags="-std=gnu11 -Wall -Wextra -Werror $SANITIZE_CFLAGS $(pc_cflags)"
 
-img=$(new_image pkgconfig)
+new_image img pkgconfig
 mnt=$T/mnt
 mkdir "$mnt"
 "$DESTDIR$SBINDIR/mkfs.daxfs" -q -s 64M -L pkgconfig "$img" || fail "mkfs.daxfs"

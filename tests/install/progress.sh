@@ -8,8 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 
 mkfs=$1 fsck=$2
-big=$(new_image progress-1t)
-img=$(new_image progress-64g)
+new_image big progress-1t
+new_image img progress-64g
 
 # Run a command under a pseudo-terminal; its output (stdout and stderr: one terminal) in $T/tty.
 on_tty() {
