@@ -50,7 +50,7 @@ as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 note "mount.fuse3 runs daxfs from PATH, with the daemon's options"
 PATH=$DESTDIR$BINDIR:$PATH "$MOUNT_FUSE3" "$img1" "$mnt1" -t fuse.daxfs -o policy=wait,wait_timeout_ms=100 ||
 	fail "mount.fuse3 $img1 $mnt1 -t fuse.daxfs"
-expect_mount "$mnt1" "$img1" '"policy":"wait","admission":"allow","grace_ms":1000,"wait_timeout_ms":100'
+expect_mount "$mnt1" "$img1" '"policy":"wait","params":{"pins":"allow","grace_ms":"1000","wait_timeout_ms":"100"}'
 echo persistent >"$mnt1/file"
 as_nobody stat "$mnt1" >/dev/null 2>&1 && fail "another user reaches $mnt1 without allow_other"
 expect_clean_umount "$mnt1" "$img1"
@@ -87,13 +87,13 @@ $img1	$mnt1	fuse.daxfs	defaults,noauto,nofail,_netdev,x-systemd.automount,noatim
 $img2	$mnt2	fuse.daxfs	policy=fail,pins=deny-longterm,max_pins=100,cache=page	0 2
 EOF
 mount -T "$fstab" "$mnt1" || fail "mount -T fstab $mnt1 (by mount point)"
-expect_mount "$mnt1" "$img1" '"policy":"revoke","admission":"allow","grace_ms":250'
+expect_mount "$mnt1" "$img1" '"policy":"revoke","params":{"pins":"allow","grace_ms":"250"'
 opts=$(findmnt -n -o OPTIONS -M "$mnt1")
 for o in nosuid nodev noatime allow_other; do
 	[[ ,$opts, == *,$o,* ]] || fail "$o did not reach the kernel: $opts"
 done
 mount -T "$fstab" "$img2" || fail "mount -T fstab $img2 (by source)"
-expect_mount "$mnt2" "$img2" '"policy":"fail","admission":"deny-longterm"'
+expect_mount "$mnt2" "$img2" '"policy":"fail","params":{"pins":"deny-longterm"'
 expect_clean_umount "$mnt1" "$img1"
 expect_clean_umount "$mnt2" "$img2"
 
