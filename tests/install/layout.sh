@@ -50,7 +50,7 @@ $CC -std=c11 -Wall -Wextra -Werror -fsyntax-only "$T"/format.c "$T"/ioctl.c "$T"
 
 # Man pages, in their sections, found by man(1) under the installed prefix.
 if [ "$HAVE_MAN" = 1 ] && command -v man >/dev/null; then
-	pages=(daxfs.8 mkfs.daxfs.8 fsck.daxfs.8 daxfsctl.8 daxfs-pin.1 libdaxfs.3 daxfs-ioctl.7)
+	pages=(daxfs.8 mkfs.daxfs.8 fsck.daxfs.8 daxfsctl.8 daxfs-pin.1 libdaxfs.3 daxfs-ioctl.7 daxfs-policy.7)
 	expected=$(for page in "${pages[@]}"; do echo "$mandir/man${page##*.}/$page"; done)
 	found=$(MANPATH=$mandir man -w "${pages[@]%.*}" 2>&1) || fail "man -w: $found"
 	[ "$found" = "$expected" ] || fail "man -w finds: $found; expected: $expected"
