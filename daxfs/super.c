@@ -175,7 +175,13 @@ int super_format(struct media *m, const struct mkfs_params *p, char *err, size_t
 	char *base = m->base;
 	media_fill(m, base, 0, bs);
 	media_fill(m, base + sb.journal_start * bs, 0, bs);
-	media_fill(m, base + sb.ibitmap_start * bs, 0, (sb.ibitmap_blocks + sb.bbitmap_blocks) * (size_t)bs);
+	size_t bitmaps = (sb.ibitmap_blocks + sb.bbitmap_blocks) * (size_t)bs;	/* 40 MiB for 1 TiB */
+	for (size_t off = 0, n; off < bitmaps; off += n) {
+		n = MIN(bitmaps - off, (size_t)4 << 20);
+		media_fill(m, base + sb.ibitmap_start * bs + off, 0, n);
+		if (p->progress)
+			p->progress(p->progress_arg, "zeroing bitmaps", off + n, bitmaps);
+	}
 
 	/* Metadata, the three slot-list heads and the backup superblock are in use; so is the root inode. */
 	uint8_t *bbm = (uint8_t *)base + sb.bbitmap_start * bs;
