@@ -126,6 +126,7 @@ struct daxfs_mr {
 	struct inval *inv;
 	uint32_t ninv, capinv;
 	uint32_t lost_event;
+	uint64_t lost_ns;
 	uint64_t last_seq;		/* of the last event handled (a duplicate read is ignored) */
 	uint64_t events, faults, refaults, acks;
 	pthread_mutex_t ifl;
@@ -260,7 +261,12 @@ static void sig_unregister(int slot)
 	while (__atomic_load_n(&sig_active, __ATOMIC_SEQ_CST))
 		sched_yield();
 	__atomic_store_n(&sig_slots[slot].counter, NULL, __ATOMIC_RELEASE);
-	if (--sig_users[signo] == 0)
+	/*
+	 * The last user: give the signal back to whoever had it.  If that was the default action, our
+	 * (now inert) handler stays: an event signalled just before the last unpin may still be on its
+	 * way, and the default action of most allowed signals would end the process.
+	 */
+	if (--sig_users[signo] == 0 && sig_old[signo].sa_handler != SIG_DFL)
 		sigaction(signo, &sig_old[signo], NULL);
 	pthread_mutex_unlock(&sig_mu);
 }
@@ -1004,6 +1010,7 @@ void daxfs_mr_query(struct daxfs_mr *mr, struct daxfs_mr_info *in)
 	in->nextents = mr->pin.nextents;
 	in->invalidated = mr->ninv;
 	in->lost_event = mr->lost_event;
+	in->lost_ns = mr->lost_ns;
 	in->events = mr->events;
 	in->faults = mr->faults;
 	in->refaults = mr->refaults;
@@ -1536,8 +1543,10 @@ static void mr_stop(struct daxfs_mr *mr, uint32_t why)
 	mr_drain(mr, 0, UINT64_MAX);
 	mr_unpin(mr);
 	pthread_mutex_lock(&mr->mu);
-	if (mr->state == DAXFS_MR_STOPPING)
+	if (mr->state == DAXFS_MR_STOPPING) {
 		mr->state = DAXFS_MR_LOST;
+		mr->lost_ns = now_ns();
+	}
 	pthread_cond_broadcast(&mr->cond);
 	pthread_mutex_unlock(&mr->mu);
 	ADD(&d->st.lost, 1);

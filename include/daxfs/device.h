@@ -79,8 +79,15 @@ struct daxfs_dev_attr {
 	enum daxfs_dev_behaviour behaviour;
 	uint32_t slow_ms;		/* DAXFS_DEV_SLOW */
 	uint32_t flags;			/* DAXFS_DEV_F_* */
-	int signo;			/* events are signalled with it (0: polled only); the device installs a
-					   handler for it while open.  SIGUSR1, SIGUSR2, SIGIO, SIGURG or real-time */
+	/*
+	 * Events are signalled with signo (0: polled only): SIGUSR1, SIGUSR2, SIGIO, SIGURG or a
+	 * real-time signal.  The device installs a handler for it while open (left in place, inert,
+	 * after the last device closes if the previous action was the default).  The signal is
+	 * process-directed: a thread of the process waiting in a file-system call on the mount (a
+	 * truncate the policy holds) that receives it has its request interrupted (EINTR), so such
+	 * threads should block it.
+	 */
+	int signo;
 	uint32_t poll_ms;		/* how often events are polled (default 2 ms, 100 ms with a signal) */
 	uint32_t max_wr;		/* largest work request in bytes (default and at most 4 MiB) */
 	daxfs_dev_event_fn on_event;	/* may be NULL */
@@ -184,6 +191,7 @@ struct daxfs_mr_info {
 	uint32_t invalidated;		/* ranges invalidated and not yet re-resolved */
 	uint32_t lost_event;		/* DAXFS_EV_* that made the device let go (state LOST), else 0 */
 	uint32_t reserved;
+	uint64_t lost_ns;		/* CLOCK_MONOTONIC when the device let go of it (state LOST), else 0 */
 	uint64_t events;		/* events received for it */
 	uint64_t faults;
 	uint64_t refaults;
