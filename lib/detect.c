@@ -546,7 +546,8 @@ int daxfs_scan(const char *path, const struct daxfs_scan_opts *opts, struct daxf
 		c.pins = NULL;
 		c.npins = 0;
 	}
-	qsort(c.pins, c.npins, sizeof(*c.pins), pin_id_cmp);
+	if (c.npins)
+		qsort(c.pins, c.npins, sizeof(*c.pins), pin_id_cmp);
 	close(fd);
 	if (!(c.buf = malloc(READ_BUF))) {
 		ret = -ENOMEM;

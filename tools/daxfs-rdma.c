@@ -557,48 +557,53 @@ static int cmd_run(int argc, char **argv)
 	attr.arg = &evp;
 
 	/* Open every range first: the first file's mount is the device's. */
-	int nranges = argc - optind;
+	int nranges = argc - optind, rc = EXIT_OK, ret;
+	struct daxfs_dev *dev = NULL;
+	struct daxfs_dev_info di;
+	struct engine *eng = NULL;
+	struct daxfs_mr_info *mi = NULL;
+	uint64_t *hist = NULL;
+	uint32_t nregs = (uint32_t)nranges * c.regs_per_range, nthreads = 0;
 	int *fds = calloc((size_t)nranges, sizeof(int));
 	char **paths = calloc((size_t)nranges, sizeof(char *));
 	uint64_t *offs = calloc((size_t)nranges, sizeof(uint64_t)), *lens = calloc((size_t)nranges, sizeof(uint64_t));
-	if (!fds || !paths || !offs || !lens)
+	struct reg *regs = calloc(nregs, sizeof(*regs));
+	if (!fds || !paths || !offs || !lens || !regs)
 		die(PROG ": out of memory");
+	for (int i = 0; i < nranges; i++)
+		fds[i] = -1;
 	for (int i = 0; i < nranges; i++) {
-		struct stat st;
+		struct stat st = { 0 };
 
 		if (parse_range(argv[optind + i], &paths[i], &offs[i], &lens[i]))
 			die(PROG ": out of memory");
 		fds[i] = open(paths[i], (c.op == DAXFS_WR_WRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 		if (fds[i] < 0) {
 			fprintf(stderr, PROG ": %s: %s\n", paths[i], strerror(errno));
-			return EXIT_ERROR;
+			rc = EXIT_ERROR;
+			goto out;
 		}
 		if (fstat(fds[i], &st) == 0 && lens[i] == 0)
 			lens[i] = (uint64_t)st.st_size > offs[i] ? (uint64_t)st.st_size - offs[i] : 0;
 		if (lens[i] == 0) {
 			fprintf(stderr, PROG ": %s: nothing to register at offset %llu (the file has %llu bytes)\n", paths[i],
 				(unsigned long long)offs[i], (unsigned long long)st.st_size);
-			return EXIT_ERROR;
+			rc = EXIT_ERROR;
+			goto out;
 		}
 	}
-	struct daxfs_dev *dev;
-	int ret = daxfs_dev_open(fds[0], media, &attr, &dev);
-	if (ret) {
+	if ((ret = daxfs_dev_open(fds[0], media, &attr, &dev))) {
 		fprintf(stderr, PROG ": %s: %s\n", paths[0], daxfs_dev_errmsg());
-		return EXIT_ERROR;
+		rc = EXIT_ERROR;
+		goto out;
 	}
-	struct daxfs_dev_info di;
 	daxfs_dev_query(dev, &di);
 	if (c.op == DAXFS_WR_READ && di.access == DAXFS_DEV_ACCESS_IOCTL) {
 		fprintf(stderr, PROG ": --op read needs uring or mmap access (the daemon's engine only writes)\n");
-		daxfs_dev_close(dev);
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto out;
 	}
 
-	uint32_t nregs = (uint32_t)nranges * c.regs_per_range;
-	struct reg *regs = calloc(nregs, sizeof(*regs));
-	if (!regs)
-		die(PROG ": out of memory");
 	uint32_t k = 0;
 	for (int i = 0; i < nranges; i++) {
 		uint64_t bs = di.block_size ? di.block_size : 4096;
@@ -613,24 +618,25 @@ static int cmd_run(int argc, char **argv)
 			if (ret) {
 				fprintf(stderr, PROG ": %s: register [%llu, +%llu): %s\n", paths[i], (unsigned long long)o,
 					(unsigned long long)l, daxfs_dev_errmsg());
-				daxfs_dev_close(dev);
-				return EXIT_ERROR;
+				rc = EXIT_ERROR;
+				goto out;
 			}
-			struct daxfs_mr_info mi;
-			daxfs_mr_query(regs[k].mr, &mi);
+			struct daxfs_mr_info ri;
+			daxfs_mr_query(regs[k].mr, &ri);
 			regs[k].path = paths[i];
-			regs[k].len = mi.length;
+			regs[k].len = ri.length;
 			if (!c.quiet && !c.json) {
 				char h[32];
 				printf("registered pin %llu: %s [%llu, +%s), %u extent%s, flags %s%s%s%s\n",
-				       (unsigned long long)mi.pin_id, paths[i], (unsigned long long)mi.offset,
-				       human(mi.length, h, sizeof(h)), mi.nextents, mi.nextents == 1 ? "" : "s",
-				       mi.flags & DAXFS_PIN_WRITE ? "w" : "r", mi.flags & DAXFS_PIN_LONGTERM ? "L" : "",
-				       mi.flags & DAXFS_PIN_REVOCABLE ? "R" : "", mi.flags & DAXFS_PIN_ODP ? "O" : "");
+				       (unsigned long long)ri.pin_id, paths[i], (unsigned long long)ri.offset,
+				       human(ri.length, h, sizeof(h)), ri.nextents, ri.nextents == 1 ? "" : "s",
+				       ri.flags & DAXFS_PIN_WRITE ? "w" : "r", ri.flags & DAXFS_PIN_LONGTERM ? "L" : "",
+				       ri.flags & DAXFS_PIN_REVOCABLE ? "R" : "", ri.flags & DAXFS_PIN_ODP ? "O" : "");
 			}
 			k++;
 		}
 		close(fds[i]);	/* the device keeps its own descriptor */
+		fds[i] = -1;
 	}
 	nregs = k;
 	if (!c.quiet && !c.json) {
@@ -649,7 +655,7 @@ static int cmd_run(int argc, char **argv)
 	count_left = c.count;
 	uint64_t t0 = now_ns();
 	run_deadline = t0 + (uint64_t)(c.duration * 1e9);
-	struct engine *eng = calloc(c.threads, sizeof(*eng));
+	eng = calloc(c.threads, sizeof(*eng));
 	if (!eng)
 		die(PROG ": out of memory");
 	for (uint32_t i = 0; i < c.threads; i++) {
@@ -664,14 +670,18 @@ static int cmd_run(int argc, char **argv)
 			e->cursor[r] = (regs[r].len / c.threads * i) / c.size * c.size;
 		if ((ret = daxfs_qp_create(dev, c.qd, &e->qp))) {
 			fprintf(stderr, PROG ": queue pair: %s\n", strerror(-ret));
-			daxfs_dev_close(dev);
-			return EXIT_ERROR;
+			stop_flag = 1;
+			rc = EXIT_ERROR;
+			break;
 		}
 		if ((ret = pthread_create(&e->t, NULL, engine_main, e)))
 			die(PROG ": thread: %s", strerror(ret));
+		nthreads++;
 	}
-	for (uint32_t i = 0; i < c.threads; i++)
+	for (uint32_t i = 0; i < nthreads; i++)
 		pthread_join(eng[i].t, NULL);
+	if (rc)
+		goto out;
 	double elapsed = (double)(now_ns() - t0) / 1e9;
 	if (c.hold != 0 && !stop_flag) {
 		uint64_t until = c.hold < 0 ? UINT64_MAX : now_ns() + (uint64_t)(c.hold * 1e9);
@@ -681,7 +691,7 @@ static int cmd_run(int argc, char **argv)
 
 	/* Results, gathered before the registrations go. */
 	struct engine tot = { 0 };
-	uint64_t *hist = calloc(HBUCKETS, sizeof(uint64_t));
+	hist = calloc(HBUCKETS, sizeof(uint64_t));
 	int fatal = 0;
 	for (uint32_t i = 0; i < c.threads; i++) {
 		struct engine *e = &eng[i];
@@ -710,12 +720,13 @@ static int cmd_run(int argc, char **argv)
 	}
 	struct daxfs_dev_stats ds;
 	daxfs_dev_stats(dev, &ds);
-	struct daxfs_mr_info *mi = calloc(nregs ? nregs : 1, sizeof(*mi));
+	mi = calloc(nregs ? nregs : 1, sizeof(*mi));
 	for (uint32_t i = 0; mi && i < nregs; i++)
 		daxfs_mr_query(regs[i].mr, &mi[i]);
 	for (uint32_t i = 0; i < c.threads; i++)
 		daxfs_qp_destroy(eng[i].qp);
 	daxfs_dev_close(dev);	/* fenced deregistration of every registration */
+	dev = NULL;
 
 	const char *opname = c.op == DAXFS_WR_WRITE ? "write" : "read";
 	if (c.json) {
@@ -778,9 +789,30 @@ static int cmd_run(int argc, char **argv)
 		       (unsigned long long)ds.signals, (unsigned long long)ds.faults, (unsigned long long)ds.refaults,
 		       (unsigned long long)ds.acks, (unsigned long long)ds.lost, nregs);
 	}
-	if (fatal)
+	if (fatal) {
 		fprintf(stderr, PROG ": an engine stopped: %s\n", strerror(-fatal));
-	return fatal ? EXIT_ERROR : EXIT_OK;
+		rc = EXIT_ERROR;
+	}
+out:
+	daxfs_dev_close(dev);	/* NULL when done above; otherwise fences and unpins what was registered */
+	for (uint32_t i = 0; eng && i < c.threads; i++) {
+		free(eng[i].cursor);
+		free(eng[i].hist);
+	}
+	for (int i = 0; i < nranges; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		free(paths[i]);
+	}
+	free(eng);
+	free(mi);
+	free(hist);
+	free(regs);
+	free(fds);
+	free(paths);
+	free(offs);
+	free(lens);
+	return rc;
 }
 
 /* ---- scan ---- */
