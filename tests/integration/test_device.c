@@ -989,6 +989,10 @@ static void test_bad_input(void **state)
 	rc = h_run(out, sizeof(out), "%s run --json --count 200 --qd 8 --size 16K %s@1M+1M", getenv("DAXFS_RDMA_BIN"), x.f);
 	if (rc != 0 || !strstr(out, "\"completed\":200,\"errors\":0"))
 		fail_msg("daxfs-rdma run exited %d: %s", rc, out);
+	/* The example a user would copy. */
+	rc = h_run(out, sizeof(out), "%s %s 2>&1", getenv("RDMA_WRITE_EXAMPLE"), x.f);
+	if (rc != 0 || !strstr(out, "wr 7: done, 65536 bytes"))
+		fail_msg("examples/rdma-write exited %d: %s", rc, out);
 	rc = h_run(out, sizeof(out), "%s scan --json %s", getenv("DAXFS_RDMA_BIN"), x.m.dir);
 	if (rc != 0 || !strstr(out, "\"clean\":true"))
 		fail_msg("daxfs-rdma scan exited %d: %s", rc, out);
