@@ -83,6 +83,18 @@ static int run_prog(char *const argv[], const char *log)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+int lab_policy_opts(const char *spec, char *out, size_t len)
+{
+	const char *colon = strchr(spec, ':');
+	size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
+
+	if (!nlen || memchr(spec, ',', nlen) || memchr(spec, '=', nlen))
+		return -EINVAL;
+	int w = colon && colon[1] ? snprintf(out, len, "policy=%.*s,%s", (int)nlen, spec, colon + 1)
+				  : snprintf(out, len, "policy=%.*s", (int)nlen, spec);
+	return w < 0 || (size_t)w >= len ? -EINVAL : 0;
+}
+
 int lab_mkfs(const struct lab_bins *b, const char *image, uint64_t size, char *msg, size_t msglen)
 {
 	char sz[32];

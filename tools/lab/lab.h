@@ -116,6 +116,8 @@ struct lab_mount {
 	int fd;				/* the mount's root, open */
 	bool mounted;
 };
+/* Turn a policy spec "NAME[:k=v,...]" into the daemon's "policy=NAME,k=v,...".  0 or -EINVAL. */
+int lab_policy_opts(const char *spec, char *out, size_t len);
 /* mkfs.daxfs -q -s size image.  0, or -1 with msg. */
 int lab_mkfs(const struct lab_bins *b, const char *image, uint64_t size, char *msg, size_t msglen);
 /* Start the daemon in the foreground with -o opts and wait (with a deadline) until it serves.  0 or -1 with msg. */
@@ -220,6 +222,8 @@ void lab_op(struct lab_ctx *c, const char *kind, uint64_t start_ns, uint64_t lat
 /* Count a device error (reg refusals, post refusals, failed completions). */
 void lab_dev_err(struct lab_ctx *c, int err, uint32_t n);
 void lab_note(struct lab_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same into r->info: figures the table has no column for. */
+void lab_info(struct lab_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * A writer that needs space: writes len bytes into path in chunks, retrying a chunk that fails with
@@ -272,6 +276,7 @@ struct lab_result {
 	char spec[256];			/* as given: NAME[:k=v,...] or PATH.so[:k=v,...] */
 	char status[16];		/* "ok", "error", "timeout", "crashed" */
 	char note[LAB_NOTE_MAX];	/* refusals, deadlock chains, what went wrong */
+	char info[192];			/* what else the run measured (B's latency, registrations made) */
 	uint64_t stray_units;		/* 64-byte units the detector found where they do not belong */
 	uint64_t stray_runs;
 	uint64_t tags_seen;
@@ -312,8 +317,6 @@ struct lab_run_opts {
  */
 int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct lab_run_opts *o,
 	    struct lab_result *r);
-/* Turn "NAME[:k=v,...]" into the daemon's -o policy=NAME,k=v,...  0 or -EINVAL. */
-int lab_policy_opts(const char *spec, char *out, size_t len);
 
 /* ---- report.c ---- */
 

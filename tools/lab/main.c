@@ -89,7 +89,7 @@ static void usage(FILE *f)
 "/ABSOLUTE/PATH.so[:KEY=VALUE,...] (a policy object, see daxfs-policy(7)).\n"
 "\n"
 "Scenario options (sizes take K, M, G):\n"
-"  --image-size SIZE    the image (default 64M)\n"
+"  --image-size SIZE    the image (default 32M)\n"
 "  --file-size SIZE     the registered file (default 4M)\n"
 "  --rate SIZE          device bytes per second per registration (default 128M; 0: as fast as it goes)\n"
 "  --wr-size SIZE       bytes per work request (default 64K)\n"
@@ -152,7 +152,7 @@ static const struct option long_opts[] = {
 void lab_params_default(struct lab_params *p)
 {
 	*p = (struct lab_params){
-		.image_size = 64 * LAB_MiB,
+		.image_size = 32 * LAB_MiB,
 		.file_size = 4 * LAB_MiB,
 		.rate = 128 * LAB_MiB,
 		.wr_size = 64 * 1024,
@@ -382,6 +382,8 @@ static int cmd_run(struct cli *c, const struct lab_bins *bins, const char *name)
 		lab_report_table(stdout, &r, 1);
 		if (r.note[0])
 			printf("\nnote: %s\n", r.note);
+		if (r.info[0])
+			printf("also: %s\n", r.info);
 		if (r.stray_first[0])
 			printf("first stray: %s\n", r.stray_first);
 		printf("files: %s\n", o.out_dir);
@@ -494,6 +496,11 @@ static int cmd_compare(struct cli *c, const struct lab_bins *bins)
 	snprintf(path, sizeof(path), "%s/results.txt", out);
 	if ((f = fopen(path, "w"))) {
 		lab_report_table(f, res, total);
+		fprintf(f, "\n");
+		for (unsigned i = 0; i < total; i++)
+			if (res[i].note[0] || res[i].info[0])
+				fprintf(f, "%s / %s: %s%s%s\n", res[i].scenario, res[i].policy, res[i].note,
+					res[i].note[0] && res[i].info[0] ? "; " : "", res[i].info);
 		fclose(f);
 	}
 	snprintf(path, sizeof(path), "%s/results.csv", out);
@@ -508,15 +515,18 @@ static int cmd_compare(struct cli *c, const struct lab_bins *bins)
 	}
 	printf("\n");
 	lab_report_table(stdout, res, total);
-	printf("\nnotes:\n");
+	/* Notes say what the columns cannot: refusals, deadlock chains, failures. */
+	unsigned noted = 0;
 	for (unsigned i = 0; i < total; i++)
 		if (res[i].note[0])
-			printf("  %s / %s: %s\n", res[i].scenario, res[i].policy, res[i].note);
+			printf("%s  %s / %s: %s\n", noted++ ? "" : "\nnotes:\n", res[i].scenario, res[i].policy,
+			       res[i].note);
 	printf("\n%u runs in %.0f s.  Results: %s/results.txt, results.csv, results.json; runs: %s/runs/\n", total,
 	       (double)(lab_now_ns() - t0) / 1e9, out, out);
 
 	int plot_status = 0;
 	if (!c->no_plots) {
+		fflush(NULL);
 		pid_t pid = fork();
 
 		if (pid == 0) {

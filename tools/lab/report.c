@@ -84,7 +84,7 @@ void lab_report_csv(FILE *f, const struct lab_result *r, unsigned n)
 	fprintf(f, "scenario,policy,spec,status,stray_bytes,stray_runs,cut_n,cut_p50_ns,cut_p99_ns,cut_max_ns,"
 		   "cut_errors,device_errors,device_bytes,writer_bytes,busy_peak_bytes,busy_byte_s,reclaim_n,"
 		   "reclaim_p50_ns,reclaim_p99_ns,enospc,writer_stall_ns,enospc_waits,deadlocks,fsck,lease_breaks,"
-		   "revokes,invalidates,acks,refaults,unsafe_frees,duration_ns,note\n");
+		   "revokes,invalidates,acks,refaults,unsafe_frees,duration_ns,note,info\n");
 	for (unsigned i = 0; i < n; i++) {
 		const struct lab_result *x = &r[i];
 		char ce[128], de[128];
@@ -107,6 +107,8 @@ void lab_report_csv(FILE *f, const struct lab_result *r, unsigned n)
 			(unsigned long long)x->refaults, (unsigned long long)x->unsafe_frees,
 			(unsigned long long)x->duration_ns);
 		csv_str(f, x->note);
+		fputc(',', f);
+		csv_str(f, x->info);
 		fputc('\n', f);
 	}
 }
@@ -176,6 +178,8 @@ void lab_report_json_row(FILE *f, const struct lab_result *x)
 		(unsigned long long)x->unsafe_frees, (unsigned long long)x->trace_records,
 		(unsigned long long)x->duration_ns);
 	json_str(f, x->note);
+	fprintf(f, ",\"info\":");
+	json_str(f, x->info);
 	fprintf(f, ",\"dir\":");
 	json_str(f, x->dir);
 	fputc('}', f);

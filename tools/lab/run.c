@@ -19,18 +19,6 @@
 #include "daxfs/detect.h"
 #include "daxfs/libdaxfs.h"
 
-int lab_policy_opts(const char *spec, char *out, size_t len)
-{
-	const char *colon = strchr(spec, ':');
-	size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
-
-	if (!nlen || memchr(spec, ',', nlen) || memchr(spec, '=', nlen))
-		return -EINVAL;
-	int w = colon && colon[1] ? snprintf(out, len, "policy=%.*s,%s", (int)nlen, spec, colon + 1)
-				  : snprintf(out, len, "policy=%.*s", (int)nlen, spec);
-	return w < 0 || (size_t)w >= len ? -EINVAL : 0;
-}
-
 static void describe_stray(const struct daxfs_stray *s, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s@%llu+%llu: pin %llu (ino %llu, %s)", s->path, (unsigned long long)s->file_off,
@@ -151,8 +139,19 @@ static void run_child(const struct lab_scenario *s, const char *spec, const stru
 	char fsck_log[700];
 	snprintf(fsck_log, sizeof(fsck_log), "%s/fsck.log", o->out_dir);
 	unlink(fsck_log);
-	if (!m.mounted && m.daemon == 0)
+	if (!m.mounted && m.daemon == 0) {
 		r->fsck = lab_fsck(o->bins, image, fsck_log);
+		FILE *f = r->fsck > 0 ? fopen(fsck_log, "r") : NULL;
+		char line[160];
+
+		/* Under unsafe the device may have written into blocks that became metadata: say what fsck saw. */
+		if (f && fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = 0;
+			lab_note(&c, "fsck: %s", line);
+		}
+		if (f)
+			fclose(f);
+	}
 	if (ret == 0 && um == 0)
 		snprintf(r->status, sizeof(r->status), "ok");
 	lab_samples_free(&c.cut);

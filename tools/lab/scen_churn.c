@@ -257,7 +257,7 @@ static int churn(struct lab_ctx *c)
 	uint64_t regs = 0;
 	for (uint32_t i = 0; i < nc; i++)
 		regs += th[i].regs;
-	lab_note(c, "%llu registrations", (unsigned long long)regs);
+	lab_info(c, "%llu registrations", (unsigned long long)regs);
 
 	char tl[700];
 	snprintf(tl, sizeof(tl), "%s/timeline.csv", c->run_dir);

@@ -6,8 +6,8 @@
  * then deregisters, as an application finishing its transfer.  ignoring-device is the truncate with
  * a device that claims it stops when told (ODP, revocable) and never does.
  *
- * The file system is filled up to 1 MiB before the cut, so the writer can get its space only from
- * the cut file: whatever the policy lets go of early, the writer gets, while the device still
+ * The file system is filled up to 1 MiB past the file before it is written, so the writer can get
+ * its space only from the cut file: whatever the policy lets go of early, the writer gets, while the device still
  * writes there.  Each round has its own directory; the writers' files stay for the detector.
  */
 #include "lab.h"
@@ -49,8 +49,17 @@ static int cut_round(struct lab_ctx *c, struct daxfs_dev *dev, enum lab_cut_kind
 	snprintf(rd->f, sizeof(rd->f), "%s/victim", rd->dir);
 	snprintf(rd->g, sizeof(rd->g), "%s/writer", rd->dir);
 	snprintf(rd->b, sizeof(rd->b), "%s/ballast", rd->dir);
-	if (mkdir(rd->dir, 0755) < 0 || (ret = lab_write_file(rd->f, p->file_size, 'v'))) {
-		lab_note(c, "round %u: cannot write its file: %s", round, strerror(errno));
+	/* Fill the file system first, so that once the file is written only SLACK is left. */
+	if (mkdir(rd->dir, 0755) < 0) {
+		lab_note(c, "round %u: mkdir: %s", round, strerror(errno));
+		free(rd);
+		return -1;
+	}
+	int64_t ballast = lab_fill_to(c, rd->b, p->file_size + SLACK);
+	if (ballast < 0)
+		lab_note(c, "round %u: ballast: %s", round, strerror((int)-ballast));
+	if ((ret = lab_write_file(rd->f, p->file_size, 'v'))) {
+		lab_note(c, "round %u: cannot write its file: %s", round, strerror(-ret));
 		free(rd);
 		return -1;
 	}
@@ -78,10 +87,6 @@ static int cut_round(struct lab_ctx *c, struct daxfs_dev *dev, enum lab_cut_kind
 		/* The device is writing before anything is cut. */
 		lab_pump_wait_completed(&rd->pump, p->depth, 10000);
 	}
-	int64_t ballast = lab_fill_to(c, rd->b, SLACK);
-	if (ballast < 0)
-		lab_note(c, "round %u: ballast: %s", round, strerror((int)-ballast));
-
 	rd->cut = (struct lab_cut){ .c = c, .kind = kind, .path = rd->f, .fd = fd, .len = p->file_size };
 	uint64_t cut_start = lab_now_ns();
 	if ((ret = pthread_create(&ct, NULL, lab_cut_main, &rd->cut)) == 0) {

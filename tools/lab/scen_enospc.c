@@ -58,6 +58,10 @@ static int enospc_with_longterm_pins(struct lab_ctx *c)
 		free(s);
 		return -1;
 	}
+	/* The ballast first: with the files written, SLACK is left. */
+	char ballast[600];
+	snprintf(ballast, sizeof(ballast), "%s/ballast", c->mnt);
+	lab_fill_to(c, ballast, each * n + SLACK);
 	uint32_t registered = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		snprintf(s->path[i], sizeof(s->path[i]), "%s/held%u", c->mnt, i);
@@ -81,9 +85,6 @@ static int enospc_with_longterm_pins(struct lab_ctx *c)
 		if (lab_pump_start(&s->pump[i]) == 0)
 			lab_pump_wait_completed(&s->pump[i], 1, 10000);
 	}
-	char ballast[600];
-	snprintf(ballast, sizeof(ballast), "%s/ballast", c->mnt);
-	lab_fill_to(c, ballast, SLACK);
 
 	/* Cut them all, then the writers come once every cut is done or waiting. */
 	uint64_t t0 = lab_now_ns();

@@ -182,7 +182,7 @@ static int gup_vs_punch(struct lab_ctx *c, bool write)
 			lab_dev_err(c, b->err, 1);
 		lab_note(c, "%s of B failed: %s", write ? "the write" : "the registration", lab_errno_name(b->err));
 	} else if (!c->r->deadlocks) {
-		lab_note(c, "%s of B took %.1f ms", write ? "the write" : "the registration", (double)b->lat_ns / 1e6);
+		lab_info(c, "%s of B took %.1f ms", write ? "the write" : "the registration", (double)b->lat_ns / 1e6);
 	}
 	if (b->mr)
 		daxfs_dereg_mr(b->mr);

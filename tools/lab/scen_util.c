@@ -94,20 +94,34 @@ void lab_dev_err(struct lab_ctx *c, int err, uint32_t n)
 	pthread_mutex_unlock(&c->lock);
 }
 
-void lab_note(struct lab_ctx *c, const char *fmt, ...)
+static void append(char *buf, size_t len, const char *fmt, va_list ap)
 {
-	char *note = c->r->note;
-	size_t used = strlen(note);
-	va_list ap;
+	size_t used = strlen(buf);
 
-	if (used + 3 >= LAB_NOTE_MAX)
+	if (used + 3 >= len)
 		return;
 	if (used) {
-		strcpy(note + used, "; ");
+		strcpy(buf + used, "; ");
 		used += 2;
 	}
+	vsnprintf(buf + used, len - used, fmt, ap);
+}
+
+void lab_note(struct lab_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
 	va_start(ap, fmt);
-	vsnprintf(note + used, LAB_NOTE_MAX - used, fmt, ap);
+	append(c->r->note, sizeof(c->r->note), fmt, ap);
+	va_end(ap);
+}
+
+void lab_info(struct lab_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	append(c->r->info, sizeof(c->r->info), fmt, ap);
 	va_end(ap);
 }
 
