@@ -179,4 +179,35 @@ static inline char *unit_read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/* What the code under test prints to stderr between capture_begin and capture_end. */
+struct capture {
+	int saved;
+	char path[256];
+};
+
+static inline void capture_begin(struct capture *c)
+{
+	snprintf(c->path, sizeof(c->path), "/dev/shm/daxfs-unit-%ld-stderr.txt", (long)getpid());
+	fflush(stderr);
+	int fd = open(c->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	c->saved = dup(2);
+	assert_true(c->saved >= 0);
+	assert_true(dup2(fd, 2) == 2);
+	close(fd);
+}
+
+/* Restore stderr; returns what was written meanwhile (free it). */
+static inline char *capture_end(struct capture *c)
+{
+	size_t len;
+
+	fflush(stderr);
+	assert_true(dup2(c->saved, 2) == 2);
+	close(c->saved);
+	char *text = unit_read_file(c->path, &len);
+	unlink(c->path);
+	return text;
+}
+
 #endif
