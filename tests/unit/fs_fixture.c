@@ -3,9 +3,12 @@
  * The mounted-file-system fixture of the unit programs that test the layers from the inodes up
  * (inode, emap, file, dir, xattr, orphan, namei, mount): a scratch image formatted and mounted with
  * mount_open (no FUSE, no workers), remounted to check what reached the media, and the small
- * helpers those tests share.  Moved here from test_fs.c when it was split by module.
+ * helpers those tests share (moved here from test_fs.c when it was split by module).  Also the
+ * helpers of the programs above the files (policy, policy_api, dma, reclaim, mount): a mount with
+ * its workers running, files, pins and the statistics.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -262,4 +265,104 @@ void free_names(struct names *nm)
 {
 	free(nm->name);
 	free(nm->ino);
+}
+
+/* ---- pins and policies ---- */
+
+struct fs *fx_mount(const char *image, const struct mount_config *cfg)
+{
+	struct mount_config defaults = { .enospc_wait_ms = 1000 };
+	struct fs *fs;
+	char err[512] = "";
+
+	if (mount_open(&fs, image, cfg ? cfg : &defaults, err, sizeof(err)))
+		fail_msg("mount_open: %s", err);
+	assert_int_equal(mount_start(fs), 0);
+	return fs;
+}
+
+struct inode *fx_file(struct fs *fs, const char *name, uint64_t blocks, int byte)
+{
+	struct entry e;
+	struct inode *ip;
+	char *buf = malloc(1 * MiB);
+
+	assert_non_null(buf);
+	memset(buf, byte, 1 * MiB);
+	assert_int_equal(namei_mknod(fs, &root_cred, ROOT, name, S_IFREG | 0644, 0, &e), 0);
+	forget(fs, e.ino);
+	assert_int_equal(namei_open(fs, e.ino, O_RDWR, &ip, NULL), 0);
+	uint64_t bytes = blocks * fs_bs(fs);
+	for (uint64_t off = 0; off < bytes;) {
+		struct iovec iov = { buf, bytes - off < 1 * MiB ? bytes - off : 1 * MiB };
+		ssize_t w = file_write(fs, ip, off, &iov, 1);
+
+		if (w <= 0)
+			fail_msg("write %s at %llu: %zd", name, (unsigned long long)off, w);
+		off += (uint64_t)w;
+	}
+	free(buf);
+	return ip;
+}
+
+struct policy_pin_args fx_pin_args(uint64_t off, uint64_t len, uint32_t flags)
+{
+	return (struct policy_pin_args){ .offset = off, .length = len, .flags = flags, .uid = 0, .pid = getpid(),
+					 .writable = true };
+}
+
+uint64_t fx_pin(struct fs *fs, struct pin_owner *o, struct inode *ip, uint64_t off, uint64_t len, uint32_t flags)
+{
+	struct policy_pin_args a = fx_pin_args(off, len, flags);
+	uint64_t id = 0;
+	int ret = policy_pin(fs, o, ip, &a, NULL, &id);
+
+	if (ret)
+		fail_msg("pin %llu+%llu of inode %llu: %d", (unsigned long long)off, (unsigned long long)len,
+			 (unsigned long long)ip->ino, ret);
+	return id;
+}
+
+uint64_t fx_pin_media(struct fs *fs, struct pin_owner *o, uint64_t id)
+{
+	struct daxfs_pin_extent ext[1];
+	uint32_t n = 0;
+
+	assert_true(policy_pin_extents(fs, o, id, 0, ext, 1, &n, NULL, NULL) >= 1);
+	assert_int_equal(n, 1);
+	return ext[0].media_off;
+}
+
+int fx_truncate(struct fs *fs, uint64_t ino, uint64_t size, struct policy_op *op)
+{
+	struct stat st = { .st_size = (off_t)size };
+
+	return namei_setattr(fs, ino, &st, NAMEI_SET_SIZE, NULL, op);
+}
+
+uint64_t fx_busy_blocks(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->busy.lock);
+	uint64_t n = fs->busy.nblocks;
+	pthread_mutex_unlock(&fs->busy.lock);
+	return n;
+}
+
+struct daxfs_ioc_stats fx_stats(struct fs *fs)
+{
+	struct daxfs_ioc_stats st;
+
+	policy_stats(fs, &st);
+	return st;
+}
+
+static bool nothing_busy(void *arg)
+{
+	return fx_busy_blocks(arg) == 0;
+}
+
+void fx_wait_reclaimed(struct fs *fs)
+{
+	if (!unit_wait(nothing_busy, fs, 10000))
+		fail_msg("reclaim left %llu blocks busy after 10 s", (unsigned long long)fx_busy_blocks(fs));
 }

@@ -3,7 +3,9 @@
  * A mounted file system for the unit programs of the layers from the inodes up (inode, emap, file,
  * dir, xattr, orphan, namei, mount): the fixture formats a scratch image in /dev/shm and mounts it
  * with mount_open (no FUSE, no worker threads), and remount() checks what reached the media.  The
- * helpers fail the running test on any unexpected error.  Implemented in fs_fixture.c.
+ * fx_* helpers serve the programs above the files (policy, policy_api, dma, reclaim): a mount with
+ * its workers, files, pins.  Every helper fails the running test on an unexpected error.
+ * Implemented in fs_fixture.c.
  */
 #ifndef DAXFS_UNIT_FS_FIXTURE_H
 #define DAXFS_UNIT_FS_FIXTURE_H
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "daxfs/format.h"
+#include "daxfs/ioctl.h"
 #include "unit_common.h"
 #include "file.h"
 #include "inode.h"
@@ -76,5 +79,24 @@ int collect(void *arg, const char *name, size_t len, uint64_t ino, uint8_t type,
 /* All entries of a directory; with chunk > 0, in several calls resumed from cookies. */
 void list_dir(struct fs *fs, uint64_t dino, size_t chunk, struct names *nm);
 void free_names(struct names *nm);
+
+/* ---- pins and policies: a mounted file system with its workers running ---- */
+
+/* mount_open and mount_start with cfg (NULL: defaults); fails the test on error. */
+struct fs *fx_mount(const char *image, const struct mount_config *cfg);
+/* A new file in the root of `blocks` blocks of `byte`, written in 1 MiB requests; returned open. */
+struct inode *fx_file(struct fs *fs, const char *name, uint64_t blocks, int byte);
+/* The arguments of a pin by root from this process on a file open for writing. */
+struct policy_pin_args fx_pin_args(uint64_t off, uint64_t len, uint32_t flags);
+/* Pin bytes [off, off + len) of ip for o; returns the pin id (fails the test on error). */
+uint64_t fx_pin(struct fs *fs, struct pin_owner *o, struct inode *ip, uint64_t off, uint64_t len, uint32_t flags);
+/* The media byte offset of the first extent of pin id. */
+uint64_t fx_pin_media(struct fs *fs, struct pin_owner *o, uint64_t id);
+/* Truncate ino to size (op as namei_setattr's); returns namei_setattr's answer. */
+int fx_truncate(struct fs *fs, uint64_t ino, uint64_t size, struct policy_op *op);
+uint64_t fx_busy_blocks(struct fs *fs);
+struct daxfs_ioc_stats fx_stats(struct fs *fs);
+/* Wait (up to 10 s) until nothing is busy: reclaim runs on its own thread. */
+void fx_wait_reclaimed(struct fs *fs);
 
 #endif
