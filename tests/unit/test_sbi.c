@@ -137,6 +137,47 @@ static void test_commit_failure_aborts(void **state)
 	free(bytes);
 }
 
+/*
+ * Once a commit has failed the image must not change any more (sbi.h: "the file system stops
+ * changing either, like errors=remount-ro").  The namespace checks sbi_writable first, but
+ * sbi_commit itself does not: other committers (the reclaim worker, the holder list) that rely on
+ * it failing still change the image after the abort.
+ */
+static void test_no_commit_after_abort(void **state)
+{
+	struct image *img = *state;
+	struct capture cap;
+	struct sbi s;
+	struct tx tx;
+	char *big = calloc(1, 512 * KiB);
+	uint64_t v = 0x1234;
+
+	KNOWN_BUG("sbi.c:24 sbi_commit does not refuse transactions once the image is aborted");
+	assert_non_null(big);
+	open_ok(&s, img, 0);
+	uint64_t off = sbi_block_off(&s, s.sb.data_start + 100);
+	capture_begin(&cap);
+	tx_init(&tx, &s.journal);
+	tx_log(&tx, off, big, 512 * KiB);
+	int ret = sbi_commit(&s, &tx);
+	tx_free(&tx);
+	free(capture_end(&cap));
+	assert_int_equal(ret, -EIO);
+	uint64_t commits = s.journal.commits;
+	tx_init(&tx, &s.journal);
+	tx_log(&tx, off, &v, sizeof(v));
+	ret = sbi_commit(&s, &tx);
+	tx_free(&tx);
+	uint64_t on_media = *(uint64_t *)media_ptr(&s.media, off), commits_after = s.journal.commits;
+	sbi_close(&s);
+	free(big);
+	print_message("after the abort: sbi_commit %d, %llu more commits, %#llx on the media\n", ret,
+		      (unsigned long long)(commits_after - commits), (unsigned long long)on_media);
+	assert_int_equal(ret, -EIO);
+	assert_int_equal(commits_after, commits);
+	assert_int_equal(on_media, 0);
+}
+
 struct reports {
 	int n;
 	char last[512];
@@ -429,6 +470,7 @@ int main(void)
 		T(test_open_close),
 		cmocka_unit_test(test_writable),
 		T(test_commit_failure_aborts),
+		T(test_no_commit_after_abort),
 		T(test_corrupt_reports),
 		T(test_alloc_use_free),
 		T(test_clean_flag),
