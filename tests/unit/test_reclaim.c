@@ -250,7 +250,7 @@ static void test_abandoned(void **state)
 	struct rfix *x = *state;
 	struct capture cap;
 
-	KNOWN_BUG("sbi.c:24 sbi_commit still commits once the image is aborted: reclaim.c:79 never abandons");
+	KNOWN_BUG("sbi.c:24 sbi_commit still commits once the image is aborted: reclaim.c:81 never abandons");
 
 	image_format(&x->img, 64 * MiB, NULL);
 	x->fs = fx_mount(x->img.path, NULL);
