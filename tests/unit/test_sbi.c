@@ -149,10 +149,10 @@ static void test_no_commit_after_abort(void **state)
 	struct capture cap;
 	struct sbi s;
 	struct tx tx;
-	char *big = calloc(1, 512 * KiB);
 	uint64_t v = 0x1234;
 
 	KNOWN_BUG("sbi.c:24 sbi_commit does not refuse transactions once the image is aborted");
+	char *big = calloc(1, 512 * KiB);
 	assert_non_null(big);
 	open_ok(&s, img, 0);
 	uint64_t off = sbi_block_off(&s, s.sb.data_start + 100);
