@@ -7,7 +7,7 @@
  * file wait for it; with an op it returns -POLICY_EPARK, is parked and resumed by the policy worker,
  * or fails with EINTR when interrupted; a policy switch makes waiters decide again.  `fail`,
  * `unsafe`, `revoke` (unpin in grace, revocation at its end, revocable pins), `odp` (invalidate and
- * acknowledge), admission and limits.  A loaded test policy (probe_policy.c) records what each hook
+ * acknowledge), `busy-quota`, admission and limits.  A loaded test policy (probe_policy.c) records what each hook
  * sees and answers what the test says; broken objects are refused.
  */
 #include <dlfcn.h>
@@ -725,6 +725,30 @@ static void test_odp_invalidate_ack(void **state)
 	assert_int_equal(s.invalidations_acked, 1);
 }
 
+/* busy-quota: busy extents within the quota, the fallback beyond it; a fallback it lacks is refused. */
+static void test_busy_quota(void **state)
+{
+	struct pfix *x = *state;
+	char err[256] = "";
+
+	pmount(x, "busy-quota", "quota=64K,fallback=fail");
+	fx_pin(x->fs, &x->o, x->ip, 16 * BS, 8 * BS, DAXFS_PIN_WRITE);
+	assert_int_equal(fx_truncate(x->fs, x->ip->ino, 0, NULL), 0);
+	assert_int_equal(fx_busy_blocks(x->fs), 8);	/* 32 KiB busy: within 64 KiB */
+	struct inode *g = fx_file(x->fs, "g", 32, 0x44);
+	fx_pin(x->fs, &x->o2, g, 0, 16 * BS, 0);
+	assert_int_equal(fx_truncate(x->fs, g->ino, 0, NULL), -EBUSY);	/* 32 + 64 KiB: past it, fail */
+	assert_int_equal(stat_of(x->fs, g->ino).st_size, 32 * BS);
+	assert_int_equal(fx_truncate(x->fs, g->ino, 20 * BS, NULL), 0);	/* unpinned blocks: no question */
+	assert_int_equal(policy_set_params(x->fs, "quota=1M", err, sizeof(err)), 0);
+	assert_int_equal(fx_truncate(x->fs, g->ino, 0, NULL), 0);
+	assert_int_equal(fx_busy_blocks(x->fs), 24);
+	err[0] = 0;
+	assert_int_equal(policy_set_params(x->fs, "fallback=unsafe", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "refused its parameters"));
+	namei_release(x->fs, g);
+}
+
 /* ---- admission, limits, arguments ---- */
 
 static int try_pin(struct pfix *x, struct pin_owner *o, uint64_t off, uint64_t len, uint32_t flags, uint32_t uid,
@@ -1101,6 +1125,7 @@ int main(void)
 		T(test_revoke_after_grace),
 		T(test_revoke_earlier_deadline),
 		T(test_odp_invalidate_ack),
+		T(test_busy_quota),
 		T(test_admission),
 		T(test_limits),
 		T(test_readonly_pins),
