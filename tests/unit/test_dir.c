@@ -2,9 +2,11 @@
 /*
  * dir.c: directories.  20000 entries added, half removed, looked up and listed (in one go and in
  * chunks resumed from cookies) before and after a remount, freed room reused; a long churn of
- * creates and deletes in one directory; cookies that survive changes between readdir calls.
+ * creates and deletes in one directory; cookies that survive changes between readdir calls; names
+ * of every length and byte; a damaged record makes the directory EIO (reported), not garbage.
  */
 #include "fs_fixture.h"
+#include "dir.h"
 
 #define NENT 20000
 
@@ -195,6 +197,118 @@ static void test_readdir_cookies(void **state)
 	free_names(&nm);
 }
 
+struct long_names {
+	char (*name)[256];
+	size_t n;
+};
+
+static int collect_long(void *arg, const char *name, size_t len, uint64_t ino, uint8_t type, uint64_t next)
+{
+	struct long_names *ln = arg;
+
+	(void)ino, (void)type, (void)next;
+	assert_true(ln->n < 300);
+	memcpy(ln->name[ln->n], name, len);
+	ln->name[ln->n][len] = 0;
+	ln->n++;
+	return 0;
+}
+
+/* Names of every length, with any byte but '/' and NUL: created, found, listed, removed. */
+static void test_name_lengths(void **state)
+{
+	struct fixture *f = *state;
+	struct fs *fs = f->fs;
+	struct long_names ln = { calloc(300, 256), 0 };
+	char name[256];
+	struct entry e;
+	struct inode *dp;
+
+	assert_non_null(ln.name);
+	uint64_t d = mkdir_(fs, ROOT, "lengths");
+	for (int len = 1; len <= 255; len++) {
+		for (int i = 0; i < len; i++)
+			name[i] = (char)(1 + (len * 7 + i * 13) % 255);	/* 1..255 */
+		for (int i = 0; i < len; i++)
+			if (name[i] == '/')
+				name[i] = 'x';
+		name[len] = 0;
+		if (len <= 2 && name[0] == '.' && (len == 1 || name[1] == '.'))
+			name[0] = 'y';
+		assert_int_equal(namei_mknod(fs, &root_cred, d, name, S_IFREG | 0644, 0, &e), 0);
+		forget(fs, e.ino);
+	}
+	remount(f);
+	fs = f->fs;
+	assert_int_equal(namei_lookup(fs, ROOT, "lengths", &e), 0);
+	assert_int_equal(namei_open(fs, d, O_RDONLY, &dp, NULL), 0);
+	assert_int_equal(dir_entries(dp), 255);
+	assert_int_equal(namei_readdir(fs, dp, 0, collect_long, &ln), 0);
+	assert_int_equal(ln.n, 2 + 255);
+	bool seen[256] = { false };
+	for (size_t k = 2; k < ln.n; k++) {
+		size_t len = strlen(ln.name[k]);
+
+		assert_true(len >= 1 && len <= 255 && !seen[len]);
+		seen[len] = true;
+		assert_true(lookup(fs, d, ln.name[k]) != 0);
+		assert_int_equal(namei_unlink(fs, d, ln.name[k]), 0);
+	}
+	assert_int_equal(dir_entries(dp), 0);
+	closei(fs, dp);
+	free(ln.name);
+}
+
+static struct reports {
+	int n;
+	char last[256];
+} reports;
+
+static void report(void *arg, const char *msg)
+{
+	struct reports *r = arg;
+
+	r->n++;
+	snprintf(r->last, sizeof(r->last), "%s", msg);
+}
+
+/* A damaged directory record: the directory does not load (EIO, reported); put back, it does. */
+static void test_corrupt_record(void **state)
+{
+	struct fixture *f = *state;
+	struct fs *fs = f->fs;
+	struct inode *dp;
+	struct entry e;
+
+	uint64_t d = mkdir_(fs, ROOT, "damaged");
+	mkfile(fs, d, "before");
+	mkfile(fs, d, "corrupt-me-please");
+	mkfile(fs, d, "after");
+	forget(fs, d);	/* out of DRAM: the next access loads it from the media */
+	assert_int_equal(inode_read(fs, d, &dp), 0);
+	struct emap_cursor c;
+	struct daxfs_extent x;
+	assert_true(emap_seek(dp, 0, &c, &x));
+	inode_free(dp);
+	char *blk = sbi_block(&fs->sbi, x.pblk);
+	char *at = memmem(blk, BS, "corrupt-me-please", 17);
+	assert_non_null(at);
+	at[3] ^= 0x01;
+	media_persist(fs_media(fs), at, 1);
+	reports = (struct reports){ 0 };
+	fs->sbi.report = report;
+	fs->sbi.report_arg = &reports;
+	assert_int_equal(namei_lookup(fs, ROOT, "damaged", &e), -EIO);
+	assert_int_equal(namei_lookup(fs, d, "before", &e), -EIO);
+	assert_true(reports.n >= 1);
+	assert_true(fs->sbi.corruptions >= 1);
+	at[3] ^= 0x01;
+	media_persist(fs_media(fs), at, 1);
+	assert_int_equal(namei_lookup(fs, ROOT, "damaged", &e), 0);
+	assert_int_equal(lookup(fs, d, "corrupt-me-please") != 0, 1);
+	fs->sbi.report = NULL;
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -202,6 +316,8 @@ int main(void)
 		T(test_big_directory),
 		T(test_dir_churn),
 		T(test_readdir_cookies),
+		T(test_name_lengths),
+		T(test_corrupt_record),
 	};
 
 	/* UNIT_FILTER=test_name (cmocka's glob) runs a subset while debugging. */

@@ -3,7 +3,8 @@
  * emap.c: extent maps.  Thousands of extents in the inline slots and a chain of extent blocks,
  * punched and truncated across leaves and reloaded from the media; holes filled in so that extents
  * continuing each other merge; emap_insert on a fixed layout (neighbours merge across leaves, empty
- * leaves go); splits of a full inline leaf.
+ * leaves go); splits of a full inline leaf; seek, next and the placement goal; a damaged extent block
+ * makes the inode EIO (reported).
  */
 #include <linux/falloc.h>
 
@@ -306,6 +307,76 @@ static void test_punch_splits_full_leaf(void **state)
 	closei(f->fs, ip);
 }
 
+/* emap_goal: where new blocks for lblk go to keep the file contiguous. */
+static void test_goal(void **state)
+{
+	struct fixture *f = *state;
+	struct fs *fs = f->fs;
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	char buf[BS];
+
+	memset(buf, 0x31, sizeof(buf));
+	uint64_t ino = mkfile(fs, ROOT, "goal");
+	struct inode *ip = openi(fs, ino);
+	assert_int_equal(emap_goal(ip, 0), 0);	/* nothing mapped: no hint */
+	assert_int_equal(emap_count(ip), 0);
+	assert_false(emap_seek(ip, 0, &c, &e));
+	wr(fs, ip, 0, buf, BS);
+	wr(fs, ip, BS, buf, BS);
+	assert_true(emap_seek(ip, 0, &c, &e));
+	assert_int_equal(emap_goal(ip, 2), e.pblk + 2);	/* right after the extent */
+	wr(fs, ip, 10 * BS, buf, BS);
+	assert_true(emap_seek(ip, 5, &c, &e));	/* in the hole: the next extent */
+	assert_int_equal(e.lblk, 10);
+	assert_false(emap_next(ip, &c, &e));
+	assert_false(emap_seek(ip, 11, &c, &e));	/* past the last */
+	closei(fs, ip);
+}
+
+struct reports {
+	int n;
+};
+
+static void report(void *arg, const char *msg)
+{
+	(void)msg;
+	((struct reports *)arg)->n++;
+}
+
+/* A damaged extent block: the inode does not load (EIO, reported); put back, it does. */
+static void test_corrupt_extent_block(void **state)
+{
+	struct fixture *f = *state;
+	struct fs *fs = f->fs;
+	struct reports r = { 0 };
+	struct inode *ip;
+	char buf[BS];
+
+	memset(buf, 0x32, sizeof(buf));
+	uint64_t ino = mkfile(fs, ROOT, "chain");
+	ip = openi(fs, ino);
+	for (uint64_t b = 0; b < 40; b += 2)	/* 20 extents: more than the inline slots */
+		wr(fs, ip, b * BS, buf, BS);
+	uint64_t eblk = ip->d.ext_next;
+	assert_true(eblk != 0);
+	closei(fs, ip);
+	struct daxfs_extent_block *xb = sbi_block(&fs->sbi, eblk);
+	((char *)&xb->ext[0])[0] ^= 0x10;
+	media_persist(fs_media(fs), &xb->ext[0], 1);
+	fs->sbi.report = report;
+	fs->sbi.report_arg = &r;
+	assert_int_equal(inode_get(fs, ino, &ip), -EIO);
+	assert_int_equal(inode_read(fs, ino, &ip), -EIO);
+	assert_int_equal(r.n, 2);
+	((char *)&xb->ext[0])[0] ^= 0x10;
+	media_persist(fs_media(fs), &xb->ext[0], 1);
+	ip = openi(fs, ino);
+	assert_int_equal(emap_count(ip), 20);
+	closei(fs, ip);
+	fs->sbi.report = NULL;
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -314,6 +385,8 @@ int main(void)
 		T(test_fill_holes),
 		T(test_emap_merge_across_leaves),
 		T(test_punch_splits_full_leaf),
+		T(test_goal),
+		T(test_corrupt_extent_block),
 	};
 
 	/* UNIT_FILTER=test_name (cmocka's glob) runs a subset while debugging. */

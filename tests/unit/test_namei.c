@@ -2,7 +2,8 @@
 /*
  * namei.c: the namespace operations below FUSE, on a mounted scratch image and again after a
  * remount: create, lookup, remove, rename (plain, NOREPLACE, EXCHANGE, directories between
- * parents), hard links, symlinks (inline and in a block), and several threads at once.
+ * parents), hard links, symlinks (inline and in a block), several threads at once, readdirplus and
+ * its lookup references, clearing setuid/setgid on writes, fsync.
  */
 #include <pthread.h>
 #include <linux/falloc.h>
@@ -430,6 +431,164 @@ static void test_concurrent(void **state)
 	assert_int_equal(bfree(fs), free0 - dir_blocks);
 }
 
+struct plus {
+	int n, stop_after;
+	char name[16][32];
+	struct entry e[16];
+	uint64_t next;
+};
+
+static int plus_emit(void *arg, const char *name, const struct entry *e, uint64_t next)
+{
+	struct plus *p = arg;
+
+	if (p->n == p->stop_after)
+		return 1;	/* the reply is full */
+	snprintf(p->name[p->n], sizeof(p->name[p->n]), "%s", name);
+	p->e[p->n] = *e;
+	p->n++;
+	p->next = next;
+	return 0;
+}
+
+static uint64_t nlookup_of(struct fs *fs, uint64_t ino)
+{
+	struct inode *ip;
+
+	assert_int_equal(inode_get(fs, ino, &ip), 0);
+	uint64_t n = ip->nlookup;
+	inode_put(fs, ip);
+	return n;
+}
+
+/*
+ * readdirplus: entries with their attributes; each one sent holds a lookup reference (none for "."
+ * and ".."), the ones the reply had no room for hold none; the cookie resumes after the last sent.
+ */
+static void test_readdirplus(void **state)
+{
+	struct fixture *f = *state;
+	struct fs *fs = f->fs;
+	uint64_t ino[6];
+	char name[16];
+	struct inode *dp;
+
+	uint64_t d = mkdir_(fs, ROOT, "plus");
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		ino[i] = mkfile(fs, d, name);	/* no lookup reference left */
+	}
+	assert_int_equal(namei_open(fs, d, O_RDONLY, &dp, NULL), 0);
+	struct plus p = { .stop_after = 5 };
+	assert_int_equal(namei_readdirplus(fs, dp, 0, 16, plus_emit, &p), 0);
+	assert_int_equal(p.n, 5);
+	assert_string_equal(p.name[0], ".");
+	assert_string_equal(p.name[1], "..");
+	assert_int_equal(p.e[0].st.st_ino, d);
+	assert_true(S_ISDIR(p.e[1].st.st_mode));
+	uint64_t sent = 0;
+	for (int k = 2; k < 5; k++) {
+		struct stat st = stat_of(fs, p.e[k].ino);
+
+		assert_int_equal(p.e[k].st.st_ino, p.e[k].ino);
+		assert_int_equal(p.e[k].st.st_mode, st.st_mode);
+		struct entry le;
+		assert_int_equal(namei_lookup(fs, d, p.name[k], &le), 0);
+		assert_int_equal(le.ino, p.e[k].ino);
+		assert_int_equal(le.generation, p.e[k].generation);
+		assert_int_equal(nlookup_of(fs, p.e[k].ino), 2);	/* readdirplus's and this lookup's */
+		forget(fs, le.ino);
+		assert_int_equal(nlookup_of(fs, p.e[k].ino), 1);
+		sent |= 1ull << (p.e[k].ino - ino[0]);
+	}
+	/* The three not sent: no reference (looked up now, they were not cached). */
+	for (int i = 0; i < 6; i++)
+		if (!(sent & (1ull << (ino[i] - ino[0]))))
+			assert_int_equal(nlookup_of(fs, ino[i]), 0);
+	/* The rest from the cookie, a page of at most two. */
+	struct plus q = { .stop_after = 16 };
+	assert_int_equal(namei_readdirplus(fs, dp, p.next, 2, plus_emit, &q), 0);
+	assert_int_equal(q.n, 2);
+	struct plus r = { .stop_after = 16 };
+	assert_int_equal(namei_readdirplus(fs, dp, q.next, 16, plus_emit, &r), 0);
+	assert_int_equal(r.n, 1);
+	struct plus end = { .stop_after = 16 };
+	assert_int_equal(namei_readdirplus(fs, dp, r.next, 16, plus_emit, &end), 0);
+	assert_int_equal(end.n, 0);
+	for (int k = 0; k < 2; k++)
+		sent |= 1ull << (q.e[k].ino - ino[0]);
+	sent |= 1ull << (r.e[0].ino - ino[0]);
+	assert_int_equal(sent, 0x3f);
+	closei(fs, dp);
+	for (int i = 0; i < 6; i++)
+		forget(fs, ino[i]);
+}
+
+/* A write by someone other than root clears setuid, and setgid when group-executable. */
+static void test_kill_priv(void **state)
+{
+	struct fixture *f = *state;
+	struct fs *fs = f->fs;
+	static const struct {
+		mode_t mode;
+		uint32_t uid;
+		mode_t after;
+	} cases[] = {
+		{ 06755, 1000, 0755 },
+		{ 04644, 1000, 0644 },
+		{ 02644, 1000, 02644 },	/* setgid without group execute: mandatory locking, kept */
+		{ 02754, 1000, 0754 },
+		{ 06755, 0, 06755 },	/* root keeps them */
+		{ 0755, 1000, 0755 },
+	};
+
+	uint64_t ino = mkfile(fs, ROOT, "suid");
+	struct inode *ip = openi(fs, ino);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct stat attr = { .st_mode = cases[i].mode };
+
+		assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_MODE, NULL, NULL), 0);
+		assert_int_equal(namei_kill_priv(fs, ip, cases[i].uid), 0);
+		if ((stat_of(fs, ino).st_mode & 07777) != cases[i].after)
+			fail_msg("mode %#o, uid %u: %#o, want %#o", cases[i].mode, cases[i].uid,
+				 stat_of(fs, ino).st_mode & 07777, cases[i].after);
+	}
+	closei(fs, ip);
+	/* Not for directories. */
+	uint64_t d = mkdir_(fs, ROOT, "sgid-dir");
+	struct stat attr = { .st_mode = 02775 };
+	assert_int_equal(namei_setattr(fs, d, &attr, NAMEI_SET_MODE, NULL, NULL), 0);
+	struct inode *dp = openi(fs, d);
+	assert_int_equal(namei_kill_priv(fs, dp, 1000), 0);
+	assert_int_equal(stat_of(fs, d).st_mode & 07777, 02775);
+	closei(fs, dp);
+	remount(f);
+	assert_int_equal(stat_of(f->fs, ino).st_mode & 07777, 0755);
+}
+
+/* fsync: everything else is durable already; it writes back the lazy timestamps. */
+static void test_fsync(void **state)
+{
+	struct fixture *f = *state;
+	struct fs *fs = f->fs;
+	char buf[4];
+
+	uint64_t ino = mkfile(fs, ROOT, "sync");
+	struct inode *ip = openi(fs, ino);
+	wr(fs, ip, 0, "data", 4);
+	struct stat attr = { .st_atim = { 1000, 0 } };
+	assert_int_equal(namei_setattr(fs, ino, &attr, NAMEI_SET_ATIME, NULL, NULL), 0);
+	assert_int_equal(rd(fs, ip, 0, buf, 4), 4);
+	assert_true(ip->times_dirty);
+	uint64_t commits = fs->sbi.journal.commits;
+	assert_int_equal(namei_fsync(fs, ip), 0);
+	assert_false(ip->times_dirty);
+	assert_int_equal(fs->sbi.journal.commits, commits + 1);
+	assert_int_equal(namei_fsync(fs, ip), 0);	/* nothing left: no commit */
+	assert_int_equal(fs->sbi.journal.commits, commits + 1);
+	closei(fs, ip);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -439,6 +598,9 @@ int main(void)
 		T(test_hard_links),
 		T(test_symlinks),
 		T(test_concurrent),
+		T(test_readdirplus),
+		T(test_kill_priv),
+		T(test_fsync),
 	};
 
 	/* UNIT_FILTER=test_name (cmocka's glob) runs a subset while debugging. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * xattr.c: extended attributes in one block per inode: get, list, set with CREATE and REPLACE,
- * remove, the namespaces and sizes refused, the block freed with the last attribute or the inode.
+ * remove, the namespaces and sizes refused, the block freed with the last attribute or the inode;
+ * directories, a full block, name and value limits, lists of exactly the size asked; read-only.
  */
 #include <sys/xattr.h>
 
@@ -89,11 +90,85 @@ static void test_xattrs(void **state)
 	closei(fs, ip);
 }
 
+/* Directories take user.* too; one block per inode bounds the values; name and value limits. */
+static void test_limits_and_directories(void **state)
+{
+	struct fixture *f = *state;
+	struct fs *fs = f->fs;
+	char name[300], *val = malloc(70000), *back = malloc(BS);
+
+	assert_non_null(val);
+	assert_non_null(back);
+	memset(val, 'v', 70000);
+	uint64_t d = mkdir_(fs, ROOT, "withattrs");
+	struct inode *dp = openi(fs, d);
+	uint64_t free0 = bfree(fs);
+	assert_int_equal(xattr_set(fs, dp, "user.dir", "yes", 3, 0), 0);
+	assert_int_equal(bfree(fs), free0 - 1);
+	/* A value that fills most of the block, then one that does not fit next to it. */
+	assert_int_equal(xattr_set(fs, dp, "user.big", val, 3900, 0), 0);
+	assert_int_equal(xattr_set(fs, dp, "user.more", val, 200, 0), -ENOSPC);
+	assert_int_equal(xattr_get(fs, dp, "user.more", back, BS), -ENODATA);
+	assert_int_equal(xattr_get(fs, dp, "user.big", back, BS), 3900);
+	assert_memory_equal(back, val, 3900);
+	/* Replacing with a smaller value makes room. */
+	assert_int_equal(xattr_set(fs, dp, "user.big", val, 100, XATTR_REPLACE), 0);
+	assert_int_equal(xattr_set(fs, dp, "user.more", val, 200, 0), 0);
+	assert_int_equal(bfree(fs), free0 - 1);
+	/* Names: up to 255 bytes after the prefix. */
+	memcpy(name, "user.", 5);
+	memset(name + 5, 'n', 255);
+	name[260] = 0;
+	assert_int_equal(xattr_set(fs, dp, name, "x", 1, 0), 0);
+	assert_int_equal(xattr_get(fs, dp, name, back, BS), 1);
+	name[5 + 255] = 'n';
+	name[5 + 256] = 0;
+	assert_int_equal(xattr_set(fs, dp, name, "x", 1, 0), -ERANGE);
+	assert_int_equal(xattr_get(fs, dp, name, back, BS), -ERANGE);
+	/* Values beyond what an attribute can hold at all (64 KiB, like Linux). */
+	assert_int_equal(xattr_set(fs, dp, "user.huge", val, 70000, 0), -E2BIG);
+	/* A list exactly the size asked for. */
+	int n = xattr_list(fs, dp, NULL, 0);
+	assert_true(n > 0);
+	assert_int_equal(xattr_list(fs, dp, back, (size_t)n), n);
+	assert_int_equal(xattr_list(fs, dp, back, (size_t)n - 1), -ERANGE);
+	closei(fs, dp);
+	remount(f);
+	dp = openi(f->fs, d);
+	assert_int_equal(xattr_get(f->fs, dp, "user.dir", back, BS), 3);
+	assert_int_equal(xattr_get(f->fs, dp, "user.more", back, BS), 200);
+	closei(f->fs, dp);
+	/* The attributes go with the directory. */
+	assert_int_equal(namei_rmdir(f->fs, ROOT, "withattrs"), 0);
+	assert_int_equal(bfree(f->fs), free0);
+	free(val);
+	free(back);
+}
+
+/* Changes are refused on an image that cannot change; reads go on. */
+static void test_readonly(void **state)
+{
+	struct fixture *f = *state;
+	char back[8];
+
+	uint64_t ino = mkfile(f->fs, ROOT, "ro");
+	struct inode *ip = openi(f->fs, ino);
+	assert_int_equal(xattr_set(f->fs, ip, "user.k", "v", 1, 0), 0);
+	f->fs->sbi.readonly = true;
+	assert_int_equal(xattr_set(f->fs, ip, "user.k2", "v", 1, 0), -EROFS);
+	assert_int_equal(xattr_remove(f->fs, ip, "user.k"), -EROFS);
+	assert_int_equal(xattr_get(f->fs, ip, "user.k", back, sizeof(back)), 1);
+	f->fs->sbi.readonly = false;
+	closei(f->fs, ip);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_xattrs),
+		T(test_limits_and_directories),
+		T(test_readonly),
 	};
 
 	/* UNIT_FILTER=test_name (cmocka's glob) runs a subset while debugging. */
