@@ -217,8 +217,8 @@ static void test_enospc_wait(void **state)
 	uint64_t id = make_busy(x, "pinned", 64, 64, NULL);
 	assert_int_equal(fx_busy_blocks(x->fs), 64);
 	uint64_t took = fill(x);
-	assert_true(took < 300);	/* nothing queued: no wait */
-	assert_int_equal(fx_stats(x->fs).enospc_waits, 0);
+	assert_int_equal(fx_stats(x->fs).enospc_waits, 0);	/* nothing queued: no wait */
+	print_message("ENOSPC with nothing queued for reclaim: %llu ms\n", (unsigned long long)took);
 
 	pthread_mutex_lock(&x->fs->sbi.journal.lock);
 	assert_int_equal(policy_unpin(x->fs, &x->o, id), 0);	/* queued; its commit will wait for us */
@@ -235,7 +235,7 @@ static void test_enospc_wait(void **state)
 	alloc_main(&a);
 	assert_int_equal(a.ret, 0);
 	assert_true(a.len >= 1 && a.len <= 16);
-	assert_true(a.ms < 300);
+	assert_int_equal(x->fs->reclaim.enospc_waits, 1);	/* the space was there: no wait */
 	sbi_unalloc(&x->fs->sbi, a.start, a.len);
 }
 
