@@ -472,6 +472,73 @@ static void test_wait_timeout(void **state)
 	assert_int_equal(size_of(x), 32 * BS);
 }
 
+/* ---- policy_before_free itself ---- */
+
+struct direct {
+	struct fs *fs;
+	struct inode *ip;
+	int ret;
+	bool locked_after;	/* the inode was write-locked again when the call returned */
+	bool done;
+	pthread_t th;
+};
+
+static void *direct_main(void *arg)
+{
+	struct direct *d = arg;
+
+	pthread_rwlock_wrlock(&d->ip->lock);
+	d->ret = policy_before_free(d->fs, NULL, d->ip, 0, FILE_BLOCKS);
+	d->locked_after = pthread_rwlock_tryrdlock(&d->ip->lock) != 0;	/* we hold it for writing */
+	__atomic_store_n(&d->done, true, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&d->ip->lock);
+	return NULL;
+}
+
+static bool direct_done(void *arg)
+{
+	return __atomic_load_n(&((struct direct *)arg)->done, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Called as the namespace calls it, with the inode write-locked.  With an op: -POLICY_EPARK at once,
+ * the inode still locked, nothing waiting until the op is parked.  With op NULL: the call waits,
+ * with the inode unlocked, and returns 0 with it locked again once the blocks are unpinned.
+ */
+static void test_before_free_direct(void **state)
+{
+	struct pfix *x = *state;
+	struct policy_op op;
+
+	pmount(x, "wait", NULL);
+	uint64_t id = fx_pin(x->fs, &x->o, x->ip, 16 * BS, 16 * BS, DAXFS_PIN_WRITE);
+	/* Nothing pinned in the range: 0 at once, whatever the policy. */
+	pthread_rwlock_wrlock(&x->ip->lock);
+	assert_int_equal(policy_before_free(x->fs, NULL, x->ip, 0, 16), 0);
+	assert_int_equal(policy_before_free(x->fs, NULL, x->ip, 32, 32), 0);
+	policy_op_init(&op, DAXFS_WAIT_PUNCH, getpid());
+	assert_int_equal(policy_before_free(x->fs, &op, x->ip, 0, FILE_BLOCKS), -POLICY_EPARK);
+	assert_int_equal(op.f.cause, DAXFS_CAUSE_PUNCH);
+	assert_int_equal(pthread_rwlock_tryrdlock(&x->ip->lock), EBUSY);	/* still ours */
+	pthread_rwlock_unlock(&x->ip->lock);
+	policy_op_finish(x->fs, &op);
+	assert_int_equal(waits_listed(x->fs, NULL, 0), 0);
+
+	struct direct d = { .fs = x->fs, .ip = x->ip };
+	assert_int_equal(pthread_create(&d.th, NULL, direct_main, &d), 0);
+	assert_true(unit_wait(one_waiting, x->fs, 5000));
+	assert_int_equal(pthread_rwlock_trywrlock(&x->ip->lock), 0);	/* released while it waits */
+	pthread_rwlock_unlock(&x->ip->lock);
+	assert_false(direct_done(&d));
+	assert_int_equal(policy_unpin(x->fs, &x->o, id), 0);
+	bool done = unit_wait(direct_done, &d, 5000);
+	pthread_join(d.th, NULL);
+	assert_true(done);
+	assert_int_equal(d.ret, 0);
+	assert_true(d.locked_after);
+	assert_int_equal(size_of(x), FILE_BLOCKS * BS);	/* it only decides: nothing was freed */
+}
+
 /* ---- fail, unsafe ---- */
 
 static void test_fail_policy(void **state)
@@ -1119,6 +1186,7 @@ int main(void)
 		T(test_stop_interrupts_parked),
 		T(test_switch_wakes_waiter),
 		T(test_wait_timeout),
+		T(test_before_free_direct),
 		T(test_fail_policy),
 		T(test_unsafe_policy),
 		T(test_revoke_unpin_in_grace),
