@@ -206,12 +206,17 @@ int h_umount(struct mnt *m)
 	return rc;
 }
 
-void h_crash(struct mnt *m)
+void h_kill(struct mnt *m)
 {
 	if (m->daemon) {
 		kill(m->daemon, SIGKILL);
 		wait_daemon(m, EXIT_WAIT_S);
 	}
+}
+
+void h_crash(struct mnt *m)
+{
+	h_kill(m);
 	umount2(m->dir, MNT_DETACH);
 }
 
