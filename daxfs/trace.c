@@ -131,14 +131,23 @@ void trace_emit(struct trace *t, const char *ev, const char *fmt, ...)
 	va_list ap;
 	int n, m;
 
-	n = snprintf(rec, sizeof(rec), "{\"t\":%llu,\"ev\":\"%s\"%s", (unsigned long long)util_now_ns(), ev,
-		     fmt[0] ? "," : "");
+	n = snprintf(rec, sizeof(rec), "{\"t\":%llu,\"ev\":\"%s\"", (unsigned long long)util_now_ns(), ev);
+	if (n < 0 || (size_t)n + 3 >= sizeof(rec))
+		return;
+	/*
+	 * The fields go after a comma, which stays only if they expanded to something: whether fmt has
+	 * fields shows in what it printed, not in fmt ("%s" with "" has none).  One byte each is kept
+	 * for the comma, the closing brace and the newline.
+	 */
 	va_start(ap, fmt);
-	m = vsnprintf(rec + n, sizeof(rec) - (size_t)n - 2, fmt, ap);
+	m = vsnprintf(rec + n + 1, sizeof(rec) - (size_t)n - 3, fmt, ap);
 	va_end(ap);
-	if (m < 0 || (size_t)(n + m) >= sizeof(rec) - 2)
+	if (m < 0 || (size_t)n + 1 + (size_t)m >= sizeof(rec) - 2)
 		return;	/* a record that does not fit is a bug in its caller; never write half of one */
-	n += m;
+	if (m > 0) {
+		rec[n] = ',';
+		n += 1 + m;
+	}
 	rec[n++] = '}';
 	rec[n++] = '\n';
 

@@ -45,7 +45,12 @@ static inline bool trace_on(const struct trace *t)
 	return t && __atomic_load_n(&t->on, __ATOMIC_RELAXED);
 }
 
-/* Queue one record: ev names it, fmt gives its other fields as JSON ("\"id\":%llu,..."), or "". */
+/*
+ * Queue one record: ev names it, fmt gives its other fields as JSON ("\"id\":%llu,..." without a
+ * leading or trailing comma).  A format that expands to nothing makes a record without fields
+ * (TRACE0; a literal "" is rejected by -Wformat-zero-length).  A record of 1 KiB or more (its
+ * newline included) is refused whole.  Takes t->lock, a leaf: the caller may hold any other lock.
+ */
 void trace_emit(struct trace *t, const char *ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define TRACE(t, ev, ...)                                        \
@@ -53,5 +58,8 @@ void trace_emit(struct trace *t, const char *ev, const char *fmt, ...) __attribu
 		if (__builtin_expect(trace_on(t), 0))            \
 			trace_emit((t), (ev), __VA_ARGS__);      \
 	} while (0)
+
+/* A record with no fields but its time and name: {"t":NS,"ev":"NAME"}. */
+#define TRACE0(t, ev) TRACE((t), (ev), "%s", "")
 
 #endif
