@@ -46,11 +46,13 @@ static inline bool trace_on(const struct trace *t)
 }
 
 /*
- * Queue one record: ev names it, fmt gives its other fields as JSON ("\"id\":%llu,..."); a record
- * without fields passes "%s", "".  ev and fmt must be string literals (the writer formats later);
- * fmt may use %d %i %u %x with l, ll or z, %s and %%.  The values are stored raw (strings copied)
- * and formatted by the writer thread: the request path never formats.  A record over 1 KiB, or a
- * conversion outside that set, is dropped and counted.
+ * Queue one record: ev names it, fmt gives its other fields as JSON ("\"id\":%llu,..." without a
+ * leading or trailing comma); a record without fields is TRACE0 (a literal "" is rejected by
+ * -Wformat-zero-length).  ev and fmt must be string literals (the writer formats later); fmt may
+ * use %d %i %u %x with l, ll or z, %s and %%.  The values are stored raw (strings copied) and
+ * formatted by the writer thread: the request path never formats.  A record over 1 KiB, or a
+ * conversion outside that set, is dropped and counted.  Takes t->lock, a leaf: the caller may hold
+ * any other lock.
  */
 void trace_emit(struct trace *t, const char *ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -59,5 +61,8 @@ void trace_emit(struct trace *t, const char *ev, const char *fmt, ...) __attribu
 		if (__builtin_expect(trace_on(t), 0))            \
 			trace_emit((t), (ev), __VA_ARGS__);      \
 	} while (0)
+
+/* A record with no fields but its time and name: {"t":NS,"ev":"NAME"}. */
+#define TRACE0(t, ev) TRACE((t), (ev), "%s", "")
 
 #endif
