@@ -1270,7 +1270,31 @@ static bool needs_fault(const struct daxfs_mr *mr, uint64_t off, uint64_t len, u
 }
 
 /*
+ * Is a free (truncate, punch, O_TRUNC) over file bytes [start, end) of ino still in progress?  Its
+ * blocks are still in the file until it completes: a refault now would pin them again, and the free
+ * would have to invalidate them once more.
+ */
+static bool break_in_progress(struct daxfs_dev *d, uint64_t ino, uint64_t start, uint64_t end)
+{
+	struct daxfs_wait_info *w;
+	uint32_t n;
+	bool busy = false;
+
+	if (daxfs_list_waits(d->mount_fd, &w, &n))
+		return false;
+	for (uint32_t i = 0; i < n && !busy; i++)
+		busy = w[i].kind != DAXFS_WAIT_PIN && w[i].ino == ino && w[i].offset < end &&
+		       (w[i].length == UINT64_MAX || start < w[i].offset + w[i].length);
+	free(w);
+	return busy;
+}
+
+#define BREAK_WAIT_NS 1000000000ull
+
+/*
  * Make [off, off + len) usable: re-resolve (DAXFS_IOC_PIN_FAULT) the parts invalidations took.
+ * Like the kernel's ODP fault path, which waits for invalidate_range_end, it first waits (a bounded
+ * time) for the free that invalidated them to finish.
  * 0, or the fault's error: -ENXIO past EOF, -ENOLINK revoked, -EFAULT without a mount.  mr->mu held.
  */
 static int fault_in(struct daxfs_mr *mr, uint64_t off, uint64_t len)
@@ -1287,6 +1311,11 @@ static int fault_in(struct daxfs_mr *mr, uint64_t off, uint64_t len)
 		uint64_t bs = d->bs, s = foff / bs * bs, e = (foff + flen + bs - 1) / bs * bs;
 		if (e > mr->pin.length)
 			e = mr->pin.length;
+		for (uint64_t until = now_ns() + BREAK_WAIT_NS;
+		     break_in_progress(d, mr->ino, mr->pin.offset + s, mr->pin.offset + e) && now_ns() < until;) {
+			struct timespec ts = { 0, 200000 };
+			nanosleep(&ts, NULL);
+		}
 		int ret = daxfs_pin_fault(mr->src->fd, &mr->pin, s, e - s);
 		if (ret)
 			return ret;
