@@ -109,6 +109,7 @@ struct wr_slot {
 	size_t cap;
 	uint64_t gate_val;
 	bool used;
+	bool defer;			/* a list post: submitted with the last request of the list */
 };
 
 struct daxfs_mr {
@@ -617,6 +618,9 @@ static unsigned qp_reap(struct daxfs_qp *qp)
 /* Reap; if nothing finished and requests are in flight, wait up to ms for one.  qp->mu held. */
 static void qp_progress(struct daxfs_qp *qp, int ms)
 {
+	/* Requests queued by a list post still being built: let them go, a fence may wait for them. */
+	if (qp->has_ring && io_uring_sq_ready(&qp->ring))
+		io_uring_submit(&qp->ring);
 	if (qp_reap(qp) || !qp->pieces || ms == 0)
 		return;
 	struct io_uring_cqe *cqe;
@@ -1470,11 +1474,12 @@ submit:
 	pthread_mutex_unlock(&mr->ifl);
 	qp->hw++;
 	qp->pieces += s->pieces;
-	submit_all(qp);
+	if (!s->defer)
+		submit_all(qp);
 	return true;
 }
 
-int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr)
+static int post_one(struct daxfs_qp *qp, const struct daxfs_wr *wr, bool defer)
 {
 	struct daxfs_dev *d = qp->dev;
 	struct daxfs_mr *mr = wr->mr;
@@ -1529,7 +1534,7 @@ int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr)
 	*s = (struct wr_slot){ .mr = mr, .wr_id = wr->wr_id, .opcode = wr->opcode, .off = wr->offset, .len = wr->length,
 			       .seq = wr->seq ? wr->seq : __atomic_fetch_add(&d->next_seq, 1, __ATOMIC_RELAXED),
 			       .gen = mr->pin.gen, .posted_ns = now_ns(), .status = status, .buf = s->buf, .cap = s->cap,
-			       .used = true };
+			       .used = true, .defer = defer };
 	qp->outstanding++;
 	ADD(&d->st.posted, 1);
 	void *dst = wr->buf;
@@ -1550,6 +1555,30 @@ int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr)
 out:
 	pthread_mutex_unlock(&mr->mu);
 	mr_put(mr);
+	return ret;
+}
+
+int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr)
+{
+	return post_one(qp, wr, false);
+}
+
+int daxfs_post_list(struct daxfs_qp *qp, const struct daxfs_wr *wr, int n, int *posted)
+{
+	int ret = 0, i;
+
+	for (i = 0; i < n; i++)
+		if ((ret = post_one(qp, &wr[i], i + 1 < n)))
+			break;
+	if (i && qp->has_ring) {
+		/* One doorbell for the list (those before a refused one too). */
+		pthread_mutex_lock(&qp->mu);
+		if (io_uring_sq_ready(&qp->ring))
+			submit_all(qp);
+		pthread_mutex_unlock(&qp->mu);
+	}
+	if (posted)
+		*posted = i;
 	return ret;
 }
 

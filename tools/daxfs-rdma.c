@@ -274,9 +274,15 @@ static void *engine_main(void *arg)
 		bool over = posting_over();
 		bool posted_one = false;
 
-		while (!over && daxfs_qp_outstanding(e->qp) < c->qd) {
+		/* A batch of requests for the room left, posted with one doorbell. */
+		struct daxfs_wr batch[64];
+		struct reg *breg[64];
+		int nb = 0, room = (int)(c->qd - daxfs_qp_outstanding(e->qp));
+		if (room > 64)
+			room = 64;
+		while (!over && nb < room) {
 			if (per_thread > 0) {
-				next_post = start + (uint64_t)((double)posts * 1e9 / per_thread);
+				next_post = start + (uint64_t)((double)(posts + (uint64_t)nb) * 1e9 / per_thread);
 				if (now_ns() < next_post)
 					break;
 			}
@@ -302,28 +308,28 @@ static void *engine_main(void *arg)
 				e->cursor[r % e->nregs] = off + len;
 			}
 			if (c->count >= 0 && __atomic_sub_fetch(&count_left, 1, __ATOMIC_RELAXED) < 0) {
+				__atomic_add_fetch(&count_left, 1, __ATOMIC_RELAXED);
 				over = true;
 				break;
 			}
-			struct daxfs_wr wr = { .wr_id = posts, .opcode = c->op, .mr = g->mr, .offset = off, .length = len };
-			int ret = daxfs_post(e->qp, &wr);
-			if (ret == 0) {
-				posts++;
-				e->posted++;
-				posted_one = true;
-				r++;
-			} else {
-				if (c->count >= 0)
-					__atomic_add_fetch(&count_left, 1, __ATOMIC_RELAXED);
-				if (ret == -ENOLINK || ret == -ESHUTDOWN) {
-					__atomic_store_n(&g->lost, true, __ATOMIC_RELAXED);
-				} else if (ret != -EAGAIN) {
-					e->fatal = ret;
-					over = true;
-					break;
-				}
-				if (ret == -EAGAIN)
-					break;
+			batch[nb] = (struct daxfs_wr){ .wr_id = posts + (uint64_t)nb, .opcode = c->op, .mr = g->mr, .offset = off,
+						       .length = len };
+			breg[nb++] = g;
+			r++;
+		}
+		if (nb) {
+			int done = 0, ret = daxfs_post_list(e->qp, batch, nb, &done);
+
+			posts += (uint64_t)done;
+			e->posted += (uint64_t)done;
+			posted_one = done > 0;
+			if (c->count >= 0)
+				__atomic_add_fetch(&count_left, nb - done, __ATOMIC_RELAXED);
+			if (ret == -ENOLINK || ret == -ESHUTDOWN) {
+				__atomic_store_n(&breg[done]->lost, true, __ATOMIC_RELAXED);
+			} else if (ret && ret != -EAGAIN) {
+				e->fatal = ret;
+				over = true;
 			}
 		}
 		if (over && daxfs_qp_outstanding(e->qp) == 0)

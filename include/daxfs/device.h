@@ -230,6 +230,12 @@ struct daxfs_wr {
  * A request touching a range whose invalidation is being processed waits for it.
  */
 int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr);
+/*
+ * Post wr[0..n) with one doorbell (one submission to the ring, as ibv_post_send of a chained list):
+ * 0 with *posted = n, or the error of the first refused request with *posted the ones before it,
+ * which are posted.
+ */
+int daxfs_post_list(struct daxfs_qp *qp, const struct daxfs_wr *wr, int n, int *posted);
 
 struct daxfs_wc {
 	uint64_t wr_id;
