@@ -1332,6 +1332,7 @@ static int fault_in(struct daxfs_mr *mr, uint64_t off, uint64_t len)
 
 /* ---- posting ---- */
 
+
 /* Is every media piece of [off, off + len) inside the device's window?  mr->mu held. */
 static int check_window(struct daxfs_dev *d, const struct daxfs_mr *mr, uint64_t off, uint64_t len)
 {
