@@ -185,6 +185,15 @@ struct daxfs_dev {
 	bool stop;
 	int sig_slot;
 	struct deferred *deferred;	/* by due time; the event thread's own */
+	/*
+	 * Events for pins no registration has (yet): a registration is linked just after its pin
+	 * ioctl returns, and an event for it may be read in between.  Kept a while (dev->mu); those a
+	 * new registration claims are replayed by the event thread.
+	 */
+	struct daxfs_event unclaimed[32];
+	uint32_t nunclaimed;
+	struct daxfs_event replay[32];
+	uint32_t nreplay;
 	struct daxfs_dev_stats st;	/* atomics */
 };
 
@@ -529,10 +538,28 @@ static struct daxfs_mr *mr_new(struct daxfs_dev *d)
 
 static void mr_link(struct daxfs_dev *d, struct daxfs_mr *mr)
 {
+	bool kick = false;
+
 	pthread_mutex_lock(&d->mu);
 	mr->next = d->mrs;
 	d->mrs = mr;
+	/* Events that came for this pin before it was linked: the event thread replays them. */
+	for (uint32_t i = 0; mr->src && i < d->nunclaimed;) {
+		if (d->unclaimed[i].pin_id == mr->pin.id && d->nreplay < sizeof(d->replay) / sizeof(d->replay[0])) {
+			d->replay[d->nreplay++] = d->unclaimed[i];
+			d->unclaimed[i] = d->unclaimed[--d->nunclaimed];
+			kick = true;
+		} else {
+			i++;
+		}
+	}
 	pthread_mutex_unlock(&d->mu);
+	if (kick) {
+		uint64_t one = 1;
+		if (write(d->efd, &one, sizeof(one)) < 0) {
+			/* the thread polls anyway */
+		}
+	}
 }
 
 /* ---- completions ---- */
@@ -1682,16 +1709,28 @@ static void handle_event(struct daxfs_dev *d, const struct daxfs_event *ev)
 {
 	struct daxfs_mr *mr;
 
-	ADD(&d->st.events[ev->type <= DAXFS_EV_DROPPED ? ev->type : 0], 1);
-	__atomic_store_n(&d->st.last_event_ns, now_ns(), __ATOMIC_RELAXED);
 	pthread_mutex_lock(&d->mu);
 	for (mr = d->mrs; mr && mr->pin.id != ev->pin_id; mr = mr->next)
 		;
-	if (mr)
+	if (mr) {
 		mr_get(mr);
+	} else {
+		/*
+		 * A registration already gone, a pin someone else took on that file, or one being
+		 * registered: kept a second in case it is the last.
+		 */
+		uint32_t keep = 0;
+		for (uint32_t i = 0; i < d->nunclaimed; i++)
+			if (d->unclaimed[i].time_ns + 1000000000ull > ev->time_ns)
+				d->unclaimed[keep++] = d->unclaimed[i];
+		d->nunclaimed = keep;
+		if (keep == sizeof(d->unclaimed) / sizeof(d->unclaimed[0]))
+			memmove(d->unclaimed, d->unclaimed + 1, --d->nunclaimed * sizeof(d->unclaimed[0]));
+		d->unclaimed[d->nunclaimed++] = *ev;
+	}
 	pthread_mutex_unlock(&d->mu);
 	if (!mr)
-		return;	/* a registration already gone, or a pin someone else took on that file */
+		return;
 	pthread_mutex_lock(&mr->mu);
 	bool dup = ev->seq <= mr->last_seq;
 	if (!dup) {
@@ -1703,6 +1742,8 @@ static void handle_event(struct daxfs_dev *d, const struct daxfs_event *ev)
 		mr_put(mr);
 		return;
 	}
+	ADD(&d->st.events[ev->type <= DAXFS_EV_DROPPED ? ev->type : 0], 1);
+	__atomic_store_n(&d->st.last_event_ns, now_ns(), __ATOMIC_RELAXED);
 	if (d->attr.on_event)
 		d->attr.on_event(d->attr.arg, mr, ev);
 	switch (d->attr.behaviour) {
@@ -1779,6 +1820,14 @@ static void *event_thread(void *arg)
 		if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE))
 			break;
 		read_events(d);
+		pthread_mutex_lock(&d->mu);
+		struct daxfs_event replay[sizeof(d->replay) / sizeof(d->replay[0])];
+		uint32_t nreplay = d->nreplay;
+		memcpy(replay, d->replay, nreplay * sizeof(replay[0]));
+		d->nreplay = 0;
+		pthread_mutex_unlock(&d->mu);
+		for (uint32_t i = 0; i < nreplay; i++)
+			handle_event(d, &replay[i]);
 		t = now_ns();
 		while (d->deferred && d->deferred->due_ns <= t) {
 			struct deferred *f = d->deferred;

@@ -136,7 +136,7 @@ struct daxfs_dev_stats {
 	uint64_t errors;		/* completions with a status other than 0 */
 	uint64_t bytes_written;
 	uint64_t bytes_read;
-	uint64_t events[5];		/* by DAXFS_EV_* (index 0: unknown types) */
+	uint64_t events[5];		/* for its registrations, by DAXFS_EV_* (index 0: unknown types) */
 	uint64_t signals;		/* event signals received */
 	uint64_t faults;		/* work requests that hit an invalidated range */
 	uint64_t refaults;		/* ranges re-resolved (DAXFS_IOC_PIN_FAULT) */
