@@ -1553,7 +1553,7 @@ static int post_one(struct daxfs_qp *qp, const struct daxfs_wr *wr, bool defer)
 		status = check_window(d, mr, wr->offset, wr->length);
 
 	pthread_mutex_lock(&qp->mu);
-	if (qp->outstanding >= qp->depth) {	/* the event thread may have completed nothing: only we post here */
+	if (qp->outstanding >= qp->depth) {	/* another thread posted on this queue pair meanwhile */
 		pthread_mutex_unlock(&qp->mu);
 		ret = -EAGAIN;
 		goto out;
