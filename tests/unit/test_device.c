@@ -4,8 +4,9 @@
  * registrations are given their extents.  Tags encode and decode; writes land exactly at the
  * registration's media offsets and nowhere else; reads return the media, holes as zeroes; bad work
  * requests are refused before anything is posted; the queue depth holds (a request counts until its
- * completion is polled); completions account for every request; and deregistration fences: with
- * requests held in flight (the gate), it refuses new ones and returns only after they completed.
+ * completion is polled), for list posts too; completions account for every request; and
+ * deregistration fences: with requests held in flight (the gate), it refuses new ones and returns
+ * only after they completed.
  */
 #include <errno.h>
 #include <fcntl.h>
