@@ -70,7 +70,8 @@ static void usage(FILE *f)
 "  --odp                DAXFS_PIN_ODP: the device takes invalidations (policy odp)\n"
 "  --longterm           DAXFS_PIN_LONGTERM, as an RDMA registration\n"
 "  --signal SIG         events are also signalled (USR1, USR2, IO, URG, RTMIN+N or a number)\n"
-"  --hold SEC|inf       after posting ends keep the registrations SEC more seconds (inf: until signalled)\n"
+"  --hold SEC|inf       after posting ends keep the registrations SEC more seconds (inf: until signalled),\n"
+"                       or until the device has let go of all of them\n"
 "  --json               print the results as JSON\n"
 "  --quiet              print only the results (no registrations, no events as they come)\n"
 "\n"
@@ -338,19 +339,21 @@ static void *engine_main(void *arg)
 			account(e, wc, daxfs_wait_cq(e->qp, wc, 64, 100));
 			continue;
 		}
-		int wait = 10;
-		if (per_thread > 0) {
-			uint64_t t = now_ns();
-			next_post = start + (uint64_t)((double)posts * 1e9 / per_thread);
-			wait = next_post > t ? (int)((next_post - t) / 1000000) : 0;
-			if (wait > 10)
-				wait = 10;
+		if (per_thread <= 0) {
+			/* As fast as it goes: wait for a completion only when the queue is full. */
+			int n = posted_one && daxfs_qp_outstanding(e->qp) < c->qd ? daxfs_poll_cq(e->qp, wc, 64)
+										    : daxfs_wait_cq(e->qp, wc, 64, 10);
+			account(e, wc, n);
+			continue;
 		}
-		int n = posted_one && daxfs_qp_outstanding(e->qp) < c->qd ? daxfs_poll_cq(e->qp, wc, 64)
-									    : daxfs_wait_cq(e->qp, wc, 64, wait);
+		/* Rate-limited: reap what is done, then sleep until the next post is due (at most 1 ms). */
+		int n = daxfs_poll_cq(e->qp, wc, 64);
 		account(e, wc, n);
-		if (n == 0 && daxfs_qp_outstanding(e->qp) == 0 && per_thread > 0 && wait > 0) {
-			struct timespec ts = { 0, (long)wait * 1000000 };
+		uint64_t t = now_ns();
+		next_post = start + (uint64_t)((double)posts * 1e9 / per_thread);
+		if (n == 0 && next_post > t) {
+			uint64_t ns = next_post - t < 1000000 ? next_post - t : 1000000;
+			struct timespec ts = { 0, (long)ns };
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -690,9 +693,17 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	double elapsed = (double)(now_ns() - t0) / 1e9;
 	if (c.hold != 0 && !stop_flag) {
+		/* Hold until the time is up, a signal comes, or the device has let go of everything. */
 		uint64_t until = c.hold < 0 ? UINT64_MAX : now_ns() + (uint64_t)(c.hold * 1e9);
-		while (!stop_flag && now_ns() < until)
+		for (bool any = true; any && !stop_flag && now_ns() < until;) {
 			usleep(10000);
+			any = false;
+			for (uint32_t i = 0; i < nregs && !any; i++) {
+				struct daxfs_mr_info ri;
+				daxfs_mr_query(regs[i].mr, &ri);
+				any = ri.state == DAXFS_MR_ACTIVE || ri.state == DAXFS_MR_STOPPING;
+			}
+		}
 	}
 
 	/* Results, gathered before the registrations go. */
