@@ -159,7 +159,10 @@ void daxfs_dev_stats(struct daxfs_dev *dev, struct daxfs_dev_stats *st);
  * DAXFS_PIN_REVOCABLE is added when the device has DAXFS_DEV_F_REVOCABLE) and the device's signal,
  * and keep its extents.  A WRITE registration needs fd open for writing.  The device keeps its own
  * duplicate of fd: the pin and its events stay with that open file until deregistration, whatever
- * the caller does with fd.  Errors (with a message): ENOTTY not a daxfs file; EXDEV a file of
+ * the caller does with fd.  The device reads that open file's events: do not read them yourself
+ * (DAXFS_IOC_EVENTS consumes them).  Pins belong to the open file, not the process: a descriptor
+ * inherited across fork is the same open file, and the pins live until its last holder closes it.
+ * Errors (with a message): ENOTTY not a daxfs file; EXDEV a file of
  * another daxfs mount; EINVAL a range beyond EOF or bad flags; EBADF a write registration on a
  * descriptor not open for writing; and the pin ioctl's others (EOPNOTSUPP, EPERM, EDQUOT, ...).
  */
