@@ -85,6 +85,13 @@ static void fl_add(struct ck *c, struct fixlist *fl, uint64_t a, uint64_t b, uin
 	fl->n++;
 }
 
+/* Findings go to c->out, often the terminal a progress display is on: take the display down first. */
+static void clear_progress(struct ck *c)
+{
+	if (c->o->progress)
+		c->o->progress(c->o->progress_arg, NULL, 0, 0);
+}
+
 static void problem(struct ck *c, bool fixable, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void problem(struct ck *c, bool fixable, const char *fmt, ...)
 {
@@ -95,6 +102,7 @@ static void problem(struct ck *c, bool fixable, const char *fmt, ...)
 		c->unfixed++;
 	if (c->quiet || (c->o->mode == CHECK_PREEN && fixable))
 		return;
+	clear_progress(c);
 	va_start(ap, fmt);
 	vfprintf(c->out, fmt, ap);
 	va_end(ap);
@@ -108,6 +116,7 @@ static void note(struct ck *c, const char *fmt, ...)
 
 	if (c->o->mode == CHECK_PREEN && !c->o->verbose)
 		return;
+	clear_progress(c);
 	va_start(ap, fmt);
 	vfprintf(c->out, fmt, ap);
 	va_end(ap);
@@ -125,13 +134,11 @@ static void report_hook(void *arg, const char *msg)
 	problem(c, true, "%s", msg);
 }
 
+/* Every 4096 inodes or blocks and at the end of a pass, on images large enough to take a while. */
 static void progress(struct ck *c, const char *what, uint64_t done, uint64_t total)
 {
-	if (!c->o->progress || total < 100000 || done % 65536)
-		return;
-	fprintf(stderr, "\r%s: %3llu%%", what, (unsigned long long)(done * 100 / total));
-	if (done + 65536 > total)
-		fprintf(stderr, "\r%s: done\n", what);
+	if (c->o->progress && c->s->sb.nblocks >= (1ULL << 24) && (done % 4096 == 0 || done == total))
+		c->o->progress(c->o->progress_arg, what, done, total);
 }
 
 static bool bit(const uint64_t *map, uint64_t b)
@@ -200,7 +207,7 @@ static void pass_inodes(struct ck *c)
 	uint64_t ninodes = c->s->sb.ninodes;
 
 	for (uint64_t ino = 1; ino <= ninodes; ino++) {
-		progress(c, "inodes", ino, ninodes);
+		progress(c, "pass 1 of 4, inodes", ino, ninodes);
 		if (!journal_bitmap_test(&c->s->ibm, ino - 1))
 			continue;
 		struct inode *ip;
@@ -281,7 +288,7 @@ static void pass_dirs(struct ck *c)
 	uint64_t ninodes = c->s->sb.ninodes;
 
 	for (uint64_t ino = 1; ino <= ninodes; ino++) {
-		progress(c, "directories", ino, ninodes);
+		progress(c, "pass 2 of 4, directories", ino, ninodes);
 		if (c->state[ino] != ST_OK || !S_ISDIR(c->mode[ino]))
 			continue;
 		struct inode *ip;
@@ -314,6 +321,7 @@ static void pass_links(struct ck *c)
 	uint64_t ninodes = c->s->sb.ninodes;
 
 	for (uint64_t ino = 1; ino <= ninodes; ino++) {
+		progress(c, "pass 3 of 4, link counts", ino, ninodes);
 		if (c->state[ino] != ST_OK)
 			continue;
 		struct inode *ip;
@@ -371,6 +379,8 @@ static void pass_bitmap(struct ck *c)
 	for (uint64_t b = 0; b < nblocks;) {
 		uint64_t w = b / 64;
 
+		if (b % (1 << 20) == 0)
+			progress(c, "pass 4 of 4, block bitmap", b, nblocks);
 		if (b % 64 == 0 && bm[w] == c->seen[w] && b + 64 <= nblocks) {
 			b += 64;
 			continue;
@@ -391,6 +401,7 @@ static void pass_bitmap(struct ck *c)
 			fl_add(c, &c->bits_clear, start, b - start, 0);
 		}
 	}
+	progress(c, "pass 4 of 4, block bitmap", nblocks, nblocks);
 	if (unmarked)
 		problem(c, true, "block bitmap: %llu blocks in use are marked free", (unsigned long long)unmarked);
 	/* With unreadable inodes around, "owned by nothing" may mean "owned by them": leave those bits. */
@@ -448,6 +459,21 @@ static int claim_busy(void *arg, uint64_t id, const uint64_t v[3])
 	return 0;
 }
 
+/*
+ * A holder record names a process that held write pins when the daemon stopped: the next mount
+ * decides what it means (quarantine while that process lives).  The checker only sees that it is
+ * well formed.
+ */
+static int check_holder(void *arg, uint64_t id, const uint64_t v[3])
+{
+	struct ck *c = arg;
+
+	if (v[0] == 0 || v[0] > c->s->sb.ninodes || v[2] == 0 || v[2] > INT32_MAX)
+		problem(c, false, "holder slot %llu: inode %llu, pid %llu: not a holder", (unsigned long long)id,
+			(unsigned long long)v[0], (unsigned long long)v[2]);
+	return 0;
+}
+
 static int run_passes(struct ck *c)
 {
 	char msg[256];
@@ -466,6 +492,16 @@ static int run_passes(struct ck *c)
 		problem(c, false, "%s", msg);
 	}
 	slots_destroy(&tmp);
+	if (c->s->sb.feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS) {
+		if (slots_load(&tmp, c->s, DAXFS_SLOTS_HOLDER, c->s->sb.holder_head, check_holder, c, msg,
+			       sizeof(msg)) == 0) {
+			for (size_t i = 0; i < tmp.nblocks; i++)
+				claim(c, tmp.blocks[i], 1);
+		} else {
+			problem(c, false, "%s", msg);
+		}
+		slots_destroy(&tmp);
+	}
 	pass_inodes(c);
 	pass_dirs(c);
 	/* The orphan list names inodes; walk it through the loaded list's blocks. */

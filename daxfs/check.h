@@ -19,7 +19,13 @@ enum check_mode {
 struct check_opts {
 	enum check_mode mode;
 	bool verbose;
-	bool progress;		/* a progress line on stderr */
+	/*
+	 * Progress of the passes over large images (2^24 blocks and more), for a display: `what` names
+	 * the pass and `done` of `total` is how far it is; what == NULL means findings are about to be
+	 * printed (take the display down).  NULL: no progress reports.
+	 */
+	void (*progress)(void *arg, const char *what, uint64_t done, uint64_t total);
+	void *progress_arg;
 	FILE *out;		/* findings; NULL = stdout */
 };
 

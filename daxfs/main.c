@@ -29,6 +29,7 @@ struct options {
 	char *policy;
 	char *reclaim;
 	char *trace;
+	char *recover;
 	char *max_pinned_per_user;
 	unsigned long enospc_wait_ms;
 	unsigned max_pins;
@@ -54,6 +55,7 @@ static const struct fuse_opt option_spec[] = {
 	{ "policy=%s", offsetof(struct options, policy), 0 },
 	{ "reclaim=%s", offsetof(struct options, reclaim), 0 },
 	{ "trace=%s", offsetof(struct options, trace), 0 },
+	{ "recover=%s", offsetof(struct options, recover), 0 },
 	{ "max_pinned_per_user=%s", offsetof(struct options, max_pinned_per_user), 0 },
 	{ "enospc_wait_ms=%lu", offsetof(struct options, enospc_wait_ms), 0 },
 	{ "max_pins=%u", offsetof(struct options, max_pins), 0 },
@@ -62,6 +64,9 @@ static const struct fuse_opt option_spec[] = {
 	{ "entry_timeout=%lf", offsetof(struct options, entry_timeout), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
+	/* What daxfs does anyway; accepted for fstab lines (libfuse 3.14 rejects them). */
+	FUSE_OPT_KEY("relatime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nodiratime", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -99,10 +104,15 @@ static void usage(const char *prog)
 	       "    attr_timeout=SECONDS   how long the kernel caches attributes (default 1)\n"
 	       "    entry_timeout=SECONDS  how long the kernel caches names (default 1)\n"
 	       "    ro                     mount read-only (the journal must not need replay)\n"
+	       "    relatime, nodiratime   accepted (fstab): daxfs updates file atimes as relatime\n"
+	       "                           does and never updates directory atimes\n"
 	       "    reclaim=zero|discard   scrub reclaimed busy blocks by zeroing (default) or by\n"
 	       "                           punching them out of the image file (io_uring fallocate)\n"
 	       "    enospc_wait_ms=N       a full device waits up to N ms for reclaim in flight (default 1000)\n"
 	       "    trace=FILE             write the event trace (JSON lines) to FILE\n"
+	       "    recover=quarantine|reclaim  after a daemon crash: keep what live pin holders may still\n"
+	       "                           write out of reuse until they exit (quarantine, the default),\n"
+	       "                           or reclaim every busy extent at once (reclaim)\n"
 	       "\n"
 	       "pins (-o):\n"
 	       "    max_pins=N             pins in total (ENFILE beyond; default 1000000)\n"
@@ -280,25 +290,25 @@ int main(int argc, char *argv[])
 	if (handle)
 		dlclose(handle);	/* mount_open loads it again, for good */
 	if (parsed == -1)
-		return 1;
+		goto out_args;
 	if (o.bad_param) {
 		fprintf(stderr, "%s: too many policy parameters\n", argv[0]);
-		return 1;
+		goto out_args;
 	}
-	if (o.help) {
-		usage(argv[0]);
-		return 0;
-	}
-	if (o.version) {
-		printf("daxfs %s (libfuse %s)\n", DAXFS_VERSION, fuse_pkgversion());
-		return 0;
+	if (o.help || o.version) {
+		if (o.help)
+			usage(argv[0]);
+		else
+			printf("daxfs %s (libfuse %s)\n", DAXFS_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out_args;
 	}
 	if (!o.image || o.nonopt != 1) {
 		fprintf(stderr, "%s: expected IMAGE and MOUNTPOINT (see --help)\n", argv[0]);
-		return 1;
+		goto out_args;
 	}
 	if (fuse_parse_cmdline(&args, &cl) != 0)
-		return 1;
+		goto out_args;
 	if (!o.cache || strcmp(o.cache, "dax") == 0) {
 		d.cache = CACHE_DAX;
 	} else if (strcmp(o.cache, "page") == 0) {
@@ -331,6 +341,11 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	cfg.reclaim_discard = o.reclaim && strcmp(o.reclaim, "discard") == 0;
+	if (o.recover && strcmp(o.recover, "quarantine") && strcmp(o.recover, "reclaim")) {
+		fprintf(stderr, "%s: recover=%s: expected quarantine or reclaim\n", argv[0], o.recover);
+		goto out_args;
+	}
+	cfg.reclaim_at_mount = o.recover && strcmp(o.recover, "reclaim") == 0;
 	cfg.enospc_wait_ms = o.enospc_wait_ms;
 
 	/*
@@ -412,6 +427,7 @@ out_args:
 	free(o.policy);
 	free(o.reclaim);
 	free(o.trace);
+	free(o.recover);
 	free(o.max_pinned_per_user);
 	fuse_opt_free_args(&args);
 	return ret ? 1 : 0;

@@ -261,8 +261,12 @@ int media_open(struct media *m, const char *path, int flags, char *err, size_t e
 
 	if (m->kind == MEDIA_BLOCKDEV || ro || priv) {
 		/* libpmem maps files and DAX devices shared and read-write only; map these ourselves. */
-		void *p = mmap(NULL, m->size, ro ? PROT_READ : PROT_READ | PROT_WRITE, priv ? MAP_PRIVATE : MAP_SHARED,
-			       m->fd, 0);
+		/*
+		 * A private mapping only copies the pages written to it (a replayed journal, say): without
+		 * MAP_NORESERVE the kernel would want swap for all of it, and refuse images bigger than RAM.
+		 */
+		void *p = mmap(NULL, m->size, ro ? PROT_READ : PROT_READ | PROT_WRITE,
+			       priv ? MAP_PRIVATE | MAP_NORESERVE : MAP_SHARED, m->fd, 0);
 
 		if (p == MAP_FAILED) {
 			ret = -errno;

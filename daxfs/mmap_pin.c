@@ -281,6 +281,12 @@ uint32_t pin_max_count_locked(struct pin_table *tab, uint64_t start, uint64_t le
 
 /* ---- a pin's extents ---- */
 
+/* The process a pin's events and records name: its owner's holder, else the thread that pinned. */
+static int32_t holder_pid(const struct pin *p)
+{
+	return p->owner->holder.pid ? p->owner->holder.pid : p->pid;
+}
+
 static void note_deadline(struct pin_table *tab, uint64_t deadline_ns)
 {
 	if (!tab->next_deadline_ns || deadline_ns < tab->next_deadline_ns)
@@ -441,6 +447,12 @@ int pin_add_locked(struct pin_table *tab, struct pin_owner *o, uint64_t ino, uin
 	o->npins++;
 	tab->npins++;
 	tab->created++;
+	TRACE(tab->trace, "pin",
+	      "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"flags\":%u,\"pid\":%d,\"uid\":%u,\"bytes\":%llu,"
+	      "\"ghost\":%s",
+	      (unsigned long long)p->id, (unsigned long long)ino, (unsigned long long)(lblk << tab->bshift),
+	      (unsigned long long)(nblocks << tab->bshift), flags, holder_pid(p), uid,
+	      (unsigned long long)(pin_held_blocks(p) << tab->bshift), o->ghost ? "true" : "false");
 	*out = p;
 	return 0;
 }
@@ -467,6 +479,9 @@ void pin_remove_locked(struct pin_table *tab, struct pin *p)
 		return;
 	if (tab->cb.removing && p->state != DAXFS_PIN_REVOKED)
 		tab->cb.removing(tab->cb.ctx, p);
+	TRACE(tab->trace, "unpin", "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"bytes\":%llu,\"revoked\":%s",
+	      (unsigned long long)p->id, (unsigned long long)p->ino, holder_pid(p),
+	      (unsigned long long)(pin_held_blocks(p) << tab->bshift), p->state == DAXFS_PIN_REVOKED ? "true" : "false");
 	/* Unlinked first: nobody finds it any more; then the fence. */
 	p->removing = true;
 	__atomic_store_n(&p->fenced, true, __ATOMIC_RELEASE);
@@ -499,12 +514,20 @@ void pin_release_owner(struct pin_table *tab, struct pin_owner *o)
 
 void pin_release_all(struct pin_table *tab)
 {
-	struct pin *p;
+	struct pin *p, *next;
 
 	lock_take(&tab->lock);
-	while ((p = RB_MIN(pin_ids, &tab->ids))) {
-		pin_event_locked(tab, p, DAXFS_EV_DROPPED, p->lblk, p->nblocks, 0, 0);
+	for (p = RB_MIN(pin_ids, &tab->ids); p; p = next) {
+		/* Removal unlinks p (and may wait, unlocked); the next pin is looked up again after it. */
+		if (p->owner->ghost) {
+			next = RB_NEXT(pin_ids, &tab->ids, p);
+			continue;
+		}
+		uint64_t id = p->id;
+		pin_event_locked(tab, p, DAXFS_EV_DROPPED, p->lblk, p->nblocks, 0, tab->bshift);
 		pin_remove_locked(tab, p);
+		struct pin key = { .id = id };
+		next = RB_NFIND(pin_ids, &tab->ids, &key);
 	}
 	lock_drop(&tab->lock);
 }
@@ -590,6 +613,8 @@ int pin_break_lease_locked(struct pin_table *tab, struct pin *p, uint64_t deadli
 	p->deadline_ns = deadline_ns;
 	note_deadline(tab, deadline_ns);
 	pin_event_locked(tab, p, DAXFS_EV_LEASE_BREAK, p->lblk, p->nblocks, deadline_ns, bshift);
+	TRACE(tab->trace, "lease_break", "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"deadline\":%llu",
+	      (unsigned long long)p->id, (unsigned long long)p->ino, holder_pid(p), (unsigned long long)deadline_ns);
 	return 0;
 }
 
@@ -610,6 +635,9 @@ void pin_revoke_locked(struct pin_table *tab, struct pin *p, unsigned bshift)
 		free(iv);
 	}
 	pin_event_locked(tab, p, DAXFS_EV_REVOKED, p->lblk, p->nblocks, 0, bshift);
+	TRACE(tab->trace, "revoke", "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"revocable\":%s,\"bytes\":%llu",
+	      (unsigned long long)p->id, (unsigned long long)p->ino, holder_pid(p),
+	      (p->flags & DAXFS_PIN_REVOCABLE) ? "true" : "false", (unsigned long long)(pin_held_blocks(p) << bshift));
 	if (p->flags & DAXFS_PIN_REVOCABLE) {
 		/* Its device stops when told: the blocks go as soon as our own DMA through it has. */
 		if (p->units_inflight == 0)
@@ -649,6 +677,10 @@ int pin_invalidate_locked(struct pin_table *tab, struct pin *p, uint64_t lblk, u
 	note_deadline(tab, deadline_ns);
 	tab->invalidations++;
 	pin_event_locked(tab, p, DAXFS_EV_INVALIDATE, s, e - s, deadline_ns, bshift);
+	TRACE(tab->trace, "invalidate", "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"off\":%llu,\"len\":%llu,\"seq\":%llu,"
+	      "\"deadline\":%llu", (unsigned long long)p->id, (unsigned long long)p->ino, holder_pid(p),
+	      (unsigned long long)(s << bshift), (unsigned long long)((e - s) << bshift), (unsigned long long)iv->seq,
+	      (unsigned long long)deadline_ns);
 	return 0;
 }
 
@@ -668,6 +700,9 @@ int pin_ack_locked(struct pin_table *tab, struct pin *p, uint64_t seq, uint64_t 
 	p->ninvalidated += (uint32_t)MIN((uint64_t)removed, UINT32_MAX - p->ninvalidated);
 	*lblk = iv->lblk;
 	*n = iv->n;
+	TRACE(tab->trace, "invalidate_ack", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"seq\":%llu",
+	      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(iv->lblk << tab->bshift),
+	      (unsigned long long)(iv->n << tab->bshift), (unsigned long long)seq);
 	TAILQ_REMOVE(&p->invals, iv, link);
 	free(iv);
 	tab->acks++;
@@ -710,6 +745,9 @@ int pin_refault_locked(struct pin_table *tab, struct pin *p, uint64_t lblk, uint
 		mapped += p->ext[i].len;
 	p->ninvalidated = (uint32_t)MIN(p->nblocks - MIN(mapped, p->nblocks), UINT32_MAX);
 	p->gen++;
+	TRACE(tab->trace, "refault", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"gen\":%u",
+	      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(lblk << tab->bshift),
+	      (unsigned long long)(n << tab->bshift), p->gen);
 	return 0;
 }
 

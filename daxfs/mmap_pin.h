@@ -26,6 +26,7 @@
 
 #include "holder.h"
 #include "rbtree.h"
+#include "trace.h"
 #include "util.h"
 
 #define PIN_HOLE UINT64_MAX	/* pblk of a hole under a read pin: nothing pinned, the zero page */
@@ -99,6 +100,9 @@ struct pin_owner {
 	uint32_t nevents;
 	struct holder_id holder;	/* the process that holds the file's pins (its first pinner) */
 	pid_t holder_tid;		/* the thread holder was resolved from (a cache) */
+	bool ghost;			/* quarantine: pins of a holder that outlived a daemon crash */
+	bool recorded;			/* the policy layer: on the persistent holder list, as slot */
+	uint64_t holder_slot;
 };
 
 struct pin_seg {
@@ -149,6 +153,7 @@ struct pin_table {
 	uint32_t max_total;
 	uint32_t max_per_owner;
 	unsigned bshift;		/* log2 of the block size */
+	struct trace *trace;		/* every state change of a pin is a record (may be NULL) */
 	struct pin_callbacks cb;
 	LIST_HEAD(, pin_break) breaks;
 	uint64_t next_deadline_ns;	/* earliest lease or invalidation deadline, 0 = none */
@@ -187,7 +192,10 @@ int pin_lookup_locked(struct pin_table *tab, const struct pin_owner *o, uint64_t
 void pin_remove_locked(struct pin_table *tab, struct pin *p);
 /* Drop every pin of an owner (the open file was released). */
 void pin_release_owner(struct pin_table *tab, struct pin_owner *o);
-/* Drop every pin (unmount), telling each holder (DROPPED). */
+/*
+ * Drop every pin (unmount), telling each holder (DROPPED).  Ghost owners' pins stay: what they hold
+ * must not be reclaimed while their holder may still write (pin_table_destroy frees them silently).
+ */
 void pin_release_all(struct pin_table *tab);
 
 /* Pins in id order; the pins of ino in file order. */

@@ -90,17 +90,24 @@ int mount_open(struct fs **out, const char *image, const struct mount_config *cf
 		goto fail_root;
 	}
 	/*
-	 * No pin survives a restart: every busy extent on the media is reclaimable (queued for
-	 * mount_start).  The checker reads and judges the busy list itself, so it starts with none.
+	 * No pin survives a restart, but a process that held one may: busy extents and files of holders
+	 * still alive stay pinned until they exit (policy_recover); the rest is queued for reclaim
+	 * (mount_start starts it).  The checker reads and judges the busy list itself, so it starts
+	 * with none.
 	 */
 	reclaim_init(&fs->reclaim, &fs->sbi, &fs->busy, cfg->enospc_wait_ms, &fs->trace);
-	ret = busy_load(&fs->busy, &fs->sbi, cfg->norecovery ? 0 : fs->sbi.sb.busy_head, !cfg->norecovery, msg,
-			sizeof(msg));
+	/* Recovery decides which busy extents to reclaim: not those a live holder may still write. */
+	bool recover = !cfg->readonly && !cfg->norecovery;
+	ret = busy_load(&fs->busy, &fs->sbi, cfg->norecovery ? 0 : fs->sbi.sb.busy_head, false, msg, sizeof(msg));
 	if (ret) {
 		snprintf(err, errlen, "%s: %s", image, msg);
 		goto fail_busy;
 	}
-	if (!cfg->readonly && !cfg->norecovery) {
+	if (recover && (ret = policy_recover(fs, !cfg->reclaim_at_mount, msg, sizeof(msg)))) {
+		snprintf(err, errlen, "%s: %s", image, msg);
+		goto fail_busy;
+	}
+	if (recover) {
 		sbi_set_state(&fs->sbi, DAXFS_STATE_DIRTY);
 		struct file_free_sink sink = policy_sink(fs, NULL);
 

@@ -26,6 +26,7 @@ struct mount_config {
 	struct policy_limits limits;
 	const char *trace;		/* trace file, or NULL */
 	bool reclaim_discard;		/* punch reclaimed blocks out of the image file */
+	bool reclaim_at_mount;		/* recover=reclaim: no crash quarantine, reclaim every busy extent */
 	uint64_t enospc_wait_ms;	/* how long an allocation waits for reclaim in flight */
 	/* Where corruption reports go; NULL prints them to stderr. */
 	void (*report)(void *arg, const char *msg);

@@ -527,10 +527,6 @@ static void on_removing(void *ctx, const struct pin *p)
 	struct policy *pol = ctx;
 
 	uncharge(pol, (struct pin *)p);
-	TRACE(&pol->fs->trace, p->state == DAXFS_PIN_REVOKED || p->removing ? "unpin" : "unpin",
-	      "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"revoked\":%s", (unsigned long long)p->id,
-	      (unsigned long long)p->ino, p->owner->holder.pid ? p->owner->holder.pid : p->pid,
-	      p->removing ? "false" : "true");
 	if (pol->cur && pol->cur->ops->on_unpin)
 		pol->cur->ops->on_unpin(pol->cur, VIEW(p));
 }
@@ -549,6 +545,8 @@ static void on_busy_committed(void *ctx, uint64_t start, uint64_t len)
 }
 
 /* ---- the worker: resumes parked requests, revokes at deadlines, runs the policy's timer ---- */
+
+static void ghost_release_locked(struct policy *pol, struct policy_ghost *g);
 
 static uint64_t next_wake_locked(struct policy *pol)
 {
@@ -605,9 +603,27 @@ static void *worker(void *arg)
 		int timeout = -1;
 		if (next)
 			timeout = next <= now ? 0 : (int)MIN((next - now + 999999) / 1000000, (uint64_t)60000);
+		/* Sleep on the wake-up counter and on the pidfds of quarantined holders. */
+		uint32_t nfds = 1 + pol->nghosts;
+		struct pollfd *pfd = calloc(nfds, sizeof(*pfd));
+		struct policy_ghost **gv = calloc(nfds, sizeof(*gv));
+		struct policy_ghost *g;
+		uint32_t k = 1;
+		if (!pfd || !gv) {
+			free(pfd);
+			free(gv);
+			lock_drop(&tab->lock);
+			usleep(10000);	/* out of memory: look again soon */
+			lock_take(&tab->lock);
+			continue;
+		}
+		pfd[0] = (struct pollfd){ .fd = pol->wake_fd, .events = POLLIN };
+		LIST_FOREACH(g, &pol->ghosts, link) {
+			gv[k] = g;
+			pfd[k++] = (struct pollfd){ .fd = g->pidfd, .events = POLLIN };
+		}
 		lock_drop(&tab->lock);
-		struct pollfd pfd = { .fd = pol->wake_fd, .events = POLLIN };
-		if (poll(&pfd, 1, timeout) > 0) {
+		if (poll(pfd, nfds, timeout) > 0 && (pfd[0].revents & POLLIN)) {
 			uint64_t v;
 
 			if (read(pol->wake_fd, &v, sizeof(v)) < 0) {
@@ -615,6 +631,12 @@ static void *worker(void *arg)
 			}
 		}
 		lock_take(&tab->lock);
+		/* Ghosts only leave here, so the ones polled are all still there. */
+		for (uint32_t i = 1; i < nfds; i++)
+			if (pfd[i].revents)
+				ghost_release_locked(pol, gv[i]);
+		free(pfd);
+		free(gv);
 	}
 	lock_drop(&tab->lock);
 	return NULL;
@@ -667,11 +689,13 @@ int policy_init(struct policy *pol, struct fs *fs, const char *name, const char 
 	pol->fs = fs;
 	pol->wake_fd = -1;
 	TAILQ_INIT(&pol->ops);
+	LIST_INIT(&pol->ghosts);
 	pol->next_op_id = 1;
 	pol->max_user_blocks = lim->max_user_bytes == POLICY_USER_LIMIT_DEFAULT ? fs->sbi.data_blocks / 8
 										: lim->max_user_bytes >> fs->sbi.bshift;
 	cb.ctx = pol;
 	pin_table_init(&pol->pins, fs->sbi.bshift, lim->max_pins, lim->max_pins_per_file, &cb);
+	pol->pins.trace = &fs->trace;
 	if ((ret = policy_find(name ? name : "busy", &ops, &handle, err, errlen)))
 		goto fail;
 	if ((ret = instance_new(pol, ops, handle, handle ? name : NULL, NULL, params, &pol->cur, err, errlen)))
@@ -698,8 +722,17 @@ void policy_release_all(struct fs *fs)
 
 void policy_destroy(struct policy *pol)
 {
+	struct policy_ghost *g;
+
 	policy_stop(pol->fs);
+	/* Ghosts end with the mount, their records kept: the next mount looks at their holders again. */
+	while ((g = LIST_FIRST(&pol->ghosts))) {
+		LIST_REMOVE(g, link);
+		close(g->pidfd);
+		free(g);
+	}
 	pin_table_destroy(&pol->pins);
+	slots_destroy(&pol->holders);
 	instance_free(pol->cur);
 	free(pol->users);
 	if (pol->wake_fd >= 0)
@@ -1004,12 +1037,22 @@ static void free_run(void *arg, uint64_t start, uint64_t len, uint32_t count)
 	tx_defer(fr->tx, on_busy_committed, pol, start, len);
 }
 
+static void trace_free(struct policy *pol, enum daxfs_free_cause cause, uint64_t ino, uint64_t pblk, uint64_t len)
+{
+	static const char *const names[] = { "?", "truncate", "punch", "o_trunc", "unlink" };
+
+	TRACE(&pol->fs->trace, "free", "\"ino\":%llu,\"cause\":\"%s\",\"media\":%llu,\"len\":%llu",
+	      (unsigned long long)ino, names[cause <= DAXFS_CAUSE_UNLINK ? cause : 0],
+	      (unsigned long long)(pblk << bshift(pol)), (unsigned long long)(len << bshift(pol)));
+}
+
 static void sink_op(void *arg, struct tx *tx, struct inode *ip, uint64_t pblk, uint64_t len)
 {
 	struct policy_op *op = arg;
 	struct policy *pol = op->f.pol;
 	struct free_run_ctx fr = { pol, &op->f, tx, ip->ino };
 
+	trace_free(pol, op->f.cause, ip->ino, pblk, len);
 	lock_take(&pol->pins.lock);
 	pin_runs_locked(&pol->pins, pblk, len, free_run, &fr);
 	lock_drop(&pol->pins.lock);
@@ -1023,6 +1066,7 @@ static void sink_unlink(void *arg, struct tx *tx, struct inode *ip, uint64_t pbl
 				.nranges = 1 };
 	struct free_run_ctx fr = { pol, &f, tx, ip->ino };
 
+	trace_free(pol, DAXFS_CAUSE_UNLINK, ip->ino, pblk, len);
 	lock_take(&pol->pins.lock);
 	pin_runs_locked(&pol->pins, pblk, len, free_run, &fr);
 	lock_drop(&pol->pins.lock);
@@ -1035,6 +1079,220 @@ struct file_free_sink policy_sink(struct fs *fs, struct policy_op *op)
 		return (struct file_free_sink){ sink_op, op };
 	}
 	return (struct file_free_sink){ sink_unlink, fs->pol };
+}
+
+/* ---- the holder list: crash quarantine ---- */
+
+static int record_holder(struct policy *pol, struct pin_owner *owner, uint64_t ino)
+{
+	uint64_t v[3] = { ino, owner->holder.start, (uint64_t)owner->holder.pid };
+	struct tx tx;
+	uint64_t slot;
+	int ret;
+
+	tx_init(&tx, &pol->fs->sbi.journal);
+	if ((ret = slots_add(&pol->holders, &tx, v, &slot))) {
+		tx_free(&tx);
+		return ret;
+	}
+	if ((ret = sbi_commit(&pol->fs->sbi, &tx)))
+		return ret;
+	owner->holder_slot = slot;
+	owner->recorded = true;
+	return 0;
+}
+
+static void unrecord_holder(struct policy *pol, uint64_t slot)
+{
+	struct tx tx;
+
+	tx_init(&tx, &pol->fs->sbi.journal);
+	slots_remove(&pol->holders, &tx, slot);
+	sbi_commit(&pol->fs->sbi, &tx);	/* failing, the fs is read-only: the record waits for the next mount */
+}
+
+struct holder_rec {
+	uint64_t slot;
+	uint64_t v[3];
+};
+
+struct holder_recs {
+	struct holder_rec *v;
+	size_t n, cap;
+};
+
+static int collect_holder(void *arg, uint64_t id, const uint64_t v[3])
+{
+	struct holder_recs *hr = arg;
+
+	if (hr->n == hr->cap) {
+		size_t cap = hr->cap ? hr->cap * 2 : 16;
+		struct holder_rec *nv = realloc(hr->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		hr->v = nv;
+		hr->cap = cap;
+	}
+	hr->v[hr->n].slot = id;
+	memcpy(hr->v[hr->n].v, v, sizeof(hr->v[hr->n].v));
+	hr->n++;
+	return 0;
+}
+
+/* The busy extents that came from inode ino, appended to *ext as pieces after file block `after`. */
+static int ghost_busy_pieces(struct fs *fs, uint64_t ino, uint64_t after, struct pin_ext **ext, uint32_t *n)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&fs->busy.lock);
+	for (struct busy_ext *be = busy_first_locked(&fs->busy); be && !ret; be = busy_next_locked(&fs->busy, be)) {
+		if (be->ino != ino)
+			continue;
+		struct pin_ext *nv = realloc(*ext, (*n + 1) * sizeof(**ext));
+		if (!nv) {
+			ret = -ENOMEM;
+			break;
+		}
+		*ext = nv;
+		/* Not file blocks any more: listed past the file's end, in media order. */
+		(*ext)[(*n)++] = (struct pin_ext){ .lblk = after, .pblk = be->start, .len = be->len };
+		after += be->len;
+	}
+	pthread_mutex_unlock(&fs->busy.lock);
+	return ret;
+}
+
+/* Quarantine what holder h may still write: ino's blocks and the busy extents that left it. */
+static int ghost_add(struct policy *pol, const struct holder_id *h, uint64_t ino, uint64_t slot)
+{
+	struct fs *fs = pol->fs;
+	struct policy_ghost *g = calloc(1, sizeof(*g));
+	struct pin_ext *ext = NULL;
+	uint32_t next = 0;
+	uint64_t end = 0;
+	struct inode *ip;
+	struct pin *p;
+	int ret;
+
+	if (!g)
+		return -ENOMEM;
+	pin_owner_init(&g->owner);
+	g->owner.ghost = true;
+	g->owner.holder = *h;
+	g->holder = *h;
+	g->ino = ino;
+	g->slot = slot;
+	if ((g->pidfd = holder_pidfd(h)) < 0) {
+		free(g);
+		return 1;	/* it exited meanwhile: nothing to quarantine */
+	}
+	if (inode_get(fs, ino, &ip) == 0) {
+		pthread_rwlock_rdlock(&ip->lock);
+		end = DIV_ROUND_UP(ip->d.size, fs_bs(fs));
+		ret = S_ISREG(ip->d.mode) ? media_ranges(ip, 0, end ? end : 1, &ext, &next, false) : 0;
+		pthread_rwlock_unlock(&ip->lock);
+		inode_put(fs, ip);
+		if (ret)
+			goto fail;
+	}
+	if ((ret = ghost_busy_pieces(fs, ino, end, &ext, &next)))
+		goto fail;
+	if (next) {
+		lock_take(&pol->pins.lock);
+		ret = pin_add_locked(&pol->pins, &g->owner, ino, 0, MAX(end, 1), DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM,
+				     h->pid, 0, 0, ext, next, &p);
+		if (ret == 0) {
+			g->blocks = pin_held_blocks(p);
+			pol->quarantined_blocks += g->blocks;
+		}
+		lock_drop(&pol->pins.lock);
+		if (ret)
+			goto fail;
+	}
+	free(ext);
+	LIST_INSERT_HEAD(&pol->ghosts, g, link);
+	pol->nghosts++;
+	TRACE(&fs->trace, "quarantine", "\"ino\":%llu,\"pid\":%d,\"bytes\":%llu", (unsigned long long)ino, h->pid,
+	      (unsigned long long)(g->blocks << bshift(pol)));
+	return 0;
+fail:
+	free(ext);
+	close(g->pidfd);
+	free(g);
+	return ret;
+}
+
+/* The ghost's holder exited: let go of what it held (pins.lock held; dropped meanwhile). */
+static void ghost_release_locked(struct policy *pol, struct policy_ghost *g)
+{
+	LIST_REMOVE(g, link);
+	pol->nghosts--;
+	pol->quarantined_blocks -= g->blocks;
+	TRACE(&pol->fs->trace, "quarantine_end", "\"ino\":%llu,\"pid\":%d,\"bytes\":%llu", (unsigned long long)g->ino,
+	      g->holder.pid, (unsigned long long)(g->blocks << bshift(pol)));
+	while (!TAILQ_EMPTY(&g->owner.pins))
+		pin_remove_locked(&pol->pins, TAILQ_FIRST(&g->owner.pins));
+	lock_drop(&pol->pins.lock);
+	unrecord_holder(pol, g->slot);
+	lock_take(&pol->pins.lock);
+	close(g->pidfd);
+	pin_owner_destroy(&g->owner);
+	free(g);
+}
+
+/* Queue for reclaim every busy extent nothing pins (mount, once the quarantine is in place). */
+static void queue_unpinned_busy(struct policy *pol)
+{
+	struct fs *fs = pol->fs;
+	uint64_t now = util_now_ns();
+
+	lock_take(&pol->pins.lock);
+	pthread_mutex_lock(&fs->busy.lock);
+	for (struct busy_ext *be = busy_first_locked(&fs->busy); be; be = busy_next_locked(&fs->busy, be))
+		if (be->state == DAXFS_BUSY_PINNED && !pin_any_locked(&pol->pins, be->start, be->len))
+			busy_queue_locked(&fs->busy, be, now);
+	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&pol->pins.lock);
+}
+
+int policy_recover(struct fs *fs, bool quarantine, char *err, size_t errlen)
+{
+	struct policy *pol = fs->pol;
+	struct holder_recs hr = { 0 };
+	char msg[256];
+	int ret = 0;
+
+	if (fs->sbi.sb.feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS) {
+		ret = slots_load(&pol->holders, &fs->sbi, DAXFS_SLOTS_HOLDER, fs->sbi.sb.holder_head, collect_holder, &hr,
+				 msg, sizeof(msg));
+		if (ret) {
+			snprintf(err, errlen, "holder list: %s", msg);
+			free(hr.v);
+			return ret;
+		}
+		pol->holders_loaded = true;
+	} else if (quarantine) {
+		fprintf(stderr, "daxfs: %s: made before holder lists (format 1.0): no crash quarantine\n",
+			fs->sbi.media.path);
+	}
+	for (size_t i = 0; i < hr.n && ret == 0; i++) {
+		struct holder_id h = { .pid = (int32_t)hr.v[i].v[2], .start = hr.v[i].v[1] };
+		int g = 1;
+
+		if (quarantine && hr.v[i].v[2] > 0 && hr.v[i].v[2] <= INT32_MAX && holder_alive(&h))
+			g = ghost_add(pol, &h, hr.v[i].v[0], hr.v[i].slot);
+		if (g < 0) {
+			snprintf(err, errlen, "quarantine of pid %d: %s", h.pid, strerror(-g));
+			ret = g;
+		} else if (g > 0) {
+			unrecord_holder(pol, hr.v[i].slot);	/* gone, or not quarantining: forget it */
+		}
+	}
+	free(hr.v);
+	if (ret == 0)
+		queue_unpinned_busy(pol);
+	return ret;
 }
 
 /* ---- pins ---- */
@@ -1206,13 +1464,21 @@ again:
 	if (ret == 0) {
 		charge(pol, p);
 		*pin_id = p->id;
-		TRACE(&fs->trace, "pin",
-		      "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"flags\":%u,\"pid\":%d,\"uid\":%u,\"bytes\":%llu",
-		      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(lblk << sh),
-		      (unsigned long long)(nb << sh), p->flags, owner->holder.pid ? owner->holder.pid : a->pid, a->uid,
-		      (unsigned long long)(pin_held_blocks(p) << sh));
 	}
 	lock_drop(&tab->lock);
+	/*
+	 * A device may write through a write pin for as long as its holder lives, and the holder may
+	 * outlive this daemon: put it on the persistent holder list, so that a mount after a crash
+	 * keeps what it pinned out of reuse while it lives (policy_recover).
+	 */
+	if (ret == 0 && write && !owner->recorded && pol->holders_loaded && owner->holder.pid) {
+		int rr = record_holder(pol, owner, ip->ino);
+
+		if (rr) {
+			policy_unpin(fs, owner, *pin_id);
+			ret = rr;
+		}
+	}
 undo:
 	if (ret && nholes)
 		undo_fill(fs, ip, holes, nholes);
@@ -1309,6 +1575,10 @@ void policy_release_owner(struct fs *fs, struct pin_owner *owner)
 	lock_take(&fs->pol->pins.lock);
 	pin_owner_destroy(owner);
 	lock_drop(&fs->pol->pins.lock);
+	/* Its pins are gone, fenced: no device of this file can write any more. */
+	if (owner->recorded)
+		unrecord_holder(fs->pol, owner->holder_slot);
+	owner->recorded = false;
 }
 
 void policy_events(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_events *ev)
@@ -1336,9 +1606,6 @@ int policy_ack(struct fs *fs, struct pin_owner *owner, uint64_t pin_id, uint64_t
 	ret = pin_lookup_locked(tab, owner, pin_id, &p);
 	if (ret == 0 && (ret = pin_ack_locked(tab, p, seq, &lblk, &n)) == 0) {
 		charge(pol, p);
-		TRACE(&fs->trace, "invalidate_ack", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu",
-		      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(lblk << bshift(pol)),
-		      (unsigned long long)(n << bshift(pol)));
 		if (pol->cur->ops->on_ack)
 			pol->cur->ops->on_ack(pol->cur, VIEW(p), lblk << bshift(pol), n << bshift(pol));
 	}
@@ -1404,9 +1671,6 @@ int policy_fault(struct fs *fs, struct pin_owner *owner, struct inode *ip, struc
 			a->ext[k].len = ext[i].len << sh;
 		}
 		a->nreturned = k;
-		TRACE(&fs->trace, "refault", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"gen\":%u",
-		      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(lblk << sh),
-		      (unsigned long long)((last - lblk + 1) << sh), p->gen);
 	}
 	lock_drop(&tab->lock);
 	if (ret && nholes)
@@ -1442,6 +1706,7 @@ void policy_stats(struct fs *fs, struct daxfs_ioc_stats *st)
 	st->invalidations_acked = pol->pins.acks;
 	st->events = pol->pins.events;
 	st->revoked_held_blocks = pol->pins.held_revoked_blocks;
+	st->quarantined_blocks = pol->quarantined_blocks;
 	pthread_mutex_lock(&fs->busy.lock);
 	st->busy_extents = fs->busy.nextents;
 	st->busy_blocks = fs->busy.nblocks;

@@ -28,6 +28,7 @@
 #include "daxfs/ioctl.h"
 #include "daxfs/policy.h"
 #include "mmap_pin.h"
+#include "slots.h"
 
 struct fs;
 struct inode;
@@ -93,6 +94,17 @@ struct policy_op {
 	TAILQ_ENTRY(policy_op) link;
 };
 
+/* A holder that outlived a daemon crash: its pins' blocks stay out of reuse until it exits. */
+struct policy_ghost {
+	LIST_ENTRY(policy_ghost) link;
+	struct pin_owner owner;		/* ghost: its pins cover what the holder may still write */
+	struct holder_id holder;
+	int pidfd;			/* readable when the holder exits */
+	uint64_t slot;			/* its record on the holder list */
+	uint64_t ino;
+	uint64_t blocks;
+};
+
 struct policy_user {
 	uint32_t uid;
 	uint64_t blocks;		/* pinned by this user, counted per pin */
@@ -110,6 +122,11 @@ struct policy {
 	struct policy_user *users;
 	uint32_t nusers;
 	TAILQ_HEAD(, policy_op) ops;	/* registered requests, parked or deciding */
+	struct slotlist holders;	/* who holds write pins, persistently (crash quarantine) */
+	bool holders_loaded;
+	LIST_HEAD(, policy_ghost) ghosts;
+	uint32_t nghosts;
+	uint64_t quarantined_blocks;
 	uint64_t next_op_id;
 	uint32_t nwaiting;
 	/* the worker: resumes parked requests, revokes at deadlines, runs timers */
@@ -166,6 +183,14 @@ struct policy_limits {
  */
 int policy_init(struct policy *pol, struct fs *fs, const char *name, const char *params,
 		const struct policy_limits *lim, char *err, size_t errlen);
+/*
+ * After a daemon crash (mount, after the busy list is loaded, before orphans are freed): holders
+ * recorded on the holder list that are still alive may still be writing what they pinned.  With
+ * quarantine, their files' blocks and busy extents stay pinned until they exit (watched with
+ * pidfds); without, or for holders that are gone, their records are dropped.  Then every busy
+ * extent nothing pins is queued for reclaim.  Returns 0, or -errno with err.
+ */
+int policy_recover(struct fs *fs, bool quarantine, char *err, size_t errlen);
 /* Start the worker (after the daemon forked).  0 or -errno. */
 int policy_start(struct fs *fs);
 /* Stop it: requests still waiting are resumed interrupted (they fail with EINTR). */

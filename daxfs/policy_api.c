@@ -298,14 +298,8 @@ uint64_t daxfs_pin_bytes(const struct daxfs_pin_view *p)
 int daxfs_pin_break_lease(struct daxfs_policy *pol, const struct daxfs_pin_view *p, uint64_t deadline_ns)
 {
 	struct policy *po = pol->owner;
-	struct pin *pin = (struct pin *)PIN(p);
-	bool told = pin->state == DAXFS_PIN_ACTIVE;
-	int ret = pin_break_lease_locked(&po->pins, pin, deadline_ns, bshift(po));
+	int ret = pin_break_lease_locked(&po->pins, (struct pin *)PIN(p), deadline_ns, bshift(po));
 
-	if (ret == 0 && told)
-		TRACE(&po->fs->trace, "lease_break", "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"deadline\":%llu",
-		      (unsigned long long)pin->id, (unsigned long long)pin->ino, daxfs_pin_pid(p),
-		      (unsigned long long)deadline_ns);
 	kick(po);	/* the worker must revoke at the deadline */
 	return ret;
 }
@@ -327,11 +321,7 @@ int daxfs_pin_invalidate(struct daxfs_policy *pol, struct daxfs_free *f, const s
 	struct pin *pin = (struct pin *)PIN(p);
 	int ret = pin_invalidate_locked(&po->pins, pin, f->lblk, f->n, deadline_ns, f->id, bshift(po));
 
-	if (ret == 0) {
-		TRACE(&po->fs->trace, "invalidate", "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"deadline\":%llu",
-		      (unsigned long long)pin->id, (unsigned long long)pin->ino, daxfs_pin_pid(p),
-		      (unsigned long long)deadline_ns);
-		kick(po);
-	}
+	if (ret == 0)
+		kick(po);	/* the worker must revoke at the deadline */
 	return ret < 0 ? ret : 0;
 }

@@ -55,8 +55,13 @@ static void *worker(void *arg)
 	while ((n = busy_take(bt, v, BATCH, &rc->stop)) > 0) {
 		struct tx tx;
 
-		for (size_t i = 0; i < n; i++)
+		uint64_t blocks = 0;
+		for (size_t i = 0; i < n; i++) {
 			zero[i] = true;
+			blocks += v[i]->len;
+		}
+		TRACE(rc->trace, "reclaim_start", "\"extents\":%zu,\"len\":%llu", n,
+		      (unsigned long long)(blocks << s->bshift));
 		if (rc->discard)
 			discard_batch(rc, v, n, zero);
 		for (size_t i = 0; i < n; i++) {
@@ -151,6 +156,7 @@ int reclaim_alloc(struct reclaim *rc, const struct alloc_req *req, uint64_t *sta
 		return ret;
 	uint64_t deadline = util_now_ns() + rc->enospc_wait_ms * 1000000ull;
 	bool counted = false;
+	uint64_t t0 = util_now_ns();
 	while (ret == -ENOSPC && util_now_ns() < deadline && busy_wait_reclaim(rc->busy, deadline)) {
 		if (!counted) {
 			__atomic_add_fetch(&rc->enospc_waits, 1, __ATOMIC_RELAXED);
@@ -158,5 +164,8 @@ int reclaim_alloc(struct reclaim *rc, const struct alloc_req *req, uint64_t *sta
 		}
 		ret = sbi_alloc(rc->sbi, req, start, len);
 	}
+	if (counted)
+		TRACE(rc->trace, "enospc_wait", "\"ns\":%llu,\"ok\":%s", (unsigned long long)(util_now_ns() - t0),
+		      ret ? "false" : "true");
 	return ret;
 }

@@ -226,6 +226,7 @@ int sbi_open(struct sbi *s, const char *path, int flags, char *err, size_t errle
 	if (!(flags & SBI_CHECKER) &&
 	    (!journal_bitmap_all_set(&s->bbm, 0, s->sb.data_start) || !journal_bitmap_test(&s->bbm, s->sb.backup_sb) ||
 	     !journal_bitmap_test(&s->bbm, s->sb.orphan_head) || !journal_bitmap_test(&s->bbm, s->sb.busy_head) ||
+	     ((s->sb.feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS) && !journal_bitmap_test(&s->bbm, s->sb.holder_head)) ||
 	     !journal_bitmap_test(&s->ibm, DAXFS_ROOT_INO - 1))) {
 		snprintf(err, errlen, "%s: the bitmaps do not cover the metadata: image corrupt", path);
 		ret = -EUCLEAN;

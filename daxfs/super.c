@@ -132,6 +132,10 @@ int super_validate(const struct daxfs_super *sb, uint64_t bytes, char *err, size
 		bad = "orphan list";
 	else if (sb->busy_head < sb->data_start || sb->busy_head >= sb->backup_sb || sb->busy_head == sb->orphan_head)
 		bad = "busy extent list";
+	else if ((sb->feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS) &&
+		 (sb->holder_head < sb->data_start || sb->holder_head >= sb->backup_sb ||
+		  sb->holder_head == sb->orphan_head || sb->holder_head == sb->busy_head))
+		bad = "holder list";
 	if (bad) {
 		snprintf(err, errlen, "superblock geometry is inconsistent (%s)", bad);
 		return -EUCLEAN;
@@ -171,23 +175,31 @@ int super_format(struct media *m, const struct mkfs_params *p, char *err, size_t
 	char *base = m->base;
 	media_fill(m, base, 0, bs);
 	media_fill(m, base + sb.journal_start * bs, 0, bs);
-	media_fill(m, base + sb.ibitmap_start * bs, 0, (sb.ibitmap_blocks + sb.bbitmap_blocks) * (size_t)bs);
+	size_t bitmaps = (sb.ibitmap_blocks + sb.bbitmap_blocks) * (size_t)bs;	/* 40 MiB for 1 TiB */
+	for (size_t off = 0, n; off < bitmaps; off += n) {
+		n = MIN(bitmaps - off, (size_t)4 << 20);
+		media_fill(m, base + sb.ibitmap_start * bs + off, 0, n);
+		if (p->progress)
+			p->progress(p->progress_arg, "zeroing bitmaps", off + n, bitmaps);
+	}
 
-	/* Metadata, the two slot-list heads and the backup superblock are in use; so is the root inode. */
+	/* Metadata, the three slot-list heads and the backup superblock are in use; so is the root inode. */
 	uint8_t *bbm = (uint8_t *)base + sb.bbitmap_start * bs;
 	uint8_t *ibm = (uint8_t *)base + sb.ibitmap_start * bs;
 	sb.orphan_head = sb.data_start;
 	sb.busy_head = sb.data_start + 1;
-	set_bits(bbm, 0, sb.data_start + 2);
+	sb.holder_head = sb.data_start + 2;
+	sb.feature_compat |= DAXFS_FEATURE_COMPAT_HOLDERS;
+	set_bits(bbm, 0, sb.data_start + 3);
 	set_bits(bbm, sb.backup_sb, 1);
-	media_flush(m, bbm, DIV_ROUND_UP(sb.data_start + 2, 8));
+	media_flush(m, bbm, DIV_ROUND_UP(sb.data_start + 3, 8));
 	media_flush(m, bbm + sb.backup_sb / 8, 1);
 	set_bits(ibm, 0, 1);
 	media_flush(m, ibm, 1);
 
 	uint32_t seed = csum_fs_seed(&sb);
-	uint32_t kinds[2] = { DAXFS_SLOTS_ORPHAN, DAXFS_SLOTS_BUSY };
-	for (int i = 0; i < 2; i++) {
+	uint32_t kinds[3] = { DAXFS_SLOTS_ORPHAN, DAXFS_SLOTS_BUSY, DAXFS_SLOTS_HOLDER };
+	for (int i = 0; i < 3; i++) {
 		uint64_t blk = sb.data_start + (uint64_t)i;
 		char *dst = base + blk * bs;
 		struct daxfs_slot_block hdr = { .magic = DAXFS_SLOT_MAGIC, .kind = kinds[i] };

@@ -16,6 +16,9 @@ struct mkfs_params {
 	const char *label;
 	uint32_t root_uid, root_gid;
 	const uint8_t *uuid;	/* NULL = random */
+	/* Called as the bitmaps are zeroed, the one step that grows with the image; may be NULL. */
+	void (*progress)(void *arg, const char *what, uint64_t done, uint64_t total);
+	void *progress_arg;
 };
 
 /* Lay out a superblock for an image of `bytes`; -EINVAL with a message when it cannot fit. */

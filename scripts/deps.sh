@@ -6,6 +6,7 @@ PACKAGES=(
 	build-essential meson ninja-build pkg-config
 	libfuse3-dev fuse3 liburing-dev libpmem-dev libcmocka-dev libisal-dev libbsd-dev
 	python3 python3-matplotlib attr
+	scdoc man-db
 )
 
 missing=()

@@ -2,8 +2,10 @@
 # Install what is missing, build, and run every test: once in a normal build and once under
 # AddressSanitizer + UndefinedBehaviorSanitizer (the daemon the integration tests mount is the
 # sanitized one, so a memory error or a leak in it fails the run).  Suites: unit, integration,
-# crash (crash sweep, corruption campaign, fuzz corpus).  Not run here: the long crash sweep
-# (meson test -C build --suite long) and fuzzing (scripts/fuzz.sh SECONDS).
+# crash (crash sweep, corruption campaign, fuzz corpus), install (meson install into a DESTDIR,
+# pkg-config, mount -t fuse.daxfs and fstab, fsck -t daxfs, progress; the layout check in the normal
+# build only), man (the man pages; normal build only).  Not run here: the long crash sweep (meson test -C build --suite long; plain
+# "meson test" leaves it out) and fuzzing (scripts/fuzz.sh SECONDS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,11 +23,11 @@ setup() {	# dir, extra meson args...
 
 setup build
 ninja -C build
-meson test -C build --print-errorlogs --num-processes 2 --no-suite long
+meson test -C build --print-errorlogs --num-processes 2
 
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false \
 	-Dc_args=-fno-sanitize-recover=all -Dbuildtype=debug
 ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3 --no-suite long
+	meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3
 echo "all tests passed (normal and sanitizer builds)"

@@ -2,7 +2,7 @@
 /*
  * fsck.daxfs: check and repair a daxfs image.
  *
- *   fsck.daxfs [-n | -y | -p] [-v] IMAGE
+ *   fsck.daxfs [-n | -y | -p | -a] [-v] [-f] IMAGE
  *
  * Exit codes as fsck(8): 0 clean, 1 errors corrected, 4 errors left, 8 operational error, 16 usage.
  */
@@ -12,11 +12,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "toolutil.h"
 
 static void usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"usage: %s [-n | -y | -p] [-v] IMAGE\n"
+		"usage: %s [-n | -y | -p | -a] [-v] [-f] IMAGE\n"
 		"\n"
 		"Check a daxfs image: superblock, checksums, journal, extents, block ownership, directories,\n"
 		"link counts, orphans and the bitmaps.\n"
@@ -25,18 +26,21 @@ static void usage(FILE *f, const char *prog)
 		"       mounted image, which may then look inconsistent mid-operation\n"
 		"  -y   repair what can be repaired safely (leaked blocks, counts, orphans, dangling entries,\n"
 		"       disconnected inodes go to /lost+found) and say what was done\n"
-		"  -p   like -y, printing only what it cannot repair\n"
+		"  -p   like -y, printing only what it cannot repair (-a is the same)\n"
 		"  -v   verbose\n"
+		"  -f   accepted for fsck(8); the check is always full\n"
 		"  -h   this help\n"
 		"\n"
 		"Exit: 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational error, 16 usage.\n"
-		"Without -n the image must not be mounted.\n", prog);
+		"Without -n the image must not be mounted.  On a terminal, the passes over a large image\n"
+		"show their progress on stderr.\n", prog);
 }
 
 int main(int argc, char **argv)
 {
-	struct check_opts o = { .mode = CHECK_READONLY, .progress = isatty(STDERR_FILENO) };
+	struct check_opts o = { .mode = CHECK_READONLY };
 	struct check_result r;
+	struct progress pr;
 	int c, modes = 0;
 
 	while ((c = getopt(argc, argv, "nypavfh")) != -1) {
@@ -73,5 +77,11 @@ int main(int argc, char **argv)
 	}
 	if (modes == 0)
 		fprintf(stderr, "%s: no mode given: checking only (-n)\n", argv[0]);
-	return check_image(argv[optind], &o, &r);
+	/* Preening is for boot scripts: no progress there. */
+	progress_init(&pr, o.mode != CHECK_PREEN, 0);
+	o.progress = progress_update;
+	o.progress_arg = &pr;
+	int ret = check_image(argv[optind], &o, &r);
+	progress_update(&pr, NULL, 0, 0);
+	return ret;
 }

@@ -38,7 +38,10 @@ static void usage(FILE *f, const char *prog)
 		"  -U UUID       file-system UUID (default: random)\n"
 		"  -f            force: overwrite an existing daxfs, or an image in use by a daemon\n"
 		"  -q            quiet\n"
-		"  -h            this help\n", prog);
+		"  -h            this help\n"
+		"\n"
+		"On a terminal, formatting a large image (400 GiB and more) shows its progress on stderr.\n"
+		"Exit: 0 formatted, 1 error, 2 usage.\n", prog);
 }
 
 static int parse_uuid(const char *s, uint8_t out[16])
@@ -174,8 +177,14 @@ int main(int argc, char **argv)
 
 	if (media_open(&m, path, force ? MEDIA_NOLOCK : 0, err, sizeof(err)))
 		die("%s", err);
+	/* Only the bitmaps take time, and only from 16 MiB of them (an image of about 400 GiB). */
+	struct progress pr;
+	progress_init(&pr, !quiet, 16 << 20);
+	p.progress = progress_update;
+	p.progress_arg = &pr;
 	if (super_format(&m, &p, err, sizeof(err)))
 		die("%s: %s", path, err);
+	progress_update(&pr, NULL, 0, 0);
 	const struct daxfs_super *sb = (const void *)m.base;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!quiet) {

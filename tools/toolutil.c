@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 void die(const char *fmt, ...)
 {
@@ -61,4 +62,35 @@ void format_uuid(const uint8_t u[16], char out[37])
 {
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
 		 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+void progress_init(struct progress *p, bool wanted, uint64_t min_total)
+{
+	p->on = wanted && isatty(STDERR_FILENO);
+	p->min_total = min_total;
+	p->shown = -1;
+	p->len = 0;
+}
+
+void progress_update(void *progress, const char *what, uint64_t done, uint64_t total)
+{
+	struct progress *p = progress;
+
+	if (!p->on)
+		return;
+	if (!what || done >= total) {
+		if (p->shown >= 0)
+			fprintf(stderr, "\r%*s\r", p->len, "");
+		p->shown = -1;
+		return;
+	}
+	if (total < p->min_total)
+		return;
+	int pct = (int)(done * 100 / total);
+	if (pct != p->shown) {
+		int n = fprintf(stderr, "\r%s: %3d%%", what, pct);
+
+		p->len = n > 1 ? n - 1 : 0;
+		p->shown = pct;
+	}
 }

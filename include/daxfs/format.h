@@ -23,7 +23,7 @@
 
 #define DAXFS_SB_MAGIC		0x0031765346584144ULL	/* "DAXFSv1\0" */
 #define DAXFS_VERSION_MAJOR	1	/* incompatible format changes */
-#define DAXFS_VERSION_MINOR	0	/* compatible additions */
+#define DAXFS_VERSION_MINOR	1	/* compatible additions: 1 added the holder list */
 
 #define DAXFS_MIN_BLOCK_SIZE	4096u
 #define DAXFS_MAX_BLOCK_SIZE	32768u	/* directory record lengths are 16 bits */
@@ -74,8 +74,12 @@ struct daxfs_super {
 	uint32_t reserved0;
 	uint8_t uuid[16];
 	char label[64];			/* NUL-padded */
-	uint8_t reserved[240];
+	uint64_t holder_head;		/* with DAXFS_FEATURE_COMPAT_HOLDERS: the holder slot list */
+	uint8_t reserved[232];
 };
+
+/* feature_compat bits: an image without them mounts, without what they add */
+#define DAXFS_FEATURE_COMPAT_HOLDERS	0x1	/* holder_head: who held write pins, for crash quarantine */
 _Static_assert(sizeof(struct daxfs_super) == 512, "superblock is 512 bytes");
 
 /*
@@ -192,14 +196,16 @@ struct daxfs_xattr_entry {
 	((sizeof(struct daxfs_xattr_entry) + (name_len) + (value_len) + 3u) & ~3u)
 
 /*
- * Slot lists: persistent sets of small records (orphan inodes, busy extents).  Blocks are chained
+ * Slot lists: persistent sets of small records (orphan inodes, busy extents, pin holders).  Blocks are chained
  * from a head block that mkfs places and that never moves.  The block header's crc covers its bytes
  * [4, 32); each slot's crc covers the slot's bytes [4, 32), seeded with the file-system seed, the
  * block number and the slot index.  An all-zero slot is free.
  */
 #define DAXFS_SLOT_MAGIC	0x4c535844u	/* "DXSL" */
 #define DAXFS_SLOTS_ORPHAN	1u	/* v[0]: inode number */
-#define DAXFS_SLOTS_BUSY	2u	/* v[0]: first block, v[1]: blocks, v[2]: flags */
+#define DAXFS_SLOTS_BUSY	2u	/* v[0]: first block, v[1]: blocks, v[2]: the inode it left */
+#define DAXFS_SLOTS_HOLDER	3u	/* v[0]: inode, v[1]: the holder's start time (clock ticks since
+					   boot), v[2]: its pid: a process holding write pins on the inode */
 struct daxfs_slot_block {
 	uint32_t crc;
 	uint32_t magic;

@@ -133,7 +133,7 @@ static void build_base(void)
 	CHECK(namei_open(fs, p, O_RDWR, &pp, NULL));
 	fill(fs, pp, 0, 256 << 10, 9);
 	for (int i = 0; i < 8; i++)
-		CHECK(policy_pin(fs, &owner, pp, &(struct policy_pin_args){ .offset = (uint64_t)i * 32768, .length = 4096, .flags = DAXFS_PIN_WRITE, .pid = 1, .writable = true }, NULL, &id));
+		CHECK(policy_pin(fs, &owner, pp, &(struct policy_pin_args){ .offset = (uint64_t)i * 32768, .length = 4096, .flags = DAXFS_PIN_WRITE, .pid = getpid(), .writable = true }, NULL, &id));
 	struct stat st = { .st_size = 0 };
 	CHECK(namei_setattr(fs, p, &st, NAMEI_SET_SIZE, NULL, NULL));
 	/* Die: the journal holds the last transaction, the orphan and busy records stay. */

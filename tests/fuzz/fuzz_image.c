@@ -110,8 +110,8 @@ static void populate(void)
 	struct pin_owner owner;
 	uint64_t id;
 	pin_owner_init(&owner);
-	policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = 4096, .length = 4096, .flags = DAXFS_PIN_WRITE, .pid = 1, .writable = true }, NULL, &id);
-	policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = 5 * 4096, .length = 8192, .flags = DAXFS_PIN_WRITE, .pid = 1, .writable = true }, NULL, &id);
+	policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = 4096, .length = 4096, .flags = DAXFS_PIN_WRITE, .pid = getpid(), .writable = true }, NULL, &id);
+	policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = 5 * 4096, .length = 8192, .flags = DAXFS_PIN_WRITE, .pid = getpid(), .writable = true }, NULL, &id);
 	struct stat st = { .st_size = 0 };
 	namei_setattr(fs, e.ino, &st, NAMEI_SET_SIZE, NULL, NULL);
 	_exit(0);

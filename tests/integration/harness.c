@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "harness.h"
+#include "fuse_probe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -254,9 +255,13 @@ static void cleanup(void)
 
 int h_main(int (*fn)(void))
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], why[512];
 	int st;
 
+	if (fuse_probe(why, sizeof(why))) {
+		fprintf(stderr, "SKIP: these tests mount daxfs, and %s\n", why);
+		return EXIT_SKIP;
+	}
 	snprintf(workdir, sizeof(workdir), "/tmp/daxfs-test-XXXXXX");
 	if (!mkdtemp(workdir)) {
 		perror("mkdtemp");

@@ -25,7 +25,10 @@ struct mnt {
 	pid_t daemon;		/* the daemon, running in the foreground, our child */
 };
 
-/* Run `fn` (which calls cmocka) under the supervisor; returns the exit code for main. */
+/*
+ * Run `fn` (which calls cmocka) under the supervisor; returns the exit code for main: 77 (skipped)
+ * without running it when this machine cannot mount FUSE file systems.
+ */
 int h_main(int (*fn)(void));
 
 /* A fresh, unique image path and mount point (registered for cleanup). */

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,7 +292,10 @@ static void test_zero_range(void **state)
 	fx_done(&x);
 }
 
-/* Kill the daemon while busy extents exist: fsck sees them as busy, the next mount reclaims them. */
+/*
+ * Kill the daemon while busy extents exist: fsck sees them as busy, the next mount reclaims them
+ * (the pin is a read pin: no device could be writing them, so nothing is quarantined).
+ */
 static void test_crash_with_busy_extents(void **state)
 {
 	struct fx x;
@@ -299,8 +303,8 @@ static void test_crash_with_busy_extents(void **state)
 	unsigned long long busy = 0;
 
 	(void)state;
-	fx_setup(&x, "busycrash", NULL);
-	dma_write_checked(&x, 0x9999);
+	fx_setup_flags(&x, "busycrash", NULL, 0);
+	assert_true(pu_check_file(x.f, PIN_OFF, PIN_LEN, 1));
 	assert_ok(truncate(x.f, 0));
 	check_busy_is_pin(&x);
 	uint64_t bfree = pu_bfree(&x.m);
@@ -333,6 +337,122 @@ static void test_crash_with_busy_extents(void **state)
 	assert_int_equal(st.st_size, 0);
 	assert_int_equal(pu_npins(x.dfd), 0);
 	fx_done(&x);
+}
+
+/*
+ * A holder that outlives a daemon crash may still be writing what it pinned.  It pins F's range for
+ * writing (in a child process, which survives the daemon), F is truncated (busy extents) and G's
+ * range stays pinned in place; then the daemon dies.  With recover=quarantine (the default) the
+ * next mount keeps both out of reuse while the holder lives, and gives them back when it exits; with
+ * recover=reclaim the busy extents are reclaimed at once.
+ */
+static pid_t start_holder(const char *f, const char *g, int *ready_fd)
+{
+	int p[2];
+
+	assert_ok(pipe(p));
+	pid_t pid = pu_fork();
+	if (pid == 0) {
+		int fd = open(f, O_RDWR), gfd = open(g, O_RDWR);
+		struct daxfs_pin a, b;
+
+		close(p[0]);
+		if (fd < 0 || gfd < 0 || daxfs_pin(fd, PIN_OFF, PIN_LEN, DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM, &a) ||
+		    daxfs_pin(gfd, 0, PIN_LEN, DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM, &b))
+			_exit(3);
+		if (write(p[1], "r", 1) != 1)
+			_exit(4);
+		for (;;)
+			pause();	/* a device that keeps the registration until killed */
+	}
+	close(p[1]);
+	*ready_fd = p[0];
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	return pid;
+}
+
+static void quarantine_case(bool quarantine)
+{
+	struct fx x;
+	char g2[512];
+	int ready;
+
+	fx_setup_flags(&x, quarantine ? "quarantine" : "noquarantine", NULL, 0);	/* a read pin: extents only */
+	snprintf(g2, sizeof(g2), "%s", P(&x.m, "G2"));
+	pu_write_file(g2, PIN_LEN, 6);
+	int g2fd = open(g2, O_RDONLY);
+	assert_true(g2fd >= 0);
+	struct daxfs_pin gp = pu_pin(g2fd, 0, PIN_LEN, 0);
+	pid_t holder = start_holder(x.f, g2, &ready);
+	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+	assert_int_equal(daxfs_unpin(g2fd, gp.id), 0);
+	assert_ok(truncate(x.f, 0));	/* the holder's pin keeps F's range busy */
+	assert_int_equal(pu_stats(x.dfd).busy_blocks, PIN_BLOCKS);
+	uint64_t bfree = pu_bfree(&x.m);
+	close(x.dfd);
+	close(x.fd);
+	close(g2fd);
+	x.fd = -1;
+	h_crash(&x.m);	/* the holder lives on */
+
+	assert_int_equal(h_mount(&x.m, quarantine ? "-o attr_timeout=0" : "-o attr_timeout=0,recover=reclaim"), 0);
+	pu_guard(&x.m, "after the remount", PU_TEST_TIMEOUT);
+	x.dfd = pu_dirfd(&x.m);
+	struct daxfs_ioc_stats s = pu_stats(x.dfd);
+	if (!quarantine) {
+		/* Everything busy is reclaimed at once, live holder or not: the promise is only for crashes of both. */
+		assert_int_equal(s.quarantined_blocks, 0);
+		if (!PU_POLL(pu_nbusy(x.dfd) == 0, 10000))
+			fail_msg("recover=reclaim: busy extents left 10 s after the mount");
+	} else {
+		/* Held: the busy range, and G2's pinned range, not queued for reclaim. */
+		assert_int_equal(s.quarantined_blocks, 2 * PIN_BLOCKS);
+		assert_int_equal(s.busy_blocks, PIN_BLOCKS);
+		assert_int_equal(s.reclaim_queued, 0);
+		assert_int_equal(pu_bfree(&x.m), bfree);
+		/* G2 truncated now: its blocks stay out of reuse, busy, as if the pin were live. */
+		assert_ok(truncate(g2, 0));
+		assert_int_equal(pu_stats(x.dfd).busy_blocks, 2 * PIN_BLOCKS);
+		uint64_t glen = pu_fill(x.g);
+		assert_int_equal(g_overlap_with_pin(&x, glen), 0);
+		int gfd = open(x.g, O_RDONLY);
+		assert_true(gfd >= 0);
+		struct daxfs_pin all = pu_pin(gfd, 0, glen, 0);
+		assert_int_equal(overlap_bytes(all.ext, all.nextents, gp.ext, gp.nextents), 0);
+		assert_int_equal(daxfs_unpin(gfd, all.id), 0);
+		daxfs_pin_free(&all);
+		close(gfd);
+		assert_ok(unlink(x.g));
+		/* The holder exits: what it held comes back. */
+		uint64_t before = pu_bfree(&x.m);
+		assert_ok(kill(holder, SIGKILL));
+		waitpid(holder, NULL, 0);
+		if (!PU_POLL(pu_nbusy(x.dfd) == 0 && pu_bfree(&x.m) == before + 2 * PIN_BLOCKS, 10000))
+			fail_msg("10 s after the holder exited: %u busy extents, %llu blocks free (expected %llu)",
+				 pu_nbusy(x.dfd), (unsigned long long)pu_bfree(&x.m),
+				 (unsigned long long)(before + 2 * PIN_BLOCKS));
+		assert_int_equal(pu_stats(x.dfd).quarantined_blocks, 0);
+	}
+	if (!quarantine) {
+		kill(holder, SIGKILL);
+		waitpid(holder, NULL, 0);
+	}
+	close(ready);
+	daxfs_pin_free(&gp);
+	fx_done(&x);
+}
+
+static void test_crash_quarantine(void **state)
+{
+	(void)state;
+	quarantine_case(true);
+}
+
+static void test_crash_recover_reclaim(void **state)
+{
+	(void)state;
+	quarantine_case(false);
 }
 
 /* An unmount right after the last unpin finishes reclaim first: the image has no busy blocks left. */
@@ -441,6 +561,8 @@ static int run(void)
 		cmocka_unit_test(test_busy_partial_truncate),
 		cmocka_unit_test(test_zero_range),
 		cmocka_unit_test(test_crash_with_busy_extents),
+		cmocka_unit_test(test_crash_quarantine),
+		cmocka_unit_test(test_crash_recover_reclaim),
 		cmocka_unit_test(test_umount_drains_reclaim),
 		cmocka_unit_test(test_enospc_and_reclaim),
 		cmocka_unit_test(test_reclaim_discard),

@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,7 +138,7 @@ enum outcome {
 
 struct row {
 	const char *name;
-	const char *opts;
+	const char *opts;	/* "%s" stands for the loadable example policy's path */
 	uint32_t pin_flags;
 	enum outcome out;
 };
@@ -157,7 +158,19 @@ static const struct row rows[] = {
 	{ "busy-quota-holder", "policy=busy-quota,quota=64M,holder_quota=1M,fallback=revoke,grace_ms=100", W | LT,
 	  OUT_REVOKE },
 	{ "revocable-only", "policy=busy,pins=revocable-only", W | LT, OUT_REFUSED },
+	/* examples/policy-quota, loaded from its .so: within the holder's quota busy, past it a wait */
+	{ "quota.so", "policy=%s,per_holder=64M", W | LT, OUT_BUSY },
+	{ "quota.so-over", "policy=%s,per_holder=1M,wait_ms=60000", W | LT, OUT_WAIT },
 };
+
+static const char *quota_so(void)
+{
+	const char *p = getenv("POLICY_QUOTA_SO");
+
+	if (!p)
+		fail_msg("POLICY_QUOTA_SO is not set: run through meson test");
+	return p;
+}
 
 static void check_file_after(struct fx *x, enum cause c, bool freed)
 {
@@ -343,10 +356,15 @@ static void test_every_policy(void **state)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *r = &rows[i];
 		struct fx x;
-		char name[64];
+		char name[64], opts[1024];
 
 		snprintf(name, sizeof(name), "pol-%s", r->name);
-		pu_setup(&x.m, name, "64M", r->opts);
+		const char *so = strstr(r->opts, "%s");
+		if (so)
+			snprintf(opts, sizeof(opts), "%.*s%s%s", (int)(so - r->opts), r->opts, quota_so(), so + 2);
+		else
+			snprintf(opts, sizeof(opts), "%s", r->opts);
+		pu_setup(&x.m, name, "64M", opts);
 		snprintf(x.f, sizeof(x.f), "%s", P(&x.m, "F"));
 		snprintf(x.g, sizeof(x.g), "%s", P(&x.m, "G"));
 		x.dfd = pu_dirfd(&x.m);
@@ -365,26 +383,54 @@ static void test_every_policy(void **state)
  * needs a new pin on block B of the same file before it can unpin A.  Under wait the file is off
  * limits while the punch waits (as the kernel's invalidate_lock), so the new pin waits behind the
  * punch: a deadlock, which the daemon's list of waits shows as a chain.  Under revoke and odp only
- * the range being freed is, so the pin on B goes through at once.
+ * the range being freed is, so the pin on B goes through at once.  The second variant: the holder
+ * needs to write B.  That write never reaches the daemon: the kernel's FUSE client holds the file's
+ * i_rwsem across the punch request, as XFS holds its iolock across dax_break_layout.
  */
 struct pin_job {
 	int fd;
 	uint64_t off;
+	bool write;			/* pwrite B instead of pinning it */
 	int ret;
 	struct daxfs_pin p;
 	int done;
+	pid_t tid;
 };
+
+/* Whether thread *tid is inside system call nr (it may be blocked there). */
+static bool in_syscall(const pid_t *tid, long nr)
+{
+	char path[64], buf[64] = "";
+	pid_t t = __atomic_load_n(tid, __ATOMIC_ACQUIRE);
+
+	if (!t)
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", t);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool in = fgets(buf, sizeof(buf), f) && strtol(buf, NULL, 10) == nr;
+	fclose(f);
+	return in;
+}
 
 static void *pin_thread(void *arg)
 {
 	struct pin_job *j = arg;
 
-	j->ret = daxfs_pin(j->fd, j->off, BS, 0, &j->p);
+	__atomic_store_n(&j->tid, gettid(), __ATOMIC_RELEASE);
+	if (j->write) {
+		static const char block[BS] = { 'w' };
+
+		j->ret = pwrite(j->fd, block, BS, (off_t)j->off) == BS ? 0 : -errno;
+	} else {
+		j->ret = daxfs_pin(j->fd, j->off, BS, 0, &j->p);
+	}
 	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
-static void gup_vs_punch(const char *opts, bool deadlocks)
+static void gup_vs_punch(const char *opts, bool deadlocks, bool write)
 {
 	struct fx x;
 	pthread_t pt, bt;
@@ -394,9 +440,28 @@ static void gup_vs_punch(const char *opts, bool deadlocks)
 	pu_guard(&x.m, "gup vs punch", 40);
 	assert_int_equal(pthread_create(&pt, NULL, free_thread, &punch), 0);
 	wait_parked(&x, 1, "the punch of A");
-	struct pin_job b = { .fd = x.fd, .off = 8 * MiB };
+	struct pin_job b = { .fd = x.fd, .off = 8 * MiB, .write = write };
 	assert_int_equal(pthread_create(&bt, NULL, pin_thread, &b), 0);
-	if (deadlocks) {
+	if (deadlocks && write) {
+		/* The write waits in the kernel, behind the punch: only the punch is on the daemon's list. */
+		if (!PU_POLL(in_syscall(&b.tid, SYS_pwrite64), 10000))
+			fail_msg("the write of B never entered pwrite");
+		struct daxfs_wait_info *w;
+		uint32_t n;
+		assert_int_equal(daxfs_list_waits(x.dfd, &w, &n), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(w[0].kind, DAXFS_WAIT_PUNCH);
+		assert_int_equal(w[0].blocker_pin, x.p.id);
+		assert_int_equal(w[0].blocker_pid, getpid());
+		free(w);
+		assert_false(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE));
+		assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+		join_job(&x, pt, &punch, "the punch after A's unpin");
+		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 20000))
+			fail_msg("the write of B still waiting after the punch finished");
+		assert_int_equal(pthread_join(bt, NULL), 0);
+		assert_int_equal(b.ret, 0);
+	} else if (deadlocks) {
 		/* The pin of B parks behind the punch, which waits for A's pin: each waits for the other. */
 		wait_parked(&x, 2, "the pin of B");
 		struct daxfs_wait_info *w;
@@ -409,6 +474,7 @@ static void gup_vs_punch(const char *opts, bool deadlocks)
 		assert_int_equal(fw->blocker_pin, x.p.id);
 		assert_int_equal(fw->blocker_pid, getpid());
 		assert_int_equal(pw->kind, DAXFS_WAIT_PIN);
+		assert_int_equal(pw->ino, x.ino);
 		assert_int_equal(pw->blocker_wait, fw->wait_id);
 		assert_int_equal(pw->pid, fw->blocker_pid);	/* the chain closes: a deadlock */
 		free(w);
@@ -417,13 +483,13 @@ static void gup_vs_punch(const char *opts, bool deadlocks)
 		assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
 		join_job(&x, pt, &punch, "the punch after A's unpin");
 		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 20000))
-			fail_msg("the pin of B still waiting after the punch finished");
+			fail_msg("B still waiting after the punch finished");
 		assert_int_equal(pthread_join(bt, NULL), 0);
 		assert_int_equal(b.ret, 0);
 	} else {
 		/* Only the range being freed is off limits: B pins at once while the punch waits. */
 		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 20000))
-			fail_msg("the pin of B waited behind a punch of A under %s", opts);
+			fail_msg("B waited behind a punch of A under %s", opts);
 		assert_int_equal(pthread_join(bt, NULL), 0);
 		assert_int_equal(b.ret, 0);
 		assert_false(job_done(&punch));
@@ -431,8 +497,15 @@ static void gup_vs_punch(const char *opts, bool deadlocks)
 		join_job(&x, pt, &punch, "the punch after A's unpin");
 	}
 	assert_int_equal(punch.err, 0);
-	assert_int_equal(daxfs_unpin(x.fd, b.p.id), 0);
-	daxfs_pin_free(&b.p);
+	if (write) {
+		char got = 0;
+
+		assert_int_equal(pread(x.fd, &got, 1, 8 * MiB), 1);
+		assert_int_equal(got, 'w');
+	} else {
+		assert_int_equal(daxfs_unpin(x.fd, b.p.id), 0);
+		daxfs_pin_free(&b.p);
+	}
 	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
 	fx_done(&x);
 }
@@ -440,13 +513,20 @@ static void gup_vs_punch(const char *opts, bool deadlocks)
 static void test_gup_vs_punch_wait(void **state)
 {
 	(void)state;
-	gup_vs_punch("policy=wait", true);
+	gup_vs_punch("policy=wait", true, false);
 }
+
+static void test_gup_vs_punch_write_wait(void **state)
+{
+	(void)state;
+	gup_vs_punch("policy=wait", true, true);
+}
+
 
 static void test_gup_vs_punch_revoke(void **state)
 {
 	(void)state;
-	gup_vs_punch("policy=revoke,grace_ms=20000", false);
+	gup_vs_punch("policy=revoke,grace_ms=20000", false, false);
 }
 
 /* A pin on the very range being broken waits for the free, then finds the range gone. */
@@ -947,12 +1027,74 @@ static void test_readers_and_users(void **state)
 	pu_finish(&m);
 }
 
+/* A policy loaded at run time, and the checks on what may be loaded. */
+static void test_loadable_policy(void **state)
+{
+	struct daxfs_ioc_policy pol;
+	struct mnt m;
+	char msg[256], copy[] = "/tmp/daxfs-policy-XXXXXX";
+
+	(void)state;
+	pu_setup(&m, "loadable", "64M", NULL);
+	int dfd = pu_dirfd(&m);
+	assert_int_equal(daxfs_policy_set(dfd, quota_so(), "per_holder=2M,report_ms=0", msg, sizeof(msg)), 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_string_equal(pol.name, "quota");
+	assert_true(pol.flags & DAXFS_POLICY_F_LOADED);
+	assert_true(pol.flags & DAXFS_POLICY_F_STALLS);
+	assert_non_null(strstr(pol.params, "per_holder=2M"));
+	assert_non_null(strstr(pol.params, "wait_ms=1000"));
+	/* Its parameters change like a built-in's; its own init refuses a zero quota. */
+	assert_int_equal(daxfs_policy_set(dfd, NULL, "per_holder=4M", msg, sizeof(msg)), 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_non_null(strstr(pol.params, "per_holder=4M"));
+	assert_int_equal(daxfs_policy_set(dfd, NULL, "per_holder=0", msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "refused"));
+	assert_int_equal(daxfs_policy_set(dfd, NULL, "colour=blue", msg, sizeof(msg)), -EINVAL);
+	/* Listed with the built-ins while in force. */
+	struct daxfs_policy_desc *d;
+	uint32_t n;
+	bool listed = false;
+	assert_int_equal(daxfs_list_policies(dfd, &d, &n), 0);
+	for (uint32_t i = 0; i < n; i++)
+		listed |= strcmp(d[i].name, "quota") == 0 && (d[i].flags & DAXFS_POLICY_F_LOADED) &&
+			  strstr(d[i].params, "per_holder=8M") != NULL;
+	free(d);
+	assert_true(listed);
+	/* A copy anyone could have written is refused, whatever it contains. */
+	int cfd = mkstemp(copy);
+	assert_true(cfd >= 0);
+	int sfd = open(quota_so(), O_RDONLY);
+	assert_true(sfd >= 0);
+	char buf[65536];
+	ssize_t r;
+	while ((r = read(sfd, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(cfd, buf, (size_t)r), r);
+	close(sfd);
+	assert_ok(fchmod(cfd, 0666));
+	close(cfd);
+	assert_int_equal(daxfs_policy_set(dfd, copy, NULL, msg, sizeof(msg)), -EPERM);
+	assert_non_null(strstr(msg, "writable by nobody else"));
+	assert_ok(chmod(copy, 0644));
+	assert_int_equal(daxfs_policy_set(dfd, copy, "per_holder=1M", msg, sizeof(msg)), 0);
+	unlink(copy);
+	/* Back to a built-in: the object is unloaded. */
+	assert_int_equal(daxfs_policy_set(dfd, "busy", NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_string_equal(pol.name, "busy");
+	assert_false(pol.flags & DAXFS_POLICY_F_LOADED);
+	close(dfd);
+	pu_finish(&m);
+}
+
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_policy),
+		cmocka_unit_test(test_loadable_policy),
 		cmocka_unit_test(test_gup_vs_punch_wait),
 		cmocka_unit_test(test_gup_vs_punch_revoke),
+		cmocka_unit_test(test_gup_vs_punch_write_wait),
 		cmocka_unit_test(test_new_pin_waits_for_break),
 		cmocka_unit_test(test_wait_interrupted),
 		cmocka_unit_test(test_many_waiters_single_thread),

@@ -111,7 +111,7 @@ static void test_truncate_pinned_then_reclaim(void **state)
 
 	pin_owner_init(&owner);
 	struct inode *ip = make_file(fs, "f", 256, 0xab);
-	assert_int_equal(policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = 64 * 4096, .length = 32 * 4096, .flags = DAXFS_PIN_WRITE, .pid = 1, .writable = true }, NULL, &id), 0);
+	assert_int_equal(policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = 64 * 4096, .length = 32 * 4096, .flags = DAXFS_PIN_WRITE, .pid = getpid(), .writable = true }, NULL, &id), 0);
 	assert_int_equal(policy_pin_extents(fs, &owner, id, 0, ext, 4, &n, NULL, NULL), 1);
 	media_off = ext[0].media_off;
 	media_len = ext[0].len;
@@ -175,7 +175,7 @@ static void crash_with_busy(const struct image *img, int npins)
 		struct inode *ip = make_file(fs, "victim", (uint64_t)npins * 2, 0x5a);
 		/* Every other block pinned: npins separate busy extents. */
 		for (int i = 0; i < npins; i++)
-			if (policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = (uint64_t)i * 2 * 4096, .length = 4096, .flags = 0, .pid = 1, .writable = true }, NULL, &id))
+			if (policy_pin(fs, &owner, ip, &(struct policy_pin_args){ .offset = (uint64_t)i * 2 * 4096, .length = 4096, .flags = 0, .pid = getpid(), .writable = true }, NULL, &id))
 				_exit(2);
 		truncate_to(fs, ip, 0);
 		_exit(busy_blocks(fs) == (uint64_t)npins ? 0 : 3);

@@ -379,15 +379,17 @@ static void test_format_and_open(void **state)
 	assert_int_equal(root->ext_next, 0);
 	assert_true(root->mtime_sec > 0);
 
-	/* Block bitmap: metadata, both slot heads and the backup superblock; nothing else. */
-	for (uint64_t b = 0; b < sb->data_start + 2; b++)
+	/* Block bitmap: metadata, the three slot heads and the backup superblock; nothing else. */
+	for (uint64_t b = 0; b < sb->data_start + 3; b++)
 		assert_true(journal_bitmap_test(&s.bbm, b));
 	assert_true(journal_bitmap_test(&s.bbm, sb->backup_sb));
-	for (uint64_t b = sb->data_start + 2; b < sb->backup_sb; b += 97)
+	for (uint64_t b = sb->data_start + 3; b < sb->backup_sb; b += 97)
 		assert_false(journal_bitmap_test(&s.bbm, b));
-	assert_false(journal_bitmap_test(&s.bbm, sb->data_start + 2));
+	assert_false(journal_bitmap_test(&s.bbm, sb->data_start + 3));
+	assert_true(sb->feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS);
+	assert_int_equal(sb->holder_head, sb->data_start + 2);
 	assert_false(journal_bitmap_test(&s.bbm, sb->backup_sb - 1));
-	assert_int_equal(s.bbm.nset, sb->data_start + 3);
+	assert_int_equal(s.bbm.nset, sb->data_start + 4);
 	assert_int_equal(s.bbm.nbits, sb->nblocks);
 	/* Inode bitmap: only the root. */
 	assert_true(journal_bitmap_test(&s.ibm, 0));
@@ -396,7 +398,7 @@ static void test_format_and_open(void **state)
 	assert_int_equal(s.ibm.nbits, sb->ninodes);
 	/* The allocator knows every other data block as free. */
 	assert_int_equal(s.data_blocks, sb->backup_sb - sb->data_start);
-	assert_int_equal(alloc_free_blocks(&s.alloc), sb->backup_sb - sb->data_start - 2);
+	assert_int_equal(alloc_free_blocks(&s.alloc), sb->backup_sb - sb->data_start - 3);
 
 	/* Slot list heads: valid, empty, of the right kind. */
 	const struct daxfs_slot_block *oh = sbi_block(&s, sb->orphan_head);
@@ -425,8 +427,8 @@ static void test_format_custom_block_size(void **state)
 		fail_msg("sbi_open: %s", err);
 	check_geometry(&s.sb, 128 * MiB + 5000, 16384, 128 * MiB / 16384);
 	assert_int_equal(s.bshift, 14);
-	assert_int_equal(s.bbm.nset, s.sb.data_start + 3);
-	assert_int_equal(alloc_free_blocks(&s.alloc), s.sb.backup_sb - s.sb.data_start - 2);
+	assert_int_equal(s.bbm.nset, s.sb.data_start + 4);
+	assert_int_equal(alloc_free_blocks(&s.alloc), s.sb.backup_sb - s.sb.data_start - 3);
 	sbi_close(&s);
 }
 
@@ -534,7 +536,7 @@ static void test_format_large_sparse(void **state)
 	if (sbi_open(&s, img->path, 0, err, sizeof(err)))
 		fail_msg("sbi_open: %s", err);
 	assert_int_equal(s.sb.nblocks, 16 * MiB);
-	assert_int_equal(alloc_free_blocks(&s.alloc), s.sb.backup_sb - s.sb.data_start - 2);
+	assert_int_equal(alloc_free_blocks(&s.alloc), s.sb.backup_sb - s.sb.data_start - 3);
 	/* The free space is one extent: the whole data area after the slot heads. */
 	assert_int_equal(s.alloc.nextents, 1);
 	sbi_close(&s);

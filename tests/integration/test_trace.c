@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event trace: started at mount (-o trace=FILE) or at run time (DAXFS_IOC_TRACE), one JSON
+ * object per line, every pin ending in an unpin, and the busy bytes recomputed from busy_add and
+ * reclaim records equal to the daemon's own count.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pins_fx.h"
+#include "pins_util.h"
+
+/* The unsigned number after "key": in a record, or false. */
+static bool field_u64(const char *rec, const char *key, uint64_t *out)
+{
+	char pat[64];
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	const char *p = strstr(rec, pat);
+	if (!p)
+		return false;
+	*out = strtoull(p + strlen(pat), NULL, 10);
+	return true;
+}
+
+static bool is_event(const char *rec, const char *ev)
+{
+	char pat[64];
+
+	snprintf(pat, sizeof(pat), "\"ev\":\"%s\"", ev);
+	return strstr(rec, pat) != NULL;
+}
+
+struct trace_summary {
+	uint64_t records;
+	uint64_t pins, unpins, revokes;
+	int64_t busy_bytes;		/* busy_add minus reclaim */
+	uint64_t frees, lease_breaks, waits_started, waits_ended, policies;
+	uint64_t max_pin;		/* the highest pin id seen */
+	uint64_t last_t;
+};
+
+/* Read a finished trace: every line one object, timestamps never going back; pins matched to unpins. */
+static struct trace_summary read_trace(const char *path)
+{
+	struct trace_summary s = { 0 };
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	uint8_t *open_pins = calloc(1 << 16, 1);
+
+	if (!f)
+		fail_msg("%s: %s", path, strerror(errno));
+	assert_non_null(open_pins);
+	while ((n = getline(&line, &cap, f)) > 0) {
+		uint64_t t, id, len;
+
+		s.records++;
+		if (line[0] != '{' || n < 3 || line[n - 1] != '\n' || line[n - 2] != '}')
+			fail_msg("trace line %llu is not one JSON object: %s", (unsigned long long)s.records, line);
+		if (strncmp(line, "{\"t\":", 5) || !field_u64(line, "t", &t) || !strstr(line, "\"ev\":\""))
+			fail_msg("trace line %llu has no time or event: %s", (unsigned long long)s.records, line);
+		if (t < s.last_t)
+			fail_msg("trace line %llu goes back in time: %s", (unsigned long long)s.records, line);
+		s.last_t = t;
+		/* Quotes balance: no string broke the line. */
+		int quotes = 0;
+		for (char *c = line; *c; c++)
+			quotes += *c == '"' && (c == line || c[-1] != '\\');
+		assert_int_equal(quotes % 2, 0);
+		if (is_event(line, "pin")) {
+			assert_true(field_u64(line, "pin", &id) && id < (1 << 16));
+			assert_int_equal(open_pins[id], 0);
+			open_pins[id] = 1;
+			s.pins++;
+			s.max_pin = id > s.max_pin ? id : s.max_pin;
+		} else if (is_event(line, "unpin")) {
+			assert_true(field_u64(line, "pin", &id) && id < (1 << 16));
+			assert_int_equal(open_pins[id], 1);	/* every unpin has its pin */
+			open_pins[id] = 0;
+			s.unpins++;
+		} else if (is_event(line, "revoke")) {
+			s.revokes++;
+		} else if (is_event(line, "busy_add")) {
+			assert_true(field_u64(line, "len", &len));
+			s.busy_bytes += (int64_t)len;
+		} else if (is_event(line, "reclaim")) {
+			assert_true(field_u64(line, "len", &len));
+			s.busy_bytes -= (int64_t)len;
+		} else if (is_event(line, "free")) {
+			s.frees++;
+		} else if (is_event(line, "lease_break")) {
+			s.lease_breaks++;
+		} else if (is_event(line, "wait_start")) {
+			s.waits_started++;
+		} else if (is_event(line, "wait_end")) {
+			s.waits_ended++;
+		} else if (is_event(line, "policy")) {
+			s.policies++;
+		}
+	}
+	for (uint32_t i = 0; i < (1 << 16); i++)
+		if (open_pins[i])
+			fail_msg("pin %u has no unpin in the trace", i);
+	free(open_pins);
+	free(line);
+	fclose(f);
+	return s;
+}
+
+static void test_trace_at_mount(void **state)
+{
+	char tf[] = "/tmp/daxfs-trace-XXXXXX";
+	char opts[256];
+	struct fx x;
+
+	(void)state;
+	int tfd = mkstemp(tf);
+	assert_true(tfd >= 0);
+	close(tfd);
+	snprintf(opts, sizeof(opts), "trace=%s", tf);
+	fx_setup(&x, "trace", opts);
+	dma_write_checked(&x, 1);
+	assert_ok(truncate(x.f, 0));	/* the pinned range goes busy */
+	struct daxfs_ioc_trace t;
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_GET, NULL, &t), 0);
+	assert_int_equal(t.on, 1);
+	assert_string_equal(t.path, tf);
+	/* A policy switch under way, and a revocation, are in the trace too. */
+	assert_int_equal(daxfs_policy_set(x.dfd, "revoke", "grace_ms=50", NULL, 0), 0);
+	pu_write_file(x.g, 1 * MiB, 2);
+	int gfd = open(x.g, O_RDWR);
+	assert_true(gfd >= 0);
+	struct daxfs_pin q = pu_pin(gfd, 0, 64 * KiB, DAXFS_PIN_WRITE | DAXFS_PIN_REVOCABLE);
+	assert_ok(truncate(x.g, 0));	/* waits out the grace period, then revokes q */
+	assert_int_equal(daxfs_unpin(gfd, q.id), 0);
+	daxfs_pin_free(&q);
+	close(gfd);
+	unpin_and_check_reclaim(&x);	/* the busy range comes back */
+	/* Stop: the writer has put everything out.  The counters the daemon keeps agree with it. */
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_STOP, NULL, &t), 0);
+	assert_int_equal(t.on, 0);
+	struct daxfs_ioc_stats st = pu_stats(x.dfd);
+	struct trace_summary s = read_trace(tf);
+	print_message("trace: %llu records, %llu pins\n", (unsigned long long)s.records, (unsigned long long)s.pins);
+	assert_int_equal(s.pins, st.pins_created);
+	assert_int_equal(s.unpins, st.pins_released);
+	assert_int_equal(s.revokes, st.pins_revoked);
+	assert_int_equal(s.revokes, 1);
+	assert_int_equal(s.lease_breaks, 1);
+	assert_true(s.frees >= 2);
+	assert_int_equal(s.waits_started, s.waits_ended);
+	assert_true(s.waits_started >= 1);
+	assert_int_equal(s.policies, 1);
+	assert_int_equal(s.busy_bytes, (int64_t)(st.busy_blocks * BS));
+	assert_int_equal(s.busy_bytes, 0);
+	unlink(tf);
+	fx_done(&x);
+}
+
+/* Started and stopped at run time; only root (or the daemon's user) may, and only to an absolute path. */
+static void test_trace_at_run_time(void **state)
+{
+	char tf[] = "/tmp/daxfs-trace-XXXXXX";
+	struct daxfs_ioc_trace t;
+	struct fx x;
+
+	(void)state;
+	int tfd = mkstemp(tf);
+	assert_true(tfd >= 0);
+	close(tfd);
+	fx_setup(&x, "tracert", NULL);
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_GET, NULL, &t), 0);
+	assert_int_equal(t.on, 0);
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_START, "relative/path", NULL), -EINVAL);
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_START, "/nonexistent-dir/x", NULL), -ENOENT);
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_START, tf, &t), 0);
+	assert_int_equal(t.on, 1);
+	/* The pin taken before the trace started ends in it: only its unpin is there. */
+	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+	for (int i = 0; i < 100; i++) {
+		struct daxfs_pin p = pu_pin(x.fd, (uint64_t)i * BS, BS, 0);
+		assert_int_equal(daxfs_unpin(x.fd, p.id), 0);
+		daxfs_pin_free(&p);
+	}
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_STOP, NULL, &t), 0);
+	FILE *f = fopen(tf, "r");
+	assert_non_null(f);
+	char line[1024];
+	uint64_t pins = 0, unpins = 0;
+	while (fgets(line, sizeof(line), f)) {
+		pins += is_event(line, "pin");
+		unpins += is_event(line, "unpin");
+	}
+	fclose(f);
+	assert_int_equal(pins, 100);
+	assert_int_equal(unpins, 101);
+	assert_int_equal(t.dropped, 0);
+	unlink(tf);
+	fx_done(&x);
+}
+
+static int run(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_trace_at_mount),
+		cmocka_unit_test(test_trace_at_run_time),
+	};
+	return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
+}
+
+int main(void)
+{
+	return h_main(run);
+}
