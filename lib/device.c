@@ -127,6 +127,7 @@ struct daxfs_mr {
 	struct inval *inv;
 	uint32_t ninv, capinv;
 	uint32_t lost_event;
+	uint64_t lost_ns;
 	uint64_t last_seq;		/* of the last event handled (a duplicate read is ignored) */
 	uint64_t events, faults, refaults, acks;
 	pthread_mutex_t ifl;
@@ -1040,6 +1041,7 @@ void daxfs_mr_query(struct daxfs_mr *mr, struct daxfs_mr_info *in)
 	in->nextents = mr->pin.nextents;
 	in->invalidated = mr->ninv;
 	in->lost_event = mr->lost_event;
+	in->lost_ns = mr->lost_ns;
 	in->events = mr->events;
 	in->faults = mr->faults;
 	in->refaults = mr->refaults;
@@ -1627,8 +1629,10 @@ static void mr_stop(struct daxfs_mr *mr, uint32_t why)
 	mr_drain(mr, 0, UINT64_MAX);
 	mr_unpin(mr);
 	pthread_mutex_lock(&mr->mu);
-	if (mr->state == DAXFS_MR_STOPPING)
+	if (mr->state == DAXFS_MR_STOPPING) {
 		mr->state = DAXFS_MR_LOST;
+		mr->lost_ns = now_ns();
+	}
 	pthread_cond_broadcast(&mr->cond);
 	pthread_mutex_unlock(&mr->mu);
 	ADD(&d->st.lost, 1);

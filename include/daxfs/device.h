@@ -194,6 +194,7 @@ struct daxfs_mr_info {
 	uint32_t invalidated;		/* ranges invalidated and not yet re-resolved */
 	uint32_t lost_event;		/* DAXFS_EV_* that made the device let go (state LOST), else 0 */
 	uint32_t reserved;
+	uint64_t lost_ns;		/* CLOCK_MONOTONIC when the device let go of it (state LOST), else 0 */
 	uint64_t events;		/* events received for it */
 	uint64_t faults;
 	uint64_t refaults;

@@ -672,6 +672,8 @@ static void check_slow(struct fx *x, struct driver *d, struct daxfs_mr *mr, stru
 	assert_true(j->ns >= SLOW_MS * 1000000ull);
 	/* ... and then cooperated, well before the deadline. */
 	assert_true(s.free_wait_ns_total < GRACE_LONG_MS * 1000000ull);
+	/* The device's own clock: it let go no earlier than SLOW_MS after the event reached it. */
+	assert_true(mi.lost_ns >= x->seen.first_ns[DAXFS_EV_LEASE_BREAK] + SLOW_MS * 1000000ull);
 	daxfs_dev_stats(x->dev, &ds);
 	assert_int_equal(ds.lost, 1);
 	drive_stop(d);
