@@ -447,8 +447,15 @@ static int cmd_compare(struct cli *c, const struct lab_bins *bins)
 	} else {
 		char *save = NULL;
 
-		for (char *t = strtok_r(c->policies, ";", &save); t && nspecs < 64; t = strtok_r(NULL, ";", &save))
-			lab_strlcpy(specs[nspecs++], sizeof(specs[0]), t);
+		for (char *t = strtok_r(c->policies, ";", &save); t && nspecs < 64; t = strtok_r(NULL, ";", &save)) {
+			const char *params = NULL;
+
+			/* A built-in named without parameters gets compare's, as with no list at all. */
+			for (size_t k = 0; !strchr(t, ':') && k < sizeof(compare_params) / sizeof(compare_params[0]); k++)
+				if (!strcmp(compare_params[k].name, t))
+					params = compare_params[k].params;
+			snprintf(specs[nspecs++], sizeof(specs[0]), "%s%s%s", t, params ? ":" : "", params ? params : "");
+		}
 	}
 	for (unsigned i = 0; i < c->nloads && nspecs < 64; i++) {
 		if (c->loads[i][0] != '/')
