@@ -50,9 +50,10 @@ def main():
         return 77
     out = tempfile.mkdtemp(prefix="daxfs-lab-test.")
     try:
+        # The demo's sizes (the defaults): a default a scenario cannot run with fails here.
         cmd = [lab, "compare", "--out", out, "--load", quota_so + ":per_holder=1M,wait_ms=5000",
                "--scenarios", ",".join(SCENARIOS), "--rounds", "1", "--hold", str(HOLD_MS),
-               "--duration", "1000", "--file-size", "2M", "--timeout", "180"]
+               "--duration", "1000", "--timeout", "180"]
         if only:
             cmd += ["--policies", only]
         print("$ " + " ".join(cmd), flush=True)
