@@ -101,6 +101,8 @@ static void test_trace_busy(void **state)
 	assert_int_equal(s.bad_lines, 1);
 	assert_int_equal(s.busy_peak, 3 * 1048576);
 	assert_int_equal(s.busy_now, 2 * 1048576);
+	assert_int_equal(s.busy_added, 3 * 1048576);
+	assert_int_equal(s.reclaimed, 1048576);
 	/* 1 MiB for 2 s + 2 MiB for 2 s = 6 MiB*s. */
 	assert_true(s.busy_byte_s > 6.0 * 1048576 - 1 && s.busy_byte_s < 6.0 * 1048576 + 1);
 	assert_int_equal(s.reclaim.n, 1);

@@ -82,6 +82,7 @@ struct lab_trace_sum {
 	uint64_t bad_lines;		/* lines that are not a record */
 	uint64_t first_ns, last_ns;
 	uint64_t busy_now;		/* busy_add minus reclaim, at the end */
+	uint64_t busy_added, reclaimed;	/* bytes of every busy_add, of every reclaim */
 	uint64_t busy_peak;
 	double busy_byte_s;		/* integral of busy bytes over time */
 	struct lab_samples reclaim;	/* "latency" of each reclaim record */

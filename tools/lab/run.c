@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daxfs/detect.h"
@@ -97,6 +98,59 @@ static void scan(struct lab_ctx *c, const char *mnt, const char *trace, const ch
 	daxfs_scan_free(&rep);
 }
 
+/*
+ * Wait (up to 10 s) until nothing is being reclaimed or waiting, so that the counters read now are
+ * the ones the trace ends with.  True when it settled; *st the counters then.
+ */
+static bool settle(int fd, struct daxfs_ioc_stats *st)
+{
+	uint64_t deadline = lab_now_ns() + 10000000000ull;
+
+	for (;;) {
+		if (daxfs_stats(fd, st))
+			return false;
+		if (st->reclaim_queued == 0 && st->waiting == 0)
+			return true;
+		if (lab_now_ns() > deadline)
+			return false;
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+}
+
+static bool same_counts(const struct daxfs_ioc_stats *a, const struct daxfs_ioc_stats *b)
+{
+	return a->busy_blocks == b->busy_blocks && a->reclaimed_blocks == b->reclaimed_blocks &&
+	       a->pins_created == b->pins_created && a->pins_released == b->pins_released &&
+	       a->invalidations == b->invalidations && a->invalidations_acked == b->invalidations_acked;
+}
+
+/* Busy bytes, reclaim, pins and invalidations recomputed from the trace match the daemon's counters. */
+static void check_counters(struct lab_ctx *c, int fd, const struct lab_trace_sum *ts, const struct daxfs_ioc_stats *st)
+{
+	struct daxfs_ioc_info info;
+	char why[400] = "";
+	size_t n = 0;
+
+	if (daxfs_info(fd, &info))
+		return;
+	uint64_t bs = info.block_size;
+#define DISAGREE(what, traced, counted)                                                                       \
+	do {                                                                                                  \
+		if ((uint64_t)(traced) != (uint64_t)(counted) && n < sizeof(why))                             \
+			n += (size_t)snprintf(why + n, sizeof(why) - n, " %s %llu in the trace, %llu counted;", \
+					      what, (unsigned long long)(traced), (unsigned long long)(counted)); \
+	} while (0)
+	DISAGREE("busy bytes", ts->busy_added - ts->reclaimed, st->busy_blocks * bs);
+	DISAGREE("reclaimed bytes", ts->reclaimed, st->reclaimed_blocks * bs);
+	DISAGREE("pins", ts->pins, st->pins_created);
+	DISAGREE("unpins", ts->unpins, st->pins_released);
+	DISAGREE("invalidations", ts->invalidates, st->invalidations);
+	DISAGREE("acknowledgements", ts->invalidate_acks, st->invalidations_acked);
+#undef DISAGREE
+	if (n)
+		lab_note(c, "trace and counters disagree:%s", why);
+}
+
 static void run_child(const struct lab_scenario *s, const char *spec, const struct lab_run_opts *o,
 		      const char *image, const char *dir, struct lab_result *r)
 {
@@ -144,10 +198,19 @@ static void run_child(const struct lab_scenario *s, const char *spec, const stru
 	c.ops = NULL;
 
 	/* The trace is complete once stopped: the detector's trace rules and the busy accounting read it. */
-	daxfs_trace(m.fd, DAXFS_TRACE_STOP, NULL, NULL);
+	struct daxfs_ioc_stats before, after;
+	struct daxfs_ioc_trace tr = { 0 };
+	bool quiet = settle(m.fd, &before);
+	daxfs_trace(m.fd, DAXFS_TRACE_STOP, NULL, &tr);
+	quiet = quiet && daxfs_stats(m.fd, &after) == 0 && same_counts(&before, &after) && tr.dropped == 0;
 	scan(&c, dir, trace, o->out_dir);
 	struct lab_trace_sum ts;
 	if (lab_trace_read(trace, lab_now_ns(), &ts) == 0) {
+		if (quiet)
+			check_counters(&c, m.fd, &ts, &after);
+		else
+			lab_info(&c, "trace not checked against the counters: %s",
+				 tr.dropped ? "records dropped" : "the file system did not settle");
 		r->busy_peak = ts.busy_peak;
 		r->busy_byte_s = ts.busy_byte_s;
 		r->reclaim = lab_samples_summary(&ts.reclaim);
