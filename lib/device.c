@@ -1628,6 +1628,7 @@ static void mr_stop(struct daxfs_mr *mr, uint32_t why)
 	pthread_mutex_unlock(&mr->mu);
 	mr_drain(mr, 0, UINT64_MAX);
 	mr_unpin(mr);
+	ADD(&d->st.lost, 1);	/* counted before it shows LOST: who sees LOST sees the count */
 	pthread_mutex_lock(&mr->mu);
 	if (mr->state == DAXFS_MR_STOPPING) {
 		mr->state = DAXFS_MR_LOST;
@@ -1635,7 +1636,6 @@ static void mr_stop(struct daxfs_mr *mr, uint32_t why)
 	}
 	pthread_cond_broadcast(&mr->cond);
 	pthread_mutex_unlock(&mr->mu);
-	ADD(&d->st.lost, 1);
 }
 
 /* Cooperative answer to an invalidation: stop using the range, drain it, acknowledge. */

@@ -251,6 +251,17 @@ static struct daxfs_mr_info mr_info(struct daxfs_mr *mr)
 	return mi;
 }
 
+/*
+ * The device shows LOST only after its unpin returned, and the truncate that waited for that unpin
+ * may return first: wait for it.
+ */
+static struct daxfs_mr_info wait_lost(struct daxfs_mr *mr)
+{
+	if (!PU_POLL(mr_info(mr).state == DAXFS_MR_LOST, PU_WAIT_MS))
+		fail_msg("the registration is %s, not lost, 30 s after its pin went", daxfs_mr_state_str(mr_info(mr).state));
+	return mr_info(mr);
+}
+
 static struct daxfs_scan_report scan(struct fx *x, bool with_trace)
 {
 	struct daxfs_scan_opts o = { .trace = with_trace ? x->trace : NULL };
@@ -625,8 +636,8 @@ static void lease_case(const char *name, const char *opts, const char *behaviour
 
 static void check_cooperative(struct fx *x, struct driver *d, struct daxfs_mr *mr, struct free_job *j, uint64_t revoked0)
 {
+	struct daxfs_mr_info mi = wait_lost(mr);
 	struct daxfs_ioc_stats s = pu_stats(x->dfd);
-	struct daxfs_mr_info mi = mr_info(mr);
 	struct daxfs_dev_stats ds;
 
 	/* It let go on the lease break, before the deadline: nothing revoked, nothing busy. */
@@ -658,8 +669,8 @@ static void test_lease_cooperative(void **state)
 
 static void check_slow(struct fx *x, struct driver *d, struct daxfs_mr *mr, struct free_job *j, uint64_t revoked0)
 {
+	struct daxfs_mr_info mi = wait_lost(mr);
 	struct daxfs_ioc_stats s = pu_stats(x->dfd);
-	struct daxfs_mr_info mi = mr_info(mr);
 	struct daxfs_dev_stats ds;
 
 	(void)d;
@@ -847,7 +858,7 @@ static void test_events_per_open_file(void **state)
 	/* Each registration got its own lease break, from its own open file, and let go. */
 	struct daxfs_mr *mrs[] = { mr1, mr2, mr3 };
 	for (int i = 0; i < 3; i++) {
-		struct daxfs_mr_info mi = mr_info(mrs[i]);
+		struct daxfs_mr_info mi = wait_lost(mrs[i]);
 
 		assert_int_equal(mi.events, 1);
 		assert_int_equal(mi.state, DAXFS_MR_LOST);
