@@ -4,7 +4,7 @@
  *
  *   daxfsctl [--json] stat|pins|busy|waits|info|policies PATH
  *   daxfsctl [--json] policy PATH [NAME|/PATH.so] [KEY=VALUE...]
- *   daxfsctl [--json] trace PATH [on FILE|off]
+ *   daxfsctl [--json] trace PATH [on FILE|off|follow]
  *
  * PATH is the mount point or any file or directory on the mount.
  */
@@ -38,8 +38,9 @@ static void usage(FILE *f)
 		"                  show the policy, switch to another (built in, or a policy object), or\n"
 		"                  change its parameters\n"
 		"  policies PATH   the policies the daemon knows, with their parameters\n"
-		"  trace PATH [on FILE|off]\n"
-		"                  show, start (into FILE, an absolute path) or stop the event trace\n"
+		"  trace PATH [on FILE|off|follow]\n"
+		"                  show, start (into FILE, an absolute path), stop or follow (print the\n"
+		"                  records as they are written) the event trace\n"
 		"\n"
 		"  --json          machine-readable output\n"
 		"\n"
