@@ -273,6 +273,9 @@ int h_main(int (*fn)(void))
 		perror(path);
 		return 1;
 	}
+	/* While working on a test: run only the tests whose names match this pattern. */
+	if (getenv("DAXFS_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("DAXFS_TEST_FILTER"));
 	/* Daemons orphaned by a crashed test process come back to us, so we can reap them. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	pid_t child = fork();

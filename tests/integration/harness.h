@@ -27,7 +27,8 @@ struct mnt {
 
 /*
  * Run `fn` (which calls cmocka) under the supervisor; returns the exit code for main: 77 (skipped)
- * without running it when this machine cannot mount FUSE file systems.
+ * without running it when this machine cannot mount FUSE file systems.  DAXFS_TEST_FILTER=PATTERN
+ * in the environment runs only the tests whose names match (cmocka's wildcards).
  */
 int h_main(int (*fn)(void));
 
