@@ -581,7 +581,12 @@ static void *worker(void *arg)
 		TAILQ_FOREACH(op, &pol->ops, link) {
 			if (!op->parked)
 				continue;
-			if (op->ready || op->interrupted || pol->stopping || (op->f.wait_until && now >= op->f.wait_until)) {
+			/*
+			 * Only when woken (what it waits for changed, an interrupt, a new policy, the stop: all
+			 * set ready) or at its own time: a request run for nothing would park again at once,
+			 * and the worker would spin.
+			 */
+			if (op->ready || (op->f.wait_until && now >= op->f.wait_until)) {
 				op->parked = false;
 				pol->nwaiting--;
 				run[n++] = op;
@@ -950,6 +955,8 @@ void policy_park(struct fs *fs, struct policy_op *op, void (*resume)(void *arg),
 	op->resume = resume;
 	op->arg = arg;
 	op->parked = true;
+	if (pol->stopping)
+		op->interrupted = op->ready = true;	/* parked after policy_stop interrupted the others */
 	pol->nwaiting++;
 	/* Something may have changed between the decision and now: the worker looks at once. */
 	kick(pol);
@@ -1423,6 +1430,13 @@ again:
 	bool cap = a->uid != 0 && a->uid != ip->d.uid && holder_has_cap_lease(a->pid);
 
 	lock_take(&tab->lock);
+	if (op->interrupted) {
+		/* Its caller gave up waiting behind a break (or the daemon is stopping): as a free would. */
+		STAT_ADD(pol, waits_interrupted, 1);
+		lock_drop(&tab->lock);
+		ret = -EINTR;
+		goto out;
+	}
 	pin_expire_locked(tab, util_now_ns(), sh);
 	ret = admit_locked(pol, ip, a, lblk, nb, cap, owner);
 	struct pin_break *brk = ret ? NULL : pin_break_find_locked(tab, ip->ino, lblk, nb);

@@ -597,6 +597,113 @@ static void test_wait_interrupted(void **state)
 	fx_done(&x);
 }
 
+/* Processor time (user + system) process pid has used, in clock ticks. */
+static uint64_t cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		fail_msg("%s: %s", path, strerror(errno));
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* After the command name (which may hold anything but ends with the last ')'): fields 3 on. */
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		fail_msg("%s: cannot parse: %s", path, buf);
+	return ut + st;
+}
+
+/*
+ * The share of one processor m's daemon uses over the next ms milliseconds, and the share a thread
+ * that never stops gets over the same time: what a daemon looping without rest would get on this
+ * machine, however loaded it is.  The window is the measurement: there is no condition to wait for.
+ */
+struct cpu_shares {
+	double daemon;
+	double spinner;
+};
+
+static struct cpu_shares daemon_cpu_share(const struct mnt *m, unsigned ms)
+{
+	struct timespec s0, s1;
+	uint64_t c0 = cpu_ticks(m->daemon), t0 = pu_now_ms(), t1;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s0);
+	while ((t1 = pu_now_ms()) < t0 + ms)
+		;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s1);
+	uint64_t c1 = cpu_ticks(m->daemon);
+	double wall = (double)(t1 - t0) / 1000.0;
+	return (struct cpu_shares){
+		.daemon = (double)(c1 - c0) / (double)sysconf(_SC_CLK_TCK) / wall,
+		.spinner = ((double)(s1.tv_sec - s0.tv_sec) + (double)(s1.tv_nsec - s0.tv_nsec) / 1e9) / wall,
+	};
+}
+
+/*
+ * A waiting request costs the daemon no processor time: less than 30% of one, and less than a
+ * quarter of what a busy loop gets (on a loaded machine a busy loop may get less than 30%).
+ */
+static void check_idle(struct cpu_shares c, const char *what)
+{
+	print_message("daemon CPU %s: %.1f%% (a busy loop got %.1f%%)\n", what, c.daemon * 100, c.spinner * 100);
+	if (c.daemon >= 0.3 || c.daemon >= c.spinner / 4)
+		fail_msg("the daemon used %.1f%% of a processor %s", c.daemon * 100, what);
+}
+
+/*
+ * A pin waiting behind a truncate is a parked request like the truncate: a signal to its caller
+ * makes it fail with EINTR, and while it waits it is run again only when something it waits for
+ * changes, so the daemon stays idle.
+ */
+static void test_pin_wait_interrupted(void **state)
+{
+	struct fx x;
+	pthread_t tt;
+
+	(void)state;
+	fx_setup(&x, "pinintr", "policy=revoke,grace_ms=20000");
+	int fd2 = open(x.f, O_RDWR);
+	assert_true(fd2 >= 0);
+	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
+	pu_guard(&x.m, "an interrupted pin", 40);
+	assert_int_equal(pthread_create(&tt, NULL, free_thread, &tr), 0);
+	wait_parked(&x, 1, "the truncate");
+	pid_t c = pu_fork();
+	if (c == 0) {
+		struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART: EINTR comes back */
+		struct daxfs_pin p;
+
+		sigaction(SIGUSR1, &sa, NULL);
+		int r = daxfs_pin(fd2, PIN_OFF, BS, 0, &p);
+		_exit(r == -EINTR ? 4 : r == 0 ? 0 : 5);
+	}
+	wait_parked(&x, 2, "the pin");
+	check_idle(daemon_cpu_share(&x.m, 1000), "while a pin waits");
+	uint64_t intr0 = pu_stats(x.dfd).waits_interrupted;
+	assert_ok(kill(c, SIGUSR1));
+	/* Its wait is over: nothing of it may go on running in the daemon. */
+	check_idle(daemon_cpu_share(&x.m, 1000), "after the pin was interrupted");
+	int st;
+	if (!PU_POLL(waitpid(c, &st, WNOHANG) == c, 10000))
+		fail_msg("the interrupted pin did not return");
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 4);
+	assert_int_equal(pu_stats(x.dfd).waits_interrupted, intr0 + 1);
+	assert_true(PU_POLL(pu_stats(x.dfd).waiting == 1, 10000));
+	assert_false(job_done(&tr));
+	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+	join_job(&x, tt, &tr, "the truncate");
+	assert_int_equal(tr.err, 0);
+	close(fd2);
+	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
+	fx_done(&x);
+}
+
 /*
  * More waiting truncates than a daemon has threads, on a single-threaded daemon: waits are parked
  * requests, not threads, so the holder's unpins are served and every truncate completes.
@@ -1097,6 +1204,7 @@ static int run(void)
 		cmocka_unit_test(test_gup_vs_punch_write_wait),
 		cmocka_unit_test(test_new_pin_waits_for_break),
 		cmocka_unit_test(test_wait_interrupted),
+		cmocka_unit_test(test_pin_wait_interrupted),
 		cmocka_unit_test(test_many_waiters_single_thread),
 		cmocka_unit_test(test_wait_timeout),
 		cmocka_unit_test(test_revoke_after_timeout),
