@@ -655,6 +655,20 @@ static void check_idle(struct cpu_shares c, const char *what)
 		fail_msg("the daemon used %.1f%% of a processor %s", c.daemon * 100, what);
 }
 
+/* How long the oldest request waiting for the policy has waited (0: none waits). */
+static uint64_t oldest_wait_ns(int dfd)
+{
+	struct daxfs_wait_info *w;
+	uint64_t oldest = 0;
+	uint32_t n;
+
+	assert_int_equal(daxfs_list_waits(dfd, &w, &n), 0);
+	for (uint32_t i = 0; i < n; i++)
+		oldest = w[i].age_ns > oldest ? w[i].age_ns : oldest;
+	free(w);
+	return oldest;
+}
+
 /*
  * A pin waiting behind a truncate is a parked request like the truncate: a signal to its caller
  * makes it fail with EINTR, and while it waits it is run again only when something it waits for
@@ -700,6 +714,42 @@ static void test_pin_wait_interrupted(void **state)
 	join_job(&x, tt, &tr, "the truncate");
 	assert_int_equal(tr.err, 0);
 	close(fd2);
+	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
+	fx_done(&x);
+}
+
+/*
+ * odp and a short-term pin without DAXFS_PIN_ODP: it takes no invalidation, so the free waits for it
+ * as wait does, past ack_ms, without spinning the policy worker; the unpin lets it finish, and
+ * wait_timeout_ms makes it give up.
+ */
+static void test_odp_waits_for_plain_pin(void **state)
+{
+	struct fx x;
+	pthread_t tt;
+
+	(void)state;
+	fx_setup_flags(&x, "odpplain", "policy=odp,ack_ms=100", W);
+	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
+	pu_guard(&x.m, "a truncate under odp waiting for a plain pin", 40);
+	assert_int_equal(pthread_create(&tt, NULL, free_thread, &tr), 0);
+	wait_parked(&x, 1, "the truncate");
+	/* Past ack_ms: the deadline for invalidations has come and gone. */
+	assert_true(PU_POLL(oldest_wait_ns(x.dfd) > 300000000ull, 10000));
+	check_idle(daemon_cpu_share(&x.m, 1500), "while the truncate waits past ack_ms");
+	assert_false(job_done(&tr));
+	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+	join_job(&x, tt, &tr, "the truncate");
+	assert_int_equal(tr.err, 0);
+	assert_int_equal(pu_stats(x.dfd).busy_blocks, 0);
+	/* wait_timeout_ms bounds that wait, as under wait: EBUSY, the file unchanged. */
+	assert_int_equal(daxfs_policy_set(x.dfd, NULL, "wait_timeout_ms=200", NULL, 0), 0);
+	pu_write_file(x.f, FSIZE, 2);
+	struct daxfs_pin q = pu_pin(x.fd, PIN_OFF, BS, W);
+	assert_errno(truncate(x.f, 0), EBUSY);
+	assert_true(pu_check_file(x.f, 0, FSIZE, 2));
+	assert_int_equal(daxfs_unpin(x.fd, q.id), 0);
+	daxfs_pin_free(&q);
 	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
 	fx_done(&x);
 }
@@ -1205,6 +1255,7 @@ static int run(void)
 		cmocka_unit_test(test_new_pin_waits_for_break),
 		cmocka_unit_test(test_wait_interrupted),
 		cmocka_unit_test(test_pin_wait_interrupted),
+		cmocka_unit_test(test_odp_waits_for_plain_pin),
 		cmocka_unit_test(test_many_waiters_single_thread),
 		cmocka_unit_test(test_wait_timeout),
 		cmocka_unit_test(test_revoke_after_timeout),
