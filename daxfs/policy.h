@@ -266,7 +266,10 @@ int policy_ack(struct fs *fs, struct pin_owner *owner, uint64_t pin_id, uint64_t
 /* ODP refault of part of a pin (ip is the pinned file, the owner's).  0 or -errno (-ENXIO past EOF). */
 int policy_fault(struct fs *fs, struct pin_owner *owner, struct inode *ip, struct daxfs_ioc_pin_fault *a);
 
-/* The DMA engine behind DAXFS_IOC_DMA (dma.c). */
+/*
+ * The DMA engine behind DAXFS_IOC_DMA (dma.c).  0 when some of d was done (d->done; d->result is
+ * why it stopped short, or 0), -errno when none was.
+ */
 int policy_dma(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_dma *d);
 
 /* ---- state for the control ioctls ---- */

@@ -153,13 +153,21 @@ int daxfs_pin_map(const struct daxfs_pin *pin, uint64_t off, uint64_t *media_off
 	return 0;
 }
 
+int daxfs_dma_run(int fd, struct daxfs_ioc_dma *d)
+{
+	*d = (struct daxfs_ioc_dma){ .size = sizeof(*d), .op = d->op, .pin_id = d->pin_id, .offset = d->offset,
+				     .length = d->length, .seq = d->seq };
+	return xioctl(fd, DAXFS_IOC_DMA, d);
+}
+
 int daxfs_dma(int fd, uint64_t pin_id, uint32_t op, uint64_t offset, uint64_t length, uint64_t seq,
 	      uint64_t *mismatches, uint64_t *first_mismatch)
 {
-	struct daxfs_ioc_dma a = { .size = sizeof(a), .op = op, .pin_id = pin_id, .offset = offset, .length = length,
-				   .seq = seq };
-	int ret = xioctl(fd, DAXFS_IOC_DMA, &a);
+	struct daxfs_ioc_dma a = { .op = op, .pin_id = pin_id, .offset = offset, .length = length, .seq = seq };
+	int ret = daxfs_dma_run(fd, &a);
 
+	if (ret == 0 && a.result)
+		ret = a.result;	/* done in part only: for this call, that is a failure */
 	if (ret == 0 && mismatches)
 		*mismatches = a.mismatches;
 	if (ret == 0 && first_mismatch)

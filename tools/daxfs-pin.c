@@ -105,23 +105,29 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	if (op) {
-		uint64_t mism = 0, first = 0;
+		struct daxfs_ioc_dma d = { .op = op, .pin_id = pin.id, .offset = 0, .length = pin.length, .seq = tag };
 
-		ret = daxfs_dma(fd, pin.id, op, 0, pin.length, tag, &mism, &first);
+		ret = daxfs_dma_run(fd, &d);
 		if (ret) {
 			fprintf(stderr, "daxfs-pin: dma: %s\n", strerror(-ret));
 			rc = 1;
 		} else if (op == DAXFS_DMA_VERIFY_PATTERN) {
-			if (!quiet || mism)
-				printf("verify: %llu of %llu units differ%s", (unsigned long long)mism,
-				       (unsigned long long)(pin.length / DAXFS_TAG_UNIT), mism ? "" : "\n");
-			if (mism) {
-				printf(", first at pin offset %llu\n", (unsigned long long)first);
+			if (!quiet || d.mismatches)
+				printf("verify: %llu of %llu units differ%s", (unsigned long long)d.mismatches,
+				       (unsigned long long)(d.done / DAXFS_TAG_UNIT), d.mismatches ? "" : "\n");
+			if (d.mismatches) {
+				printf(", first at pin offset %llu\n", (unsigned long long)d.first_mismatch);
 				rc = 3;
 			}
 		} else if (!quiet) {
 			printf("dma %s: %llu bytes\n", op == DAXFS_DMA_WRITE_PATTERN ? "write" : "zero",
-			       (unsigned long long)pin.length);
+			       (unsigned long long)d.done);
+		}
+		if (ret == 0 && d.result) {
+			/* Stopped part-way (the pin was revoked or invalidated meanwhile): say where. */
+			fprintf(stderr, "daxfs-pin: dma stopped after %llu of %llu bytes: %s\n",
+				(unsigned long long)d.done, (unsigned long long)d.length, strerror(-d.result));
+			rc = rc ? rc : 1;
 		}
 		fflush(stdout);
 	}

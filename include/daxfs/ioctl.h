@@ -201,7 +201,10 @@ struct daxfs_tag {
 /*
  * The engine reads or writes the media blocks the pin holds, whatever the file maps there now, as a
  * device would.  offset and length are bytes within the pin, multiples of DAXFS_TAG_UNIT.  Unpin,
- * release and revocation stop it between two units of work (64 KiB) before they return.
+ * release and revocation stop it between two units of work (64 KiB) before they return; so does a
+ * range invalidated and not refaulted.  Stopped after some of the work, the request succeeds, short
+ * (done < length, result says why), as a device's completion would; stopped before any, it fails
+ * with that error.
  */
 struct daxfs_ioc_dma {
 	__u32 size;
@@ -210,10 +213,12 @@ struct daxfs_ioc_dma {
 	__u64 offset;			/* in */
 	__u64 length;			/* in */
 	__u64 seq;			/* in: recorded in (or expected from) every tag */
-	__u64 mismatches;		/* out (verify): units that differ */
+	__u64 mismatches;		/* out (verify): units that differ, of those done */
 	__u64 first_mismatch;		/* out (verify): pin offset of the first, or ~0 */
-	__u64 done;			/* out: bytes done (less than length when a fence stopped it) */
-	__u64 reserved;
+	__u64 done;			/* out: bytes done from offset */
+	__s32 result;			/* out: 0, or why it stopped short: -ENOENT unpinned, -ENOLINK
+					   revoked, -EFAULT invalidated; in: zero */
+	__u32 reserved;			/* zero */
 };
 
 /* ---- information ---- */

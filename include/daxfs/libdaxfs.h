@@ -44,9 +44,19 @@ int daxfs_pin_fault(int fd, struct daxfs_pin *pin, uint64_t offset, uint64_t len
  */
 int daxfs_pin_map(const struct daxfs_pin *pin, uint64_t off, uint64_t *media_off, uint64_t *run);
 
-/* The daemon's DMA engine; mismatches and first_mismatch (verify) may be NULL. */
+/*
+ * The daemon's DMA engine; mismatches and first_mismatch (verify) may be NULL.  0 when all of
+ * length was done; -errno otherwise, also when a fence stopped it part-way (daxfs_dma_run says
+ * how far it got).
+ */
 int daxfs_dma(int fd, uint64_t pin_id, uint32_t op, uint64_t offset, uint64_t length, uint64_t seq,
 	      uint64_t *mismatches, uint64_t *first_mismatch);
+/*
+ * The same, with the whole request: d->op, pin_id, offset, length and seq in (size and the rest are
+ * set here).  0 when any of it was done: d->done bytes from offset, and d->result 0, or why it
+ * stopped short (-ENOENT unpinned, -ENOLINK revoked, -EFAULT invalidated); -errno when none was.
+ */
+int daxfs_dma_run(int fd, struct daxfs_ioc_dma *d);
 
 /* ---- events ---- */
 

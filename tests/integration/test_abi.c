@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control ABI where a holder depends on its exact words: a DMA request a fence stopped part-way
+ * completes short and says how far it got and why; PIN_STATUS counts the ranges an ODP pin lost to
+ * acknowledged invalidations; the events of an open file read in pages smaller than the queue lose
+ * none; pins the daemon drops on its own when it stops reach their holders as DROPPED.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pins_fx.h"
+#include "pins_util.h"
+
+#define W DAXFS_PIN_WRITE
+#define LT DAXFS_PIN_LONGTERM
+#define ODP DAXFS_PIN_ODP
+
+/* ---- an ODP holder giving up part of its pin ---- */
+
+struct punch_job {
+	int fd;
+	uint64_t off, len;
+	int err;
+	int done;	/* atomic */
+};
+
+static void *punch_thread(void *arg)
+{
+	struct punch_job *j = arg;
+
+	j->err = fallocate(j->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)j->off, (off_t)j->len) ? errno
+													     : 0;
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* The first INVALIDATE event of pin id at or after *from, or 0 (*from moves past what was read). */
+static uint64_t find_invalidation(int fd, uint64_t pin_id, uint64_t *from)
+{
+	struct daxfs_event ev[8];
+	uint32_t n = 0;
+	uint64_t seq = 0;
+
+	if (daxfs_events(fd, *from, ev, 8, &n, from))
+		return 0;
+	for (uint32_t i = 0; i < n && !seq; i++)
+		if (ev[i].type == DAXFS_EV_INVALIDATE && ev[i].pin_id == pin_id)
+			seq = ev[i].seq;
+	return seq;
+}
+
+/*
+ * Punch file bytes [off, off + len) under the odp policy while x's ODP pin holds them: acknowledge
+ * the invalidation as the holder's driver would, and let the punch finish.
+ */
+static void punch_and_ack(struct fx *x, uint64_t off, uint64_t len)
+{
+	struct punch_job j = { .fd = x->fd, .off = off, .len = len };
+	uint64_t from = 1, seq = 0;
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, punch_thread, &j), 0);
+	if (!PU_POLL((seq = find_invalidation(x->fd, x->p.id, &from)) != 0, 20000))
+		fail_msg("no invalidation of pin %llu for a punch of [%llu, +%llu)", (unsigned long long)x->p.id,
+			 (unsigned long long)off, (unsigned long long)len);
+	assert_int_equal(daxfs_event_ack(x->fd, x->p.id, seq), 0);
+	if (!PU_POLL(__atomic_load_n(&j.done, __ATOMIC_ACQUIRE), 20000))
+		fail_msg("the punch still waits after its invalidation was acknowledged");
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(j.err, 0);
+}
+
+/* ---- DMA stopped part-way ---- */
+
+static struct daxfs_ioc_dma dma_req(uint64_t pin_id, uint32_t op, uint64_t off, uint64_t len, uint64_t seq)
+{
+	return (struct daxfs_ioc_dma){ .op = op, .pin_id = pin_id, .offset = off, .length = len, .seq = seq };
+}
+
+/*
+ * The second half of an ODP pin is invalidated: a request over the whole pin does the first half
+ * and succeeds short (done, and result -EFAULT: why it stopped); one that starts in the second half
+ * does nothing and fails.  daxfs_dma, all or an error, fails with the reason.  After a refault the
+ * whole pin goes through again.
+ */
+static void test_dma_short(void **state)
+{
+	struct fx x;
+	const uint64_t half = PIN_LEN / 2;
+
+	(void)state;
+	fx_setup_flags(&x, "dmashort", "policy=odp,ack_ms=20000", W | LT | ODP);
+	punch_and_ack(&x, PIN_OFF + half, half);
+
+	struct daxfs_ioc_dma d = dma_req(x.p.id, DAXFS_DMA_WRITE_PATTERN, 0, PIN_LEN, 7);
+	assert_int_equal(daxfs_dma_run(x.fd, &d), 0);
+	assert_int_equal(d.done, half);
+	assert_int_equal(d.result, -EFAULT);
+	/* What it did, it did: the first half of the file holds its tags. */
+	char *buf = malloc(half);
+	assert_non_null(buf);
+	assert_int_equal(pread(x.fd, buf, half, PIN_OFF), (ssize_t)half);
+	assert_int_equal(pu_count_units(buf, half, x.p.id, 7), half / DAXFS_TAG_UNIT);
+	free(buf);
+	d = dma_req(x.p.id, DAXFS_DMA_VERIFY_PATTERN, 0, PIN_LEN, 7);
+	assert_int_equal(daxfs_dma_run(x.fd, &d), 0);
+	assert_int_equal(d.done, half);
+	assert_int_equal(d.mismatches, 0);
+	assert_int_equal(d.result, -EFAULT);
+	/* Nothing done: the request fails. */
+	d = dma_req(x.p.id, DAXFS_DMA_WRITE_PATTERN, half, half, 7);
+	assert_int_equal(daxfs_dma_run(x.fd, &d), -EFAULT);
+	assert_int_equal(daxfs_dma(x.fd, x.p.id, DAXFS_DMA_WRITE_PATTERN, 0, PIN_LEN, 7, NULL, NULL), -EFAULT);
+	/* Refaulted, the whole pin is the device's again. */
+	assert_int_equal(daxfs_pin_fault(x.fd, &x.p, half, half), 0);
+	d = dma_req(x.p.id, DAXFS_DMA_WRITE_PATTERN, 0, PIN_LEN, 8);
+	assert_int_equal(daxfs_dma_run(x.fd, &d), 0);
+	assert_int_equal(d.done, PIN_LEN);
+	assert_int_equal(d.result, 0);
+	dma_write_checked(&x, 9);
+	fx_done(&x);
+}
+
+static int run(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dma_short),
+	};
+	return cmocka_run_group_tests_name("abi", tests, NULL, NULL);
+}
+
+int main(void)
+{
+	return h_main(run);
+}
