@@ -322,6 +322,19 @@ uint64_t pin_held_blocks(const struct pin *p)
 	return n;
 }
 
+uint32_t pin_invalidated_ranges(const struct pin *p)
+{
+	uint64_t cur = p->lblk;
+	uint32_t gaps = 0;
+
+	/* The extents cover the pin's range in file order, holes included: what they skip is gone. */
+	for (uint32_t i = 0; i < p->next; i++) {
+		gaps += p->ext[i].lblk > cur;
+		cur = p->ext[i].lblk + p->ext[i].len;
+	}
+	return gaps + (cur < p->lblk + p->nblocks);
+}
+
 static void drop_refs(struct pin_table *tab, struct pin *p)
 {
 	if (!p->holds_refs)
@@ -697,7 +710,6 @@ int pin_ack_locked(struct pin_table *tab, struct pin *p, uint64_t seq, uint64_t 
 	int64_t removed = cut_range(tab, p, iv->lblk, iv->n);
 	if (removed < 0)
 		return (int)removed;
-	p->ninvalidated += (uint32_t)MIN((uint64_t)removed, UINT32_MAX - p->ninvalidated);
 	*lblk = iv->lblk;
 	*n = iv->n;
 	TRACE(tab->trace, "invalidate_ack", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"seq\":%llu",
@@ -740,10 +752,6 @@ int pin_refault_locked(struct pin_table *tab, struct pin *p, uint64_t lblk, uint
 	free(p->ext);
 	p->ext = v;
 	p->next = k;
-	uint64_t mapped = 0;
-	for (i = 0; i < k; i++)
-		mapped += p->ext[i].len;
-	p->ninvalidated = (uint32_t)MIN(p->nblocks - MIN(mapped, p->nblocks), UINT32_MAX);
 	p->gen++;
 	TRACE(tab->trace, "refault", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"gen\":%u",
 	      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(lblk << tab->bshift),

@@ -77,7 +77,6 @@ struct pin {
 	struct pin_ext *ext;	/* in file order; holes (PIN_HOLE) and invalidated gaps have no ref */
 	uint32_t next;
 	TAILQ_HEAD(, pin_inval) invals;
-	uint32_t ninvalidated;	/* extents given up by acknowledged invalidations, not yet refaulted */
 };
 
 struct pin_event_rec {
@@ -207,6 +206,8 @@ struct pin *pin_next_of_ino_locked(struct pin_table *tab, struct pin *p);
 bool pin_holds_locked(const struct pin *p, uint64_t start, uint64_t len);
 /* Media blocks p holds references to. */
 uint64_t pin_held_blocks(const struct pin *p);
+/* Ranges of p's file range that acknowledged invalidations took away and no refault gave back. */
+uint32_t pin_invalidated_ranges(const struct pin *p);
 
 /* ---- reference counts ---- */
 

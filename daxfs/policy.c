@@ -1563,7 +1563,7 @@ int policy_pin_status(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_p
 		st->nextents = p->next;
 		st->deadline_ns = p->state == DAXFS_PIN_REVOKING && p->deadline_ns > now ? p->deadline_ns - now : 0;
 		st->gen = p->gen;
-		st->invalidated = p->ninvalidated;
+		st->invalidated = pin_invalidated_ranges(p);
 	}
 	lock_drop(&tab->lock);
 	return ret;

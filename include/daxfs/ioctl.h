@@ -111,7 +111,8 @@ struct daxfs_ioc_pin_status {
 	__u32 nextents;			/* out */
 	__u64 deadline_ns;		/* out: REVOKING: nanoseconds left before revocation */
 	__u32 gen;			/* out: generation, bumped by every refault */
-	__u32 invalidated;		/* out: ODP: extents invalidated and not yet refaulted */
+	__u32 invalidated;		/* out: ODP: ranges of the pin invalidated and not refaulted since
+					   (the gaps between its extents) */
 };
 
 /*

@@ -60,16 +60,17 @@ static uint64_t find_invalidation(int fd, uint64_t pin_id, uint64_t *from)
 
 /*
  * Punch file bytes [off, off + len) under the odp policy while x's ODP pin holds them: acknowledge
- * the invalidation as the holder's driver would, and let the punch finish.
+ * the invalidation as the holder's driver would, and let the punch finish.  *from: where the
+ * holder's reading of its events is (1 at first).
  */
-static void punch_and_ack(struct fx *x, uint64_t off, uint64_t len)
+static void punch_and_ack(struct fx *x, uint64_t off, uint64_t len, uint64_t *from)
 {
 	struct punch_job j = { .fd = x->fd, .off = off, .len = len };
-	uint64_t from = 1, seq = 0;
+	uint64_t seq = 0;
 	pthread_t t;
 
 	assert_int_equal(pthread_create(&t, NULL, punch_thread, &j), 0);
-	if (!PU_POLL((seq = find_invalidation(x->fd, x->p.id, &from)) != 0, 20000))
+	if (!PU_POLL((seq = find_invalidation(x->fd, x->p.id, from)) != 0, 20000))
 		fail_msg("no invalidation of pin %llu for a punch of [%llu, +%llu)", (unsigned long long)x->p.id,
 			 (unsigned long long)off, (unsigned long long)len);
 	assert_int_equal(daxfs_event_ack(x->fd, x->p.id, seq), 0);
@@ -96,10 +97,11 @@ static void test_dma_short(void **state)
 {
 	struct fx x;
 	const uint64_t half = PIN_LEN / 2;
+	uint64_t from = 1;
 
 	(void)state;
 	fx_setup_flags(&x, "dmashort", "policy=odp,ack_ms=20000", W | LT | ODP);
-	punch_and_ack(&x, PIN_OFF + half, half);
+	punch_and_ack(&x, PIN_OFF + half, half, &from);
 
 	struct daxfs_ioc_dma d = dma_req(x.p.id, DAXFS_DMA_WRITE_PATTERN, 0, PIN_LEN, 7);
 	assert_int_equal(daxfs_dma_run(x.fd, &d), 0);
@@ -130,10 +132,41 @@ static void test_dma_short(void **state)
 	fx_done(&x);
 }
 
+/* ---- what PIN_STATUS says an ODP pin has lost ---- */
+
+static uint32_t invalidated(struct fx *x)
+{
+	struct daxfs_ioc_pin_status st;
+
+	assert_int_equal(daxfs_pin_status(x->fd, x->p.id, &st), 0);
+	return st.invalidated;
+}
+
+/* invalidated counts the ranges acknowledged and not faulted in again, whatever their size. */
+static void test_invalidated_ranges(void **state)
+{
+	struct fx x;
+	uint64_t from = 1;
+
+	(void)state;
+	fx_setup_flags(&x, "invalranges", "policy=odp,ack_ms=20000", W | LT | ODP);
+	assert_int_equal(invalidated(&x), 0);
+	punch_and_ack(&x, PIN_OFF + PIN_LEN / 2, PIN_LEN / 2, &from);	/* 1 MiB: 256 blocks, one range */
+	assert_int_equal(invalidated(&x), 1);
+	punch_and_ack(&x, PIN_OFF + BS, BS, &from);
+	assert_int_equal(invalidated(&x), 2);
+	assert_int_equal(daxfs_pin_fault(x.fd, &x.p, BS, BS), 0);
+	assert_int_equal(invalidated(&x), 1);
+	assert_int_equal(daxfs_pin_fault(x.fd, &x.p, 0, PIN_LEN), 0);
+	assert_int_equal(invalidated(&x), 0);
+	fx_done(&x);
+}
+
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dma_short),
+		cmocka_unit_test(test_invalidated_ranges),
 	};
 	return cmocka_run_group_tests_name("abi", tests, NULL, NULL);
 }

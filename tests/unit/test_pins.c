@@ -364,7 +364,7 @@ static void test_invalidate_ack_refault(void **state)
 	assert_int_equal(n, 4);
 	assert_false(pin_any_locked(&t, 104, 4));	/* let go of */
 	assert_true(pin_any_locked(&t, 100, 4));
-	assert_int_equal(p->ninvalidated, 4);
+	assert_int_equal(pin_invalidated_ranges(p), 1);
 	uint64_t moff, run;
 	assert_int_equal(pin_unit_begin_locked(p, 5 << 12, 4096, 12, &moff, &run), -EFAULT);
 	assert_int_equal(pin_unit_begin_locked(p, 1 << 12, 64 << 10, 12, &moff, &run), 0);
@@ -375,7 +375,7 @@ static void test_invalidate_ack_refault(void **state)
 	struct pin_ext ne = { .lblk = 4, .pblk = 300, .len = 4 };
 	assert_int_equal(pin_refault_locked(&t, p, 4, 4, &ne, 1), 0);
 	assert_int_equal(p->gen, 1);
-	assert_int_equal(p->ninvalidated, 0);
+	assert_int_equal(pin_invalidated_ranges(p), 0);
 	assert_int_equal(p->next, 2);
 	assert_true(pin_any_locked(&t, 300, 4));
 	assert_int_equal(pin_unit_begin_locked(p, 6 << 12, 4096, 12, &moff, &run), 0);
@@ -390,6 +390,54 @@ static void test_invalidate_ack_refault(void **state)
 	lock_drop(&t.lock);
 	pin_release_owner(&t, &a);
 	assert_int_equal(t.pinned_blocks, 0);
+	pin_owner_destroy(&a);
+	pin_table_destroy(&t);
+}
+
+/* Acknowledge the invalidation free_id asks of file blocks [lblk, lblk + n) of p. */
+static void invalidate_and_ack(struct pin_table *t, struct pin_owner *o, struct pin *p, uint64_t lblk, uint64_t n,
+			       uint64_t free_id)
+{
+	struct daxfs_event ev[8];
+	uint64_t next, l, k;
+	uint32_t got;
+
+	assert_int_equal(pin_invalidate_locked(t, p, lblk, n, 1000, free_id, 12), 0);
+	got = pin_events_read_locked(o, 1, ev, 8, &next);
+	assert_true(got >= 1);
+	assert_int_equal(pin_ack_locked(t, p, ev[got - 1].seq, &l, &k), 0);
+}
+
+/* PIN_STATUS.invalidated: the ranges of the pin its holder gave up and has not faulted in again. */
+static void test_invalidated_ranges(void **state)
+{
+	struct pin_table t;
+	struct pin_owner a;
+	struct pin *p;
+
+	(void)state;
+	pin_table_init(&t, 12, 0, 0, NULL);
+	pin_owner_init(&a);
+	lock_take(&t.lock);
+	struct pin_ext e[2] = { { .lblk = 0, .pblk = 100, .len = 4 }, { .lblk = 4, .pblk = PIN_HOLE, .len = 6 } };
+	assert_int_equal(pin_add_locked(&t, &a, 3, 0, 10, DAXFS_PIN_ODP, 1, 0, 0, e, 2, &p), 0);
+	assert_int_equal(pin_invalidated_ranges(p), 0);	/* a hole is not a gap */
+	invalidate_and_ack(&t, &a, p, 0, 1, 1);		/* at the start */
+	assert_int_equal(pin_invalidated_ranges(p), 1);
+	invalidate_and_ack(&t, &a, p, 2, 1, 2);		/* in the middle: a second range */
+	assert_int_equal(pin_invalidated_ranges(p), 2);
+	invalidate_and_ack(&t, &a, p, 3, 2, 3);		/* next to it, across extents: the same range */
+	assert_int_equal(pin_invalidated_ranges(p), 2);
+	invalidate_and_ack(&t, &a, p, 9, 100, 4);		/* the end, beyond the pin cut off */
+	assert_int_equal(pin_invalidated_ranges(p), 3);
+	struct pin_ext back = { .lblk = 2, .pblk = 300, .len = 3 };
+	assert_int_equal(pin_refault_locked(&t, p, 2, 3, &back, 1), 0);
+	assert_int_equal(pin_invalidated_ranges(p), 2);
+	struct pin_ext all = { .lblk = 0, .pblk = 400, .len = 10 };
+	assert_int_equal(pin_refault_locked(&t, p, 0, 10, &all, 1), 0);
+	assert_int_equal(pin_invalidated_ranges(p), 0);
+	pin_remove_locked(&t, p);
+	lock_drop(&t.lock);
 	pin_owner_destroy(&a);
 	pin_table_destroy(&t);
 }
@@ -532,6 +580,7 @@ int main(void)
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_revoke_kinds),
 		cmocka_unit_test(test_invalidate_ack_refault),
+		cmocka_unit_test(test_invalidated_ranges),
 		cmocka_unit_test(test_breaks),
 		cmocka_unit_test(test_dma_fence),
 	};
