@@ -611,7 +611,8 @@ uint32_t pin_events_read_locked(struct pin_owner *o, uint64_t from, struct daxfs
 						 .file_off = e->file_off, .len = e->len,
 						 .deadline_ns = e->deadline_ns, .time_ns = e->time_ns };
 	}
-	*next_seq = o->next_seq;
+	/* Where to read on: past what was returned, not past what did not fit. */
+	*next_seq = n ? out[n - 1].seq + 1 : o->next_seq;
 	return n;
 }
 

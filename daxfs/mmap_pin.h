@@ -229,7 +229,8 @@ void pin_event_locked(struct pin_table *tab, struct pin *p, uint32_t type, uint6
 		      uint64_t deadline_ns, unsigned bshift);
 /*
  * Events of owner o with seq >= from: consume the older ones, copy up to max into out (struct
- * daxfs_event).  Returns the count; *next_seq is the seq the next event will get.
+ * daxfs_event).  Returns the count; *next_seq is where to read on: the seq after the last one
+ * copied, or the one the next event will get when none was.
  */
 struct daxfs_event;
 uint32_t pin_events_read_locked(struct pin_owner *o, uint64_t from, struct daxfs_event *out, uint32_t max,

@@ -259,7 +259,7 @@ int policy_pin_status(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_p
 int policy_unpin(struct fs *fs, struct pin_owner *owner, uint64_t pin_id);
 /* Drop every pin of an owner (its open file was released) and its events. */
 void policy_release_owner(struct fs *fs, struct pin_owner *owner);
-/* The owner's events from seq `from` (consuming older ones). */
+/* The owner's events from seq ev->from_seq (consuming older ones), and where to read on. */
 void policy_events(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_events *ev);
 /* Acknowledge an invalidation.  0, -ENOENT, -EBADF. */
 int policy_ack(struct fs *fs, struct pin_owner *owner, uint64_t pin_id, uint64_t seq);

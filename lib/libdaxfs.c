@@ -188,8 +188,9 @@ int daxfs_events(int fd, uint64_t from_seq, struct daxfs_event *ev, uint32_t max
 	if (ret == 0) {
 		*n = a->count < max ? a->count : max;
 		memcpy(ev, a->ev, *n * sizeof(*ev));
+		/* Events that did not fit in ev stay to be read next. */
 		if (next_seq)
-			*next_seq = a->next_seq;
+			*next_seq = *n == a->count ? a->next_seq : *n ? ev[*n - 1].seq + 1 : from_seq;
 	}
 	free(a);
 	return ret;

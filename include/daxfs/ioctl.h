@@ -155,14 +155,16 @@ struct daxfs_event {
 
 /*
  * The open file's events with seq >= from_seq, oldest first; the events before from_seq are
- * consumed (forgotten).  A holder that polls loses none: events stay queued until consumed.
+ * consumed (forgotten).  Events stay queued until consumed: a holder that asks from next_seq each
+ * time reads every event once, in order, however many there are.
  */
 #define DAXFS_EVENTS_MAX 200
 struct daxfs_ioc_events {
 	__u32 size;
 	__u32 count;			/* out: events in ev[] */
 	__u64 from_seq;			/* in */
-	__u64 next_seq;			/* out: the seq the next event will get */
+	__u64 next_seq;			/* out: where to read on: ev[count - 1].seq + 1 (more may be
+					   queued), or with count 0 the seq the next event will get */
 	__u64 reserved;
 	struct daxfs_event ev[DAXFS_EVENTS_MAX];
 };

@@ -60,7 +60,10 @@ int daxfs_dma_run(int fd, struct daxfs_ioc_dma *d);
 
 /* ---- events ---- */
 
-/* Up to max events with seq >= from_seq (consuming older ones); *n read, *next_seq to ask for next. */
+/*
+ * Up to max events with seq >= from_seq (consuming older ones), *n of them; *next_seq (may be NULL)
+ * is where to read on: a reader that asks from it each time reads every event once.
+ */
 int daxfs_events(int fd, uint64_t from_seq, struct daxfs_event *ev, uint32_t max, uint32_t *n, uint64_t *next_seq);
 int daxfs_event_ack(int fd, uint64_t pin_id, uint64_t seq);
 

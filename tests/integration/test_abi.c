@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,11 +163,97 @@ static void test_invalidated_ranges(void **state)
 	fx_done(&x);
 }
 
+/* ---- events in pages ---- */
+
+#define NPINS 150	/* a lease break and a revocation each: more events than one page of the ioctl */
+
+/* Read every event of fd, max at a time, asking from next_seq each time, into ev[]: their number. */
+static uint32_t read_all_events(int fd, uint32_t max, struct daxfs_event *ev, uint32_t cap)
+{
+	uint64_t from = 1;
+	uint32_t total = 0, n;
+
+	do {
+		assert_true(total + max <= cap);
+		assert_int_equal(daxfs_events(fd, from, ev + total, max, &n, &from), 0);
+		total += n;
+	} while (n > 0);
+	return total;
+}
+
+/*
+ * 300 events queued on each of two open files (each of their 150 pins broken, then revoked): read
+ * with a buffer of 7, and with the ioctl's own pages of 200, asking from next_seq each time, every
+ * one arrives once, in order.
+ */
+static void test_events_paged(void **state)
+{
+	struct mnt m;
+	char f[512];
+	static struct daxfs_event ev[3 * NPINS];
+	uint64_t id[2][NPINS];
+	int fd[2];
+
+	(void)state;
+	pu_setup(&m, "evpaged", "64M", "policy=revoke,grace_ms=50");
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	pu_write_file(f, NPINS * BS, 1);
+	for (int k = 0; k < 2; k++) {
+		fd[k] = open(f, O_RDWR);
+		assert_true(fd[k] >= 0);
+		for (uint32_t i = 0; i < NPINS; i++) {
+			struct daxfs_pin p = pu_pin(fd[k], i * BS, BS, W | LT);
+			id[k][i] = p.id;
+			daxfs_pin_free(&p);
+		}
+	}
+	assert_ok(truncate(f, 0));	/* breaks every lease, revokes every pin at the deadline */
+	/* A buffer of 7: next_seq is past each page, and reading on from it loses nothing. */
+	uint32_t n = read_all_events(fd[0], 7, ev, 3 * NPINS);
+	assert_int_equal(n, 2 * NPINS);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(ev[i].seq, i + 1);
+	for (uint32_t i = 0; i < NPINS; i++) {
+		assert_int_equal(ev[i].type, DAXFS_EV_LEASE_BREAK);
+		assert_int_equal(ev[i].pin_id, id[0][i]);
+		assert_int_equal(ev[NPINS + i].type, DAXFS_EV_REVOKED);
+		assert_int_equal(ev[NPINS + i].pin_id, id[0][i]);
+	}
+	/* The ioctl itself, 200 a page. */
+	struct daxfs_ioc_events *a = calloc(1, sizeof(*a));
+	assert_non_null(a);
+	uint64_t from = 1, seen = 0;
+	for (int page = 0;; page++) {
+		memset(a, 0, sizeof(*a));
+		a->size = sizeof(*a);
+		a->from_seq = from;
+		assert_ok(ioctl(fd[1], DAXFS_IOC_EVENTS, a));
+		if (a->count == 0)
+			break;
+		assert_true(page < 2);
+		for (uint32_t i = 0; i < a->count; i++)
+			assert_int_equal(a->ev[i].seq, seen + 1 + i);
+		seen += a->count;
+		assert_int_equal(a->next_seq, seen + 1);
+		from = a->next_seq;
+	}
+	assert_int_equal(seen, 2 * NPINS);
+	assert_int_equal(a->next_seq, seen + 1);	/* nothing returned: the seq the next event will get */
+	free(a);
+	for (int k = 0; k < 2; k++) {
+		for (uint32_t i = 0; i < NPINS; i++)
+			assert_int_equal(daxfs_unpin(fd[k], id[k][i]), 0);
+		close(fd[k]);
+	}
+	pu_finish(&m);
+}
+
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dma_short),
 		cmocka_unit_test(test_invalidated_ranges),
+		cmocka_unit_test(test_events_paged),
 	};
 	return cmocka_run_group_tests_name("abi", tests, NULL, NULL);
 }

@@ -293,6 +293,19 @@ static void test_events(void **state)
 	assert_int_equal(ev[0].seq, 2);
 	assert_int_equal(ev[0].type, DAXFS_EV_REVOKED);
 	assert_int_equal(pin_break_lease_locked(&t, p, 1, 12), -EINVAL);
+	/* More than a page: next_seq is past the page, and reading on from it loses nothing. */
+	for (int i = 0; i < 11; i++)
+		pin_event_locked(&t, p, DAXFS_EV_DROPPED, 0, 1, 0, 12);
+	uint64_t from = 2, want = 2;
+	uint32_t got;
+	while ((got = pin_events_read_locked(&a, from, ev, 4, &next)) > 0) {
+		for (uint32_t i = 0; i < got; i++)
+			assert_int_equal(ev[i].seq, want++);
+		assert_int_equal(next, ev[got - 1].seq + 1);
+		from = next;
+	}
+	assert_int_equal(want, 14);
+	assert_int_equal(next, 14);	/* none left: the seq of the next event */
 	lock_drop(&t.lock);
 	pin_release_owner(&t, &a);
 	pin_owner_destroy(&a);
