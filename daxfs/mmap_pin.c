@@ -525,6 +525,21 @@ void pin_release_owner(struct pin_table *tab, struct pin_owner *o)
 	lock_drop(&tab->lock);
 }
 
+/* The file system lets go of p on its own: its holder is told (DROPPED), then p goes. */
+static void drop_locked(struct pin_table *tab, struct pin *p)
+{
+	pin_event_locked(tab, p, DAXFS_EV_DROPPED, p->lblk, p->nblocks, 0, tab->bshift);
+	pin_remove_locked(tab, p);
+}
+
+void pin_drop_owner(struct pin_table *tab, struct pin_owner *o)
+{
+	lock_take(&tab->lock);
+	while (!TAILQ_EMPTY(&o->pins))
+		drop_locked(tab, TAILQ_FIRST(&o->pins));
+	lock_drop(&tab->lock);
+}
+
 void pin_release_all(struct pin_table *tab)
 {
 	struct pin *p, *next;
@@ -537,8 +552,7 @@ void pin_release_all(struct pin_table *tab)
 			continue;
 		}
 		uint64_t id = p->id;
-		pin_event_locked(tab, p, DAXFS_EV_DROPPED, p->lblk, p->nblocks, 0, tab->bshift);
-		pin_remove_locked(tab, p);
+		drop_locked(tab, p);
 		struct pin key = { .id = id };
 		next = RB_NFIND(pin_ids, &tab->ids, &key);
 	}

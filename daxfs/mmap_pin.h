@@ -191,6 +191,8 @@ int pin_lookup_locked(struct pin_table *tab, const struct pin_owner *o, uint64_t
 void pin_remove_locked(struct pin_table *tab, struct pin *p);
 /* Drop every pin of an owner (the open file was released). */
 void pin_release_owner(struct pin_table *tab, struct pin_owner *o);
+/* The same on the file system's own account (the daemon stops with the file open): DROPPED first. */
+void pin_drop_owner(struct pin_table *tab, struct pin_owner *o);
 /*
  * Drop every pin (unmount), telling each holder (DROPPED).  Ghost owners' pins stay: what they hold
  * must not be reclaimed while their holder may still write (pin_table_destroy frees them silently).

@@ -1583,9 +1583,9 @@ int policy_unpin(struct fs *fs, struct pin_owner *owner, uint64_t pin_id)
 	return ret;
 }
 
-void policy_release_owner(struct fs *fs, struct pin_owner *owner)
+/* The owner's pins are gone: forget its events and its holder record. */
+static void owner_done(struct fs *fs, struct pin_owner *owner)
 {
-	pin_release_owner(&fs->pol->pins, owner);
 	lock_take(&fs->pol->pins.lock);
 	pin_owner_destroy(owner);
 	lock_drop(&fs->pol->pins.lock);
@@ -1593,6 +1593,18 @@ void policy_release_owner(struct fs *fs, struct pin_owner *owner)
 	if (owner->recorded)
 		unrecord_holder(fs->pol, owner->holder_slot);
 	owner->recorded = false;
+}
+
+void policy_release_owner(struct fs *fs, struct pin_owner *owner)
+{
+	pin_release_owner(&fs->pol->pins, owner);
+	owner_done(fs, owner);
+}
+
+void policy_drop_owner(struct fs *fs, struct pin_owner *owner)
+{
+	pin_drop_owner(&fs->pol->pins, owner);
+	owner_done(fs, owner);
 }
 
 void policy_events(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_events *ev)

@@ -259,6 +259,11 @@ int policy_pin_status(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_p
 int policy_unpin(struct fs *fs, struct pin_owner *owner, uint64_t pin_id);
 /* Drop every pin of an owner (its open file was released) and its events. */
 void policy_release_owner(struct fs *fs, struct pin_owner *owner);
+/*
+ * The same when the daemon lets go of an open file on its own (it stops while the file is open):
+ * every pin's holder is told, DROPPED (by the pin's signal: nobody reads the events any more).
+ */
+void policy_drop_owner(struct fs *fs, struct pin_owner *owner);
 /* The owner's events from seq ev->from_seq (consuming older ones), and where to read on. */
 void policy_events(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_events *ev);
 /* Acknowledge an invalidation.  0, -ENOENT, -EBADF. */

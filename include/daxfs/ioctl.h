@@ -139,7 +139,8 @@ struct daxfs_ioc_pin_fault {
 #define DAXFS_EV_REVOKED	2	/* the pin is dead: its device must stop; only UNPIN works */
 #define DAXFS_EV_INVALIDATE	3	/* [file_off, file_off + len) leaves the pin: stop using it, then
 					   DAXFS_IOC_EVENT_ACK; not acked by deadline_ns: revoked */
-#define DAXFS_EV_DROPPED	4	/* the file system dropped the pin (unmount) */
+#define DAXFS_EV_DROPPED	4	/* the daemon dropped the pin, stopping with its file open: the
+					   file answers nothing more, so only the pin's signal tells */
 
 struct daxfs_event {
 	__u64 seq;			/* per open file, from 1, no gaps */

@@ -3,7 +3,7 @@
  * The control ABI where a holder depends on its exact words: a DMA request a fence stopped part-way
  * completes short and says how far it got and why; PIN_STATUS counts the ranges an ODP pin lost to
  * acknowledged invalidations; the events of an open file read in pages smaller than the queue lose
- * none; pins the daemon drops on its own when it stops reach their holders as DROPPED.
+ * none; pins the daemon drops on its own when it stops reach their holders as DROPPED, by signal.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -248,12 +248,76 @@ static void test_events_paged(void **state)
 	pu_finish(&m);
 }
 
+/* ---- pins the daemon drops on its own ---- */
+
+static uint64_t dropped_ids[4];
+static int ndropped;	/* atomic */
+
+static void on_pin_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	int i = __atomic_load_n(&ndropped, __ATOMIC_RELAXED);
+
+	if (si->si_code == SI_QUEUE && i < 4) {
+		dropped_ids[i] = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+		__atomic_store_n(&ndropped, i + 1, __ATOMIC_RELEASE);
+	}
+}
+
+/*
+ * The daemon stops (SIGTERM) while a holder keeps its file open with two pins: the daemon drops
+ * them itself, and raises DROPPED for each.  The holder cannot read its events any more (nothing
+ * answers on that file: ENOTCONN), so it learns of it by the pins' signal, one each.  The image is
+ * left clean.
+ */
+static void test_dropped_at_shutdown(void **state)
+{
+	struct mnt m;
+	char f[512], out[4096];
+	struct daxfs_pin p, q;
+	struct sigaction sa = { .sa_sigaction = on_pin_signal, .sa_flags = SA_SIGINFO | SA_RESTART }, old;
+	int sig = SIGRTMIN + 3, st;
+
+	(void)state;
+	sigaction(sig, &sa, &old);
+	pu_setup(&m, "dropped", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	pu_write_file(f, 1 * MiB, 1);
+	int fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(daxfs_pin_signal(fd, 0, 64 * KiB, W, sig, &p), 0);
+	assert_int_equal(daxfs_pin_signal(fd, 64 * KiB, 64 * KiB, 0, sig, &q), 0);
+	assert_int_equal(__atomic_load_n(&ndropped, __ATOMIC_ACQUIRE), 0);
+	pu_guard(NULL, NULL, 0);	/* the daemon is meant to go */
+	assert_ok(kill(m.daemon, SIGTERM));
+	if (!PU_POLL(waitpid(m.daemon, &st, WNOHANG) == m.daemon, 20000))
+		fail_msg("the daemon did not exit within 20 s of SIGTERM");
+	m.daemon = 0;
+	assert_true(WIFEXITED(st));	/* 1: stopped by a signal, not unmounted */
+	if (!PU_POLL(__atomic_load_n(&ndropped, __ATOMIC_ACQUIRE) == 2, 10000))
+		fail_msg("%d DROPPED signals, not 2", __atomic_load_n(&ndropped, __ATOMIC_ACQUIRE));
+	assert_true((dropped_ids[0] == p.id && dropped_ids[1] == q.id) ||
+		    (dropped_ids[0] == q.id && dropped_ids[1] == p.id));
+	struct daxfs_event ev[4];
+	uint32_t n;
+	assert_int_equal(daxfs_events(fd, 1, ev, 4, &n, NULL), -ENOTCONN);
+	close(fd);
+	daxfs_pin_free(&p);
+	daxfs_pin_free(&q);
+	sigaction(sig, &old, NULL);
+	if (pu_fsck(&m, out, sizeof(out)) != 0)
+		fail_msg("fsck -n after the daemon stopped: %s", out);
+	h_destroy(&m);
+}
+
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dma_short),
 		cmocka_unit_test(test_invalidated_ranges),
 		cmocka_unit_test(test_events_paged),
+		cmocka_unit_test(test_dropped_at_shutdown),
 	};
 	return cmocka_run_group_tests_name("abi", tests, NULL, NULL);
 }

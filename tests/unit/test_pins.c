@@ -312,6 +312,41 @@ static void test_events(void **state)
 	pin_table_destroy(&t);
 }
 
+/* The file system dropping an owner's pins on its own tells the holder, one DROPPED per pin. */
+static void test_drop_owner(void **state)
+{
+	struct pin_table t;
+	struct pin_owner a, b;
+	struct daxfs_event ev[8];
+	uint64_t next;
+
+	(void)state;
+	pin_table_init(&t, 12, 0, 0, NULL);
+	pin_owner_init(&a);
+	pin_owner_init(&b);
+	lock_take(&t.lock);
+	struct pin *p = add(&t, &a, 1, 10, 4, 0), *q = add(&t, &a, 1, 20, 2, 0);
+	uint64_t pid = p->id, qid = q->id;
+	add(&t, &b, 1, 10, 4, 0);
+	lock_drop(&t.lock);
+	pin_drop_owner(&t, &a);
+	lock_take(&t.lock);
+	assert_int_equal(a.npins, 0);
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 8, &next), 2);
+	assert_int_equal(ev[0].type, DAXFS_EV_DROPPED);
+	assert_int_equal(ev[0].pin_id, pid);
+	assert_int_equal(ev[1].type, DAXFS_EV_DROPPED);
+	assert_int_equal(ev[1].pin_id, qid);
+	assert_false(pin_any_locked(&t, 20, 2));
+	assert_true(pin_any_locked(&t, 10, 4));	/* b's pin is b's */
+	assert_int_equal(pin_events_read_locked(&b, 1, ev, 8, &next), 0);
+	lock_drop(&t.lock);
+	pin_release_owner(&t, &b);
+	pin_owner_destroy(&a);
+	pin_owner_destroy(&b);
+	pin_table_destroy(&t);
+}
+
 /* Revocation: a revocable pin lets go of its blocks at once; another keeps them until removed. */
 static void test_revoke_kinds(void **state)
 {
@@ -591,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_split_and_merge),
 		cmocka_unit_test(test_pins_owners_limits),
 		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_drop_owner),
 		cmocka_unit_test(test_revoke_kinds),
 		cmocka_unit_test(test_invalidate_ack_refault),
 		cmocka_unit_test(test_invalidated_ranges),
