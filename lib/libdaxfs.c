@@ -296,24 +296,28 @@ int daxfs_policy_get(int fd, struct daxfs_ioc_policy *p)
 	return xioctl(fd, DAXFS_IOC_POLICY, p);
 }
 
-int daxfs_policy_set(int fd, const char *name, const char *params, char *msg, size_t msglen)
+int daxfs_policy_change(int fd, const char *name, const char *params, struct daxfs_ioc_policy *out)
 {
-	struct daxfs_ioc_policy p = { .size = sizeof(p), .op = name ? DAXFS_POLICY_SET : DAXFS_POLICY_PARAMS };
-	int ret;
-
-	if (msg && msglen)
-		msg[0] = 0;
-	if ((name && strlen(name) >= sizeof(p.name)) || (params && strlen(params) >= sizeof(p.params)))
+	memset(out, 0, sizeof(*out));
+	out->size = sizeof(*out);
+	out->op = name ? DAXFS_POLICY_SET : DAXFS_POLICY_PARAMS;
+	if ((name && strlen(name) >= sizeof(out->name)) || (params && strlen(params) >= sizeof(out->params)))
 		return -ENAMETOOLONG;
 	if (name)
-		strcpy(p.name, name);
+		strcpy(out->name, name);
 	if (params)
-		strcpy(p.params, params);
-	if ((ret = xioctl(fd, DAXFS_IOC_POLICY, &p)))
-		return ret;
-	if (p.result && msg && msglen)
-		snprintf(msg, msglen, "%s", p.message);
-	return p.result;
+		strcpy(out->params, params);
+	return xioctl(fd, DAXFS_IOC_POLICY, out);
+}
+
+int daxfs_policy_set(int fd, const char *name, const char *params, char *msg, size_t msglen)
+{
+	struct daxfs_ioc_policy p;
+	int ret = daxfs_policy_change(fd, name, params, &p);
+
+	if (msg && msglen)
+		snprintf(msg, msglen, "%s", ret == 0 && p.result ? p.message : "");
+	return ret ? ret : p.result;
 }
 
 int daxfs_trace(int fd, uint32_t op, const char *path, struct daxfs_ioc_trace *out)

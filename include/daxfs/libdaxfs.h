@@ -78,7 +78,15 @@ int daxfs_list_policies(int fd, struct daxfs_policy_desc **policies, uint32_t *n
 int daxfs_policy_get(int fd, struct daxfs_ioc_policy *p);
 /*
  * Switch to policy `name` (built in, or a .so path) with params "key=value,...", or with name NULL
- * change the current policy's params.  0, or -errno with the daemon's reason in msg.
+ * change the current policy's params.  -errno when the request failed (-EPERM: the caller may not
+ * change the policy); 0 when the daemon answered, with the answer in *out: out->result 0 and the
+ * policy now in force, or out->result the -errno why the change was refused (the reason in
+ * out->message; nothing changed).
+ */
+int daxfs_policy_change(int fd, const char *name, const char *params, struct daxfs_ioc_policy *out);
+/*
+ * The same in one number: 0, or -errno either way, with the daemon's reason for a refused change in
+ * msg ("" when the request itself failed).  daxfs_policy_change tells the two apart.
  */
 int daxfs_policy_set(int fd, const char *name, const char *params, char *msg, size_t msglen);
 /* Start (path), stop or query the event trace: op DAXFS_TRACE_*; out may be NULL. */

@@ -45,6 +45,16 @@ const char *h_fsck_bin(void)
 	return env_or("FSCK_BIN", "build/tools/fsck.daxfs");
 }
 
+const char *h_daxfsctl_bin(void)
+{
+	return env_or("DAXFSCTL_BIN", "build/tools/daxfsctl");
+}
+
+const char *h_daxfs_pin_bin(void)
+{
+	return env_or("DAXFS_PIN_BIN", "build/tools/daxfs-pin");
+}
+
 static void reg(char kind, const char *what)
 {
 	dprintf(registry, "%c %s\n", kind, what);

@@ -58,6 +58,8 @@ const char *P(const struct mnt *m, const char *fmt, ...) __attribute__((format(p
 const char *h_daxfs_bin(void);
 const char *h_mkfs_bin(void);
 const char *h_fsck_bin(void);
+const char *h_daxfsctl_bin(void);
+const char *h_daxfs_pin_bin(void);
 
 /* Assert a call failed with the given errno. */
 #define assert_errno(call, err)                                                                  \
