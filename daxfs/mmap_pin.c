@@ -487,16 +487,19 @@ int pin_lookup_locked(struct pin_table *tab, const struct pin_owner *o, uint64_t
 
 void pin_remove_locked(struct pin_table *tab, struct pin *p)
 {
+	bool revoked = p->state == DAXFS_PIN_REVOKED;
+
 	lock_assert_held(&tab->lock);
 	if (p->removing)
 		return;
-	if (tab->cb.removing && p->state != DAXFS_PIN_REVOKED)
+	/* Going from here on: the hook below (a policy's on_unpin) cannot break, revoke or invalidate it. */
+	p->removing = true;
+	if (tab->cb.removing && !revoked)
 		tab->cb.removing(tab->cb.ctx, p);
 	TRACE(tab->trace, "unpin", "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"bytes\":%llu,\"revoked\":%s",
 	      (unsigned long long)p->id, (unsigned long long)p->ino, holder_pid(p),
-	      (unsigned long long)(pin_held_blocks(p) << tab->bshift), p->state == DAXFS_PIN_REVOKED ? "true" : "false");
+	      (unsigned long long)(pin_held_blocks(p) << tab->bshift), revoked ? "true" : "false");
 	/* Unlinked first: nobody finds it any more; then the fence. */
-	p->removing = true;
 	__atomic_store_n(&p->fenced, true, __ATOMIC_RELEASE);
 	RB_REMOVE(pin_ids, &tab->ids, p);
 	RB_REMOVE(pin_inos, &tab->inos, p);
@@ -653,9 +656,10 @@ void pin_revoke_locked(struct pin_table *tab, struct pin *p, unsigned bshift)
 	lock_assert_held(&tab->lock);
 	if (p->state == DAXFS_PIN_REVOKED || p->removing)
 		return;
+	/* Revoked before the hook runs: it sees the pin as it now is, and cannot revoke it again. */
+	p->state = DAXFS_PIN_REVOKED;
 	if (tab->cb.removing)
 		tab->cb.removing(tab->cb.ctx, p);
-	p->state = DAXFS_PIN_REVOKED;
 	__atomic_store_n(&p->fenced, true, __ATOMIC_RELEASE);
 	tab->revoked++;
 	while ((iv = TAILQ_FIRST(&p->invals))) {

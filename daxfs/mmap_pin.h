@@ -133,7 +133,10 @@ struct pin_callbacks {
 	void (*unpinned)(void *ctx, uint64_t start, uint64_t len);
 	/* A pin of ino changed: removed, revoked, an invalidation acknowledged, or a break ended. */
 	void (*changed)(void *ctx, uint64_t ino);
-	/* A pin is about to go (unpin, release, or revocation). */
+	/*
+	 * A pin is about to go: unpin or release (p->removing already set), or revocation (p->state
+	 * already DAXFS_PIN_REVOKED).  Either way nothing can break, revoke or invalidate it any more.
+	 */
 	void (*removing)(void *ctx, const struct pin *p);
 	void *ctx;
 };

@@ -308,7 +308,7 @@ int daxfs_pin_revoke(struct daxfs_policy *pol, const struct daxfs_pin_view *p)
 {
 	struct policy *po = pol->owner;
 
-	if (PIN(p)->state == DAXFS_PIN_REVOKED)
+	if (PIN(p)->state == DAXFS_PIN_REVOKED || PIN(p)->removing)
 		return -EINVAL;
 	pin_revoke_locked(&po->pins, (struct pin *)PIN(p), bshift(po));
 	return 0;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The event trace: started at mount (-o trace=FILE) or at run time (DAXFS_IOC_TRACE), one JSON
- * object per line, every pin ending in an unpin, and the busy bytes recomputed from busy_add and
- * reclaim records equal to the daemon's own count.
+ * object per line, every pin ending in an unpin that says whether it was revoked, and the busy
+ * bytes recomputed from busy_add and reclaim records equal to the daemon's own count.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +39,7 @@ static bool is_event(const char *rec, const char *ev)
 struct trace_summary {
 	uint64_t records;
 	uint64_t pins, unpins, revokes;
+	uint64_t unpins_revoked;	/* unpin records saying "revoked":true (each after its revoke) */
 	int64_t busy_bytes;		/* busy_add minus reclaim */
 	uint64_t frees, lease_breaks, waits_started, waits_ended, policies;
 	uint64_t max_pin;		/* the highest pin id seen */
@@ -53,7 +54,7 @@ static struct trace_summary read_trace(const char *path)
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
-	uint8_t *open_pins = calloc(1 << 16, 1);
+	uint8_t *open_pins = calloc(1 << 16, 1);	/* 1 pinned, 2 pinned and revoked */
 
 	if (!f)
 		fail_msg("%s: %s", path, strerror(errno));
@@ -82,10 +83,22 @@ static struct trace_summary read_trace(const char *path)
 			s.max_pin = id > s.max_pin ? id : s.max_pin;
 		} else if (is_event(line, "unpin")) {
 			assert_true(field_u64(line, "pin", &id) && id < (1 << 16));
-			assert_int_equal(open_pins[id], 1);	/* every unpin has its pin */
+			assert_true(open_pins[id] != 0);	/* every unpin has its pin */
+			/* "revoked" says whether the pin was revoked before it went: true exactly then. */
+			bool revoked = strstr(line, "\"revoked\":true") != NULL;
+			if (!revoked && !strstr(line, "\"revoked\":false"))
+				fail_msg("unpin record without a revoked flag: %s", line);
+			if (revoked != (open_pins[id] == 2))
+				fail_msg("pin %llu %s revoked, but its unpin record says \"revoked\":%s",
+					 (unsigned long long)id, open_pins[id] == 2 ? "was" : "was not",
+					 revoked ? "true" : "false");
+			s.unpins_revoked += revoked;
 			open_pins[id] = 0;
 			s.unpins++;
 		} else if (is_event(line, "revoke")) {
+			assert_true(field_u64(line, "pin", &id) && id < (1 << 16));
+			assert_int_equal(open_pins[id], 1);
+			open_pins[id] = 2;
 			s.revokes++;
 		} else if (is_event(line, "busy_add")) {
 			assert_true(field_u64(line, "len", &len));
@@ -153,6 +166,9 @@ static void test_trace_at_mount(void **state)
 	assert_int_equal(s.unpins, st.pins_released);
 	assert_int_equal(s.revokes, st.pins_revoked);
 	assert_int_equal(s.revokes, 1);
+	/* The revoked pin's unpin says so, the others' say not. */
+	assert_int_equal(s.unpins_revoked, 1);
+	assert_true(s.unpins > s.unpins_revoked);
 	assert_int_equal(s.lease_breaks, 1);
 	assert_true(s.frees >= 2);
 	assert_int_equal(s.waits_started, s.waits_ended);

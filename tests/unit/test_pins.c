@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -347,6 +348,94 @@ static void test_drop_owner(void **state)
 	pin_table_destroy(&t);
 }
 
+/* A removing callback that tries what a policy's on_unpin hook might: break and revoke the pin. */
+struct meddler {
+	struct pin_table *t;
+	int calls;
+	int broke;		/* what pin_break_lease_locked answered */
+	uint32_t state;		/* the pin's state after the attempts */
+};
+
+static void meddle(void *ctx, const struct pin *p)
+{
+	struct meddler *m = ctx;
+	struct pin *q = (struct pin *)p;
+
+	m->calls++;
+	m->broke = pin_break_lease_locked(m->t, q, 1000, 12);
+	pin_revoke_locked(m->t, q, 12);
+	m->state = q->state;
+}
+
+/* The "revoked" field of the trace's unpin record of pin id: 1 true, 0 false, -1 none. */
+static int unpin_revoked(const char *path, uint64_t id)
+{
+	char line[512], pat[64];
+	int found = -1;
+	FILE *f = fopen(path, "r");
+
+	assert_non_null(f);
+	snprintf(pat, sizeof(pat), "\"ev\":\"unpin\",\"pin\":%llu,", (unsigned long long)id);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, pat))
+			found = strstr(line, "\"revoked\":true") ? 1 : strstr(line, "\"revoked\":false") ? 0 : -2;
+	fclose(f);
+	return found;
+}
+
+/*
+ * A pin going away can no longer be acted on, even from the hook that says it goes: unpinned, it is
+ * neither broken nor revoked (no event, its unpin record says "revoked":false); revoked, the hook
+ * runs once, and only its later unpin says "revoked":true.
+ */
+static void test_hook_on_going_pin(void **state)
+{
+	struct pin_table t;
+	struct pin_owner a;
+	struct daxfs_event ev[8];
+	struct trace tr;
+	uint64_t next;
+	char path[] = "/tmp/daxfs-unit-trace-XXXXXX";
+	struct meddler m = { .t = &t };
+	struct pin_callbacks cb = { .removing = meddle, .ctx = &m };
+
+	(void)state;
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	trace_init(&tr);
+	assert_int_equal(trace_start(&tr, path), 0);
+	pin_table_init(&t, 12, 0, 0, &cb);
+	t.trace = &tr;
+	pin_owner_init(&a);
+	lock_take(&t.lock);
+	struct pin *p = add(&t, &a, 1, 10, 4, 0), *q = add(&t, &a, 1, 20, 4, 0);
+	uint64_t pid = p->id, qid = q->id;
+	pin_remove_locked(&t, p);
+	assert_int_equal(m.calls, 1);
+	assert_int_equal(m.broke, -EINVAL);
+	assert_int_equal(m.state, DAXFS_PIN_ACTIVE);
+	assert_int_equal(t.revoked, 0);
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 8, &next), 0);
+	pin_revoke_locked(&t, q, 12);
+	assert_int_equal(m.calls, 2);
+	assert_int_equal(m.broke, -EINVAL);
+	assert_int_equal(m.state, DAXFS_PIN_REVOKED);
+	assert_int_equal(t.revoked, 1);
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 8, &next), 1);
+	assert_int_equal(ev[0].type, DAXFS_EV_REVOKED);
+	pin_remove_locked(&t, q);
+	assert_int_equal(m.calls, 2);	/* a revoked pin is not reported again */
+	lock_drop(&t.lock);
+	trace_stop(&tr);
+	assert_int_equal(unpin_revoked(path, pid), 0);
+	assert_int_equal(unpin_revoked(path, qid), 1);
+	trace_destroy(&tr);
+	unlink(path);
+	pin_owner_destroy(&a);
+	pin_table_destroy(&t);
+}
+
 /* Revocation: a revocable pin lets go of its blocks at once; another keeps them until removed. */
 static void test_revoke_kinds(void **state)
 {
@@ -627,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_pins_owners_limits),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_drop_owner),
+		cmocka_unit_test(test_hook_on_going_pin),
 		cmocka_unit_test(test_revoke_kinds),
 		cmocka_unit_test(test_invalidate_ack_refault),
 		cmocka_unit_test(test_invalidated_ranges),
