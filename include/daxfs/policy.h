@@ -129,7 +129,11 @@ uint64_t daxfs_policy_holder_busy_bytes(const struct daxfs_policy *pol, int32_t 
 void daxfs_policy_timer(struct daxfs_policy *pol, uint64_t when_ns);
 /* A built-in policy's ops, to delegate to (busy-quota falls back to wait, fail or revoke). */
 const struct daxfs_policy_ops *daxfs_policy_builtin(const char *name);
-/* A record in the event trace (when tracing is on): "policy" events with a free-form message. */
+/*
+ * A "policy_note" record in the event trace (when tracing is on), {"ev":"policy_note","policy":NAME,
+ * "msg":TEXT}: a free-form message (printf format, up to 511 bytes).  Not "policy": that record is
+ * the daemon's, for a change of policy.
+ */
 void daxfs_policy_trace(struct daxfs_policy *pol, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t daxfs_now_ns(void);
 

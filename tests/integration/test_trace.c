@@ -42,6 +42,8 @@ struct trace_summary {
 	uint64_t unpins_revoked;	/* unpin records saying "revoked":true (each after its revoke) */
 	int64_t busy_bytes;		/* busy_add minus reclaim */
 	uint64_t frees, lease_breaks, waits_started, waits_ended, policies;
+	uint64_t notes;			/* policy_note records */
+	char first_note[512];
 	uint64_t max_pin;		/* the highest pin id seen */
 	uint64_t last_t;
 };
@@ -116,6 +118,9 @@ static struct trace_summary read_trace(const char *path)
 			s.waits_ended++;
 		} else if (is_event(line, "policy")) {
 			s.policies++;
+		} else if (is_event(line, "policy_note")) {
+			if (!s.notes++)
+				snprintf(s.first_note, sizeof(s.first_note), "%s", line);
 		}
 	}
 	for (uint32_t i = 0; i < (1 << 16); i++)
@@ -180,6 +185,35 @@ static void test_trace_at_mount(void **state)
 	fx_done(&x);
 }
 
+/*
+ * What a policy writes with daxfs_policy_trace is a "policy_note" record naming the policy, never
+ * taken for "policy", the daemon's record of a change of policy: unsafe notes every pinned range it
+ * frees.
+ */
+static void test_policy_notes(void **state)
+{
+	char tf[] = "/tmp/daxfs-trace-XXXXXX";
+	char opts[256];
+	struct fx x;
+
+	(void)state;
+	int tfd = mkstemp(tf);
+	assert_true(tfd >= 0);
+	close(tfd);
+	snprintf(opts, sizeof(opts), "policy=unsafe,trace=%s", tf);
+	fx_setup(&x, "notes", opts);
+	assert_ok(truncate(x.f, 0));	/* unsafe frees the pinned range, and says so */
+	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_STOP, NULL, NULL), 0);
+	struct trace_summary s = read_trace(tf);
+	assert_int_equal(s.policies, 0);
+	assert_true(s.notes >= 1);	/* one per run of pinned blocks freed */
+	assert_non_null(strstr(s.first_note, "\"policy\":\"unsafe\""));
+	assert_non_null(strstr(s.first_note, "\"msg\":\"freed "));
+	unlink(tf);
+	fx_done(&x);
+}
+
 /* Started and stopped at run time; only root (or the daemon's user) may, and only to an absolute path. */
 static void test_trace_at_run_time(void **state)
 {
@@ -227,6 +261,7 @@ static int run(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trace_at_mount),
 		cmocka_unit_test(test_trace_at_run_time),
+		cmocka_unit_test(test_policy_notes),
 	};
 	return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
 }
