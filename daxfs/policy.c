@@ -40,15 +40,20 @@ static const struct daxfs_policy_param common_params[] = {
 
 /* ---- policy instances ---- */
 
-static bool valid_name(const char *s)
+/* A name of lower-case letters, digits and the characters of `extra`, short enough for the ABI. */
+static bool valid_name(const char *s, const char *extra)
 {
 	if (!*s || strlen(s) >= DAXFS_POLICY_NAME_MAX)
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr(extra, *s)))
 			return false;
 	return true;
 }
+
+/* Policies are named as policy.h says, [a-z0-9-]; parameters are keys such as grace_ms. */
+#define POLICY_NAME_CHARS "-"
+#define PARAM_NAME_CHARS "-_"
 
 /* A .so must be where only its owner could have put it: ours or root's, not writable by others. */
 static int check_object(const char *path, char *err, size_t errlen)
@@ -102,12 +107,16 @@ int policy_find(const char *name, const struct daxfs_policy_ops **out, void **ha
 		snprintf(err, errlen, "%s: built for policy ABI %u, this daemon has %u: rebuild it against its headers",
 			 name, ops->abi, DAXFS_POLICY_ABI);
 		ret = -ENOEXEC;
-	} else if (!ops->name || !valid_name(ops->name) || !ops->before_free) {
-		snprintf(err, errlen, "%s: malformed ops table (it needs a name of [a-z0-9-] and before_free)", name);
+	} else if (!ops->name || !ops->before_free) {
+		snprintf(err, errlen, "%s: malformed ops table (it needs a name and before_free)", name);
+		ret = -ENOEXEC;
+	} else if (!valid_name(ops->name, POLICY_NAME_CHARS)) {
+		snprintf(err, errlen, "%s: policy name '%.*s' refused: a policy's name is 1 to %d lower-case letters, "
+			 "digits and '-' ([a-z0-9-])", name, DAXFS_POLICY_NAME_MAX, ops->name, DAXFS_POLICY_NAME_MAX - 1);
 		ret = -ENOEXEC;
 	} else {
 		for (const struct daxfs_policy_param *p = ops->params; p && p->name; p++)
-			if (!valid_name(p->name) || !p->def) {
+			if (!valid_name(p->name, PARAM_NAME_CHARS) || !p->def) {
 				snprintf(err, errlen, "%s: malformed parameter table", name);
 				ret = -ENOEXEC;
 				break;

@@ -1235,6 +1235,14 @@ static void test_loadable_policy(void **state)
 	assert_ok(chmod(copy, 0644));
 	assert_int_equal(daxfs_policy_set(dfd, copy, "per_holder=1M", msg, sizeof(msg)), 0);
 	unlink(copy);
+	/* A name outside [a-z0-9-], as policy.h has it: refused, with the rule. */
+	const char *bad = getenv("POLICY_BAD_NAME_SO");
+	assert_non_null(bad);
+	assert_int_equal(daxfs_policy_set(dfd, bad, NULL, msg, sizeof(msg)), -ENOEXEC);
+	assert_non_null(strstr(msg, "'bad_name'"));
+	assert_non_null(strstr(msg, "[a-z0-9-]"));
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_string_equal(pol.name, "quota");
 	/* Back to a built-in: the object is unloaded. */
 	assert_int_equal(daxfs_policy_set(dfd, "busy", NULL, msg, sizeof(msg)), 0);
 	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
