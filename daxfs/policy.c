@@ -705,8 +705,10 @@ int policy_init(struct policy *pol, struct fs *fs, const char *name, const char 
 	TAILQ_INIT(&pol->ops);
 	LIST_INIT(&pol->ghosts);
 	pol->next_op_id = 1;
+	/* Any limit but 0 is one: below a block, it admits only pins that hold no block. */
 	pol->max_user_blocks = lim->max_user_bytes == POLICY_USER_LIMIT_DEFAULT ? fs->sbi.data_blocks / 8
-										: lim->max_user_bytes >> fs->sbi.bshift;
+			       : lim->max_user_bytes == 0			    ? UINT64_MAX
+										    : lim->max_user_bytes >> fs->sbi.bshift;
 	cb.ctx = pol;
 	pin_table_init(&pol->pins, fs->sbi.bshift, lim->max_pins, lim->max_pins_per_file, &cb);
 	pol->pins.trace = &fs->trace;
@@ -1340,9 +1342,26 @@ static void undo_fill(struct fs *fs, struct inode *ip, const struct pin_ext *hol
 		file_unmap(fs, ip, holes[i].lblk, holes[i].len, &direct);
 }
 
-/* The mount's rules, then the policy's, for a pin about to be taken (pins.lock held).  0 or -errno. */
+/* Blocks of file blocks [lblk, lblk + n) of ip that are mapped (not holes). */
+static uint64_t mapped_blocks(const struct inode *ip, uint64_t lblk, uint64_t n)
+{
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	uint64_t end = lblk + n, mapped = 0;
+
+	for (bool more = emap_seek(ip, lblk, &c, &e); more && e.lblk < end; more = emap_next(ip, &c, &e))
+		if (e.lblk + e.len > lblk)
+			mapped += MIN(end, e.lblk + e.len) - MAX(lblk, e.lblk);
+	return mapped;
+}
+
+/*
+ * The mount's rules, then the policy's, for a pin about to be taken (pins.lock held): nblocks from
+ * lblk, of which it will hold `holds` (what the user's limit counts, as the charge does).  0 or
+ * -errno.
+ */
 static int admit_locked(struct policy *pol, const struct inode *ip, const struct policy_pin_args *a, uint64_t lblk,
-			uint64_t nblocks, bool cap_lease, struct pin_owner *owner)
+			uint64_t nblocks, uint64_t holds, bool cap_lease, struct pin_owner *owner)
 {
 	struct pin_table *tab = &pol->pins;
 	bool privileged = a->uid == 0 || a->uid == ip->d.uid || cap_lease;
@@ -1364,10 +1383,10 @@ static int admit_locked(struct policy *pol, const struct inode *ip, const struct
 		if (ret > 0)
 			ret = -EPERM;
 	}
-	if (ret == 0 && a->uid != 0 && pol->max_user_blocks) {
+	if (ret == 0 && a->uid != 0 && pol->max_user_blocks != UINT64_MAX) {
 		struct policy_user *u = user_of(pol, a->uid, false);
 
-		if ((u ? u->blocks : 0) + nblocks > pol->max_user_blocks)
+		if ((u ? u->blocks : 0) + holds > pol->max_user_blocks)
 			ret = -EDQUOT;
 	}
 	if (ret == 0 && tab->max_per_owner && owner->npins >= tab->max_per_owner)
@@ -1437,6 +1456,8 @@ again:
 	uint64_t lblk = a->offset >> sh, last = (a->offset + a->length - 1) >> sh, nb = last - lblk + 1;
 	/* CAP_LEASE matters only for someone else's file; reading it costs a /proc read. */
 	bool cap = a->uid != 0 && a->uid != ip->d.uid && holder_has_cap_lease(a->pid);
+	/* What the pin will hold: every block for a write pin (it fills the holes), the mapped ones for a read pin. */
+	uint64_t holds = write || a->uid == 0 || pol->max_user_blocks == UINT64_MAX ? nb : mapped_blocks(ip, lblk, nb);
 
 	lock_take(&tab->lock);
 	if (op->interrupted) {
@@ -1447,7 +1468,7 @@ again:
 		goto out;
 	}
 	pin_expire_locked(tab, util_now_ns(), sh);
-	ret = admit_locked(pol, ip, a, lblk, nb, cap, owner);
+	ret = admit_locked(pol, ip, a, lblk, nb, holds, cap, owner);
 	struct pin_break *brk = ret ? NULL : pin_break_find_locked(tab, ip->ino, lblk, nb);
 	if (brk) {
 		/* A free is breaking this range: as the kernel's unmap-first order, new pins wait for it. */

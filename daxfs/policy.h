@@ -118,7 +118,7 @@ struct policy {
 	uint32_t admission;		/* POLICY_ADMIT_* from the pins parameter */
 	uint64_t grace_ns;
 	uint64_t wait_timeout_ns;
-	uint64_t max_user_blocks;	/* pinned blocks per user other than root, 0 = unlimited */
+	uint64_t max_user_blocks;	/* pinned blocks per user other than root, UINT64_MAX = unlimited */
 	struct policy_user *users;
 	uint32_t nusers;
 	TAILQ_HEAD(, policy_op) ops;	/* registered requests, parked or deciding */

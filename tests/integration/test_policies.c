@@ -1151,10 +1151,22 @@ static void test_readers_and_users(void **state)
 	struct stat st;
 	assert_ok(fstat(fd, &st));
 	assert_int_equal(st.st_blocks, 0);
-	/* Over the user's limit: EDQUOT.  (1 GiB of holes pins nothing, but the range counts.) */
+	/*
+	 * The user's limit counts what a pin holds, as the charge does: 2 MiB of holes under a read pin
+	 * hold nothing and pass a limit of 1 MiB; 2 MiB of data do not (EDQUOT).
+	 */
 	rj.len = 2 * MiB;
-	rj.expect = -EDQUOT;
 	assert_int_equal(as_user(user_pin, &rj), 0);
+	pu_write_file(own, 2 * MiB, 6);
+	int dfd2 = open(own, O_RDONLY);
+	assert_true(dfd2 >= 0);
+	struct user_job dj = { .fd = dfd2, .off = 0, .len = 2 * MiB, .flags = 0, .expect = -EDQUOT, .dfd = dfd };
+	assert_int_equal(as_user(user_pin, &dj), 0);
+	dj.len = 1 * MiB;	/* up to the limit: fine */
+	dj.expect = 0;
+	assert_int_equal(as_user(user_pin, &dj), 0);
+	close(dfd2);
+	assert_ok(unlink(own));
 	/* Root is exempt; a write pin by root over more than the device fails with ENOSPC and undoes itself. */
 	struct daxfs_pin p;
 	assert_int_equal(daxfs_pin(fd, 0, 1024 * MiB, W, &p), -ENOSPC);
@@ -1179,6 +1191,37 @@ static void test_readers_and_users(void **state)
 
 	close(ofd);
 	close(rfd);
+	close(fd);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/*
+ * max_pinned_per_user below one block is a limit all the same: a user may then hold no block
+ * pinned.  A read pin over holes holds none and passes; one over data does not.  Root is exempt.
+ */
+static void test_user_limit_below_a_block(void **state)
+{
+	struct mnt m;
+	char f[512];
+
+	(void)state;
+	pu_setup(&m, "tinylimit", "64M", "allow_other,max_pinned_per_user=1000");
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	int dfd = pu_dirfd(&m);
+	pu_write_file(f, 64 * KiB, 1);
+	int fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+	assert_ok(ftruncate(fd, 1 * MiB));	/* [64 KiB, 1 MiB) a hole */
+	struct user_job j = { .fd = fd, .off = 0, .len = BS, .flags = 0, .expect = -EDQUOT, .dfd = dfd };
+	assert_int_equal(as_user(user_pin, &j), 0);
+	j.off = 512 * KiB;
+	j.expect = 0;
+	assert_int_equal(as_user(user_pin, &j), 0);
+	struct daxfs_pin p = pu_pin(fd, 0, 64 * KiB, W);
+	assert_int_equal(daxfs_unpin(fd, p.id), 0);
+	daxfs_pin_free(&p);
+	assert_int_equal(pu_stats(dfd).pins_active, 0);
 	close(fd);
 	close(dfd);
 	pu_finish(&m);
@@ -1272,6 +1315,7 @@ static int run(void)
 		cmocka_unit_test(test_fence_revoke),
 		cmocka_unit_test(test_eof_tail_zeroed),
 		cmocka_unit_test(test_readers_and_users),
+		cmocka_unit_test(test_user_limit_below_a_block),
 	};
 	return cmocka_run_group_tests_name("policies", tests, NULL, NULL);
 }
