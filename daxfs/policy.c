@@ -1158,6 +1158,45 @@ static int collect_holder(void *arg, uint64_t id, const uint64_t v[3])
 	return 0;
 }
 
+/*
+ * A holder list that does not load, emptied (recover=reclaim): every record cleared, those that do
+ * not verify too, where its chain holds; else its head block written back empty.  pol->holders is
+ * then the empty list.  0 or -errno with err.
+ */
+static int discard_holders(struct policy *pol, char *err, size_t errlen)
+{
+	static const struct daxfs_slot free_slot;
+	struct sbi *s = &pol->fs->sbi;
+	struct slotlist *sl = &pol->holders;
+	struct tx tx;
+	int ret = slots_load_salvage(sl, s, DAXFS_SLOTS_HOLDER, s->sb.holder_head, NULL, NULL, NULL, err, errlen);
+
+	if (ret) {
+		/* The chain itself is broken: it starts again from its head block. */
+		slots_destroy(sl);
+		return slots_reset(sl, s, DAXFS_SLOTS_HOLDER, s->sb.holder_head, err, errlen);
+	}
+	tx_init(&tx, &s->journal);
+	for (size_t bi = 0; bi < sl->nblocks && ret == 0; bi++) {
+		const struct daxfs_slot *slot = slots_block(sl, bi);
+
+		for (uint32_t i = 0; i < sl->per_block; i++)
+			if (memcmp(&slot[i], &free_slot, sizeof(free_slot)))
+				slots_remove(sl, &tx, bi * sl->per_block + i);
+		if (tx_bytes(&tx) > tx_budget(&s->journal) / 2) {
+			ret = sbi_commit(s, &tx);
+			tx_init(&tx, &s->journal);
+		}
+	}
+	if (ret == 0)
+		ret = sbi_commit(s, &tx);
+	else
+		tx_free(&tx);
+	if (ret)
+		snprintf(err, errlen, "clearing it: %s", strerror(-ret));
+	return ret;
+}
+
 /* The busy extents that came from inode ino, appended to *ext as pieces after file block `after`. */
 static int ghost_busy_pieces(struct fs *fs, uint64_t ino, uint64_t after, struct pin_ext **ext, uint32_t *n)
 {
@@ -1284,8 +1323,18 @@ int policy_recover(struct fs *fs, bool quarantine, char *err, size_t errlen)
 	if (fs->sbi.sb.feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS) {
 		ret = slots_load(&pol->holders, &fs->sbi, DAXFS_SLOTS_HOLDER, fs->sbi.sb.holder_head, collect_holder, &hr,
 				 msg, sizeof(msg));
+		if (ret && !quarantine) {
+			/* recover=reclaim drops every record anyway: a corrupt list is no reason not to mount. */
+			fprintf(stderr, "daxfs: %s: holder list: %s: discarded (recover=reclaim)\n", fs->sbi.media.path,
+				msg);
+			slots_destroy(&pol->holders);
+			hr.n = 0;
+			ret = discard_holders(pol, msg, sizeof(msg));
+		}
 		if (ret) {
-			snprintf(err, errlen, "holder list: %s", msg);
+			snprintf(err, errlen, "holder list: %s%s", msg,
+				 quarantine && ret == -EUCLEAN ?
+					 " (fsck.daxfs -y drops bad records; -o recover=reclaim discards the list)" : "");
 			free(hr.v);
 			return ret;
 		}
