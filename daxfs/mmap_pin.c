@@ -638,8 +638,13 @@ int pin_break_lease_locked(struct pin_table *tab, struct pin *p, uint64_t deadli
 	lock_assert_held(&tab->lock);
 	if (p->state == DAXFS_PIN_REVOKED || p->removing)
 		return -EINVAL;
-	if (p->state == DAXFS_PIN_REVOKING)
-		return 0;	/* already told, with an earlier deadline */
+	/*
+	 * Broken already: the earlier deadline stands.  An earlier one than the pin has must replace
+	 * it (and be told), or whoever broke it with that one waits past its own deadline for the
+	 * first, polling all the while.
+	 */
+	if (p->state == DAXFS_PIN_REVOKING && p->deadline_ns <= deadline_ns)
+		return 0;
 	p->state = DAXFS_PIN_REVOKING;
 	p->deadline_ns = deadline_ns;
 	note_deadline(tab, deadline_ns);

@@ -240,7 +240,10 @@ void pin_event_locked(struct pin_table *tab, struct pin *p, uint32_t type, uint6
 struct daxfs_event;
 uint32_t pin_events_read_locked(struct pin_owner *o, uint64_t from, struct daxfs_event *out, uint32_t max,
 				uint64_t *next_seq);
-/* Break p's lease: REVOKING until deadline (an earlier one stands), LEASE_BREAK event.  -EINVAL if revoked. */
+/*
+ * Break p's lease: REVOKING until deadline (an earlier one stands), with a LEASE_BREAK event when
+ * the deadline is new or nearer.  0, or -EINVAL if revoked or going away.
+ */
 int pin_break_lease_locked(struct pin_table *tab, struct pin *p, uint64_t deadline_ns, unsigned bshift);
 /*
  * Revoke p now: REVOKED, event, DMA fenced (waits, lock released, for DMA in flight).  A revocable

@@ -172,8 +172,8 @@ uint32_t daxfs_pin_uid(const struct daxfs_pin_view *p);
 uint64_t daxfs_pin_bytes(const struct daxfs_pin_view *p);	/* media bytes it holds */
 /*
  * Break the pin's lease: it becomes REVOKING and its holder gets a LEASE_BREAK event; at deadline_ns
- * it is revoked unless unpinned.  An earlier deadline stands.  0, or -EINVAL on a revoked pin or one
- * going away.
+ * it is revoked unless unpinned.  An earlier deadline stands (one earlier than the pin's replaces it,
+ * with a new event).  0, or -EINVAL on a revoked pin or one going away.
  */
 int daxfs_pin_break_lease(struct daxfs_policy *pol, const struct daxfs_pin_view *p, uint64_t deadline_ns);
 /*
