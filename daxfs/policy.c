@@ -731,9 +731,12 @@ fail:
 	return ret;
 }
 
+static void forget_live_holders(struct policy *pol);
+
 void policy_release_all(struct fs *fs)
 {
 	pin_release_all(&fs->pol->pins);
+	forget_live_holders(fs->pol);
 }
 
 void policy_destroy(struct policy *pol)
@@ -1127,6 +1130,54 @@ static void unrecord_holder(struct policy *pol, uint64_t slot)
 	tx_init(&tx, &pol->fs->sbi.journal);
 	slots_remove(&pol->holders, &tx, slot);
 	sbi_commit(&pol->fs->sbi, &tx);	/* failing, the fs is read-only: the record waits for the next mount */
+}
+
+static bool slot_is_ghost(struct policy *pol, uint64_t slot)
+{
+	struct policy_ghost *g;
+
+	LIST_FOREACH(g, &pol->ghosts, link)
+		if (g->slot == slot)
+			return true;
+	return false;
+}
+
+/*
+ * Every pin is gone and fenced (policy_release_all): no holder of this mount can write through
+ * one any more, so none of their records must quarantine anything at the next mount.  Open files
+ * not released first still have theirs: clear every record but the quarantine's, whose holders
+ * may still write what the crash before this mount left them.  Failing, the fs is read-only and
+ * the records wait for the next mount, which drops those of processes gone.
+ */
+static void forget_live_holders(struct policy *pol)
+{
+	static const struct daxfs_slot free_slot;
+	struct slotlist *sl = &pol->holders;
+	struct sbi *s = &pol->fs->sbi;
+	struct tx tx;
+	int ret = 0;
+
+	if (!pol->holders_loaded || sl->used == pol->nghosts)
+		return;
+	tx_init(&tx, &s->journal);
+	for (size_t bi = 0; bi < sl->nblocks && ret == 0; bi++) {
+		const struct daxfs_slot *slot = slots_block(sl, bi);
+
+		for (uint32_t i = 0; i < sl->per_block; i++) {
+			uint64_t id = bi * sl->per_block + i;
+
+			if (memcmp(&slot[i], &free_slot, sizeof(free_slot)) && !slot_is_ghost(pol, id))
+				slots_remove(sl, &tx, id);
+		}
+		if (tx_bytes(&tx) > tx_budget(&s->journal) / 2) {
+			ret = sbi_commit(s, &tx);
+			tx_init(&tx, &s->journal);
+		}
+	}
+	if (ret == 0)
+		sbi_commit(s, &tx);
+	else
+		tx_free(&tx);
 }
 
 struct holder_rec {

@@ -565,16 +565,15 @@ static void test_dead_holder(void **state)
 
 /*
  * A clean unmount drops every pin (mount_close: policy_release_all), so no holder can still be
- * writing through the daemon's pins; but the holder records of owners that were not released first
- * stay on the list, and the next mount quarantines the files of those holders still alive, until
- * they exit, as after a crash.
+ * writing through the daemon's pins: the holder records of owners not released first go too.  Kept,
+ * the next mount quarantined the files of those holders still alive, until they exit, as after a
+ * crash.
  */
 static void test_clean_unmount_forgets_holders(void **state)
 {
 	struct fixture *f = *state;
 	struct pin_owner o;
 
-	KNOWN_BUG("mount_close/policy_release_all (policy.c:718) drop pins but keep their holder records");
 	f->fs = fx_mount(f->img.path, NULL);
 	struct inode *ip = fx_file(f->fs, "f", 64, 0x21);
 	pin_owner_init(&o);
@@ -584,9 +583,6 @@ static void test_clean_unmount_forgets_holders(void **state)
 	mount_close(f->fs);
 	pin_owner_destroy(&o);
 	f->fs = fx_mount(f->img.path, NULL);
-	print_message("after a clean unmount: %llu holder records, %llu blocks quarantined\n",
-		      (unsigned long long)f->fs->pol->holders.used,
-		      (unsigned long long)fx_stats(f->fs).quarantined_blocks);
 	assert_false(f->fs->sbi.was_dirty);
 	assert_int_equal(f->fs->pol->holders.used, 0);
 	assert_int_equal(fx_stats(f->fs).quarantined_blocks, 0);
