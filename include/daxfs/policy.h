@@ -131,7 +131,8 @@ void daxfs_policy_timer(struct daxfs_policy *pol, uint64_t when_ns);
 const struct daxfs_policy_ops *daxfs_policy_builtin(const char *name);
 /*
  * A "policy_note" record in the event trace (when tracing is on), {"ev":"policy_note","policy":NAME,
- * "msg":TEXT}: a free-form message (printf format, up to 511 bytes).  Not "policy": that record is
+ * "msg":TEXT}: a free-form message (printf format, up to 511 bytes; cut shorter, at a whole character,
+ * where escaping it for JSON would take more than the record leaves it).  Not "policy": that record is
  * the daemon's, for a change of policy.
  */
 void daxfs_policy_trace(struct daxfs_policy *pol, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
