@@ -744,10 +744,14 @@ void policy_destroy(struct policy *pol)
 	struct policy_ghost *g;
 
 	policy_stop(pol->fs);
-	/* Ghosts end with the mount, their records kept: the next mount looks at their holders again. */
+	/*
+	 * Ghosts end with the mount, their records kept: the next mount looks at their holders again.
+	 * Their pins go with the table; their owners' events (a lease break, say) go here.
+	 */
 	while ((g = LIST_FIRST(&pol->ghosts))) {
 		LIST_REMOVE(g, link);
 		close(g->pidfd);
+		pin_owner_destroy(&g->owner);
 		free(g);
 	}
 	pin_table_destroy(&pol->pins);
