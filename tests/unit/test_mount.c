@@ -339,7 +339,7 @@ static void test_aborted(void **state)
 	assert_int_equal(lookup(fs, ROOT, "before"), ino);
 	remount(f);
 	assert_true(f->fs->sbi.was_dirty);
-	assert_false(f->fs->sbi.aborted);
+	assert_false(sbi_aborted(&f->fs->sbi));
 	assert_int_equal(lookup(f->fs, ROOT, "before"), ino);
 	assert_int_equal(namei_mknod(f->fs, &root_cred, ROOT, "after", S_IFREG | 0644, 0, &e), 0);
 	forget(f->fs, e.ino);
