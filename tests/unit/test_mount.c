@@ -481,11 +481,20 @@ static void daemon_dies_with_holder(const char *path, pid_t holder)
 		fail_msg("the daemon child failed (status %#x)", status);
 }
 
+/*
+ * The worker ends a quarantine in steps: it lets go of the pins (their blocks then go to the reclaim
+ * worker) and then drops the holder's record, which may come after the blocks are reclaimed: over
+ * when all of it is seen.
+ */
 static bool quarantine_over(void *arg)
 {
 	struct fs *fs = arg;
+	struct slotlist *sl = &fs->pol->holders;
 
-	return fx_stats(fs).quarantined_blocks == 0 && fx_busy_blocks(fs) == 0;
+	pthread_mutex_lock(&sl->lock);
+	uint64_t records = sl->used;
+	pthread_mutex_unlock(&sl->lock);
+	return fx_stats(fs).quarantined_blocks == 0 && fx_busy_blocks(fs) == 0 && records == 0;
 }
 
 /*
