@@ -17,9 +17,15 @@
  * threads, the reclaim worker, the policy's holder list) without a common lock: atomic accesses, so
  * a commit that starts after a failed one has returned sees the abort.
  */
-static bool sbi_aborted(const struct sbi *s)
+bool sbi_aborted(const struct sbi *s)
 {
 	return __atomic_load_n(&s->aborted, __ATOMIC_ACQUIRE);
+}
+
+void sbi_abort(struct sbi *s, const char *why)
+{
+	if (!__atomic_exchange_n(&s->aborted, true, __ATOMIC_ACQ_REL))
+		fprintf(stderr, "daxfs: %s; the file system is now read-only\n", why);
 }
 
 int sbi_writable(const struct sbi *s)
@@ -44,9 +50,10 @@ int sbi_commit(struct sbi *s, struct tx *tx)
 	int ret = tx_commit(tx);
 
 	if (ret) {
-		if (!__atomic_exchange_n(&s->aborted, true, __ATOMIC_ACQ_REL))
-			fprintf(stderr, "daxfs: transaction commit failed (%s); the file system is now read-only\n",
-				strerror(-ret));
+		char why[64];
+
+		snprintf(why, sizeof(why), "transaction commit failed (%s)", strerror(-ret));
+		sbi_abort(s, why);
 		return -EIO;
 	}
 	return 0;

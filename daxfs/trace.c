@@ -12,7 +12,6 @@
 #include "util.h"
 
 #define TRACE_BUF (4u << 20)
-#define TRACE_RECORD_MAX 1024	/* binary, and formatted */
 
 /*
  * The request path does not format: it stores the record's time, its event and format (string
@@ -28,6 +27,7 @@ struct trace_rec {
 	const char *fmt;
 	/* the values, in the order of fmt's conversions */
 };
+_Static_assert(sizeof(struct trace_rec) == TRACE_RECORD_HEAD, "trace.h's TRACE_RECORD_HEAD is the header's size");
 
 /* The conversions trace_emit takes: what the TRACE call sites use. */
 enum conv { CONV_NONE, CONV_PERCENT, CONV_SIGNED, CONV_UNSIGNED, CONV_HEX, CONV_STRING, CONV_BAD };

@@ -33,6 +33,13 @@ struct trace {
 	char path[4096];
 };
 
+/*
+ * A record's limit (binary, and formatted), and the bytes of it before its values, for a caller
+ * that sizes a string to fit: each value takes 8 bytes, a string 8 more than its length padded to 8.
+ */
+#define TRACE_RECORD_MAX 1024
+#define TRACE_RECORD_HEAD 32
+
 void trace_init(struct trace *t);
 /* Start tracing into path (created or truncated), stopping any trace running.  0 or -errno. */
 int trace_start(struct trace *t, const char *path);

@@ -105,23 +105,29 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	if (op) {
-		uint64_t mism = 0, first = 0;
+		struct daxfs_ioc_dma d = { .op = op, .pin_id = pin.id, .offset = 0, .length = pin.length, .seq = tag };
 
-		ret = daxfs_dma(fd, pin.id, op, 0, pin.length, tag, &mism, &first);
+		ret = daxfs_dma_run(fd, &d);
 		if (ret) {
 			fprintf(stderr, "daxfs-pin: dma: %s\n", strerror(-ret));
 			rc = 1;
 		} else if (op == DAXFS_DMA_VERIFY_PATTERN) {
-			if (!quiet || mism)
-				printf("verify: %llu of %llu units differ%s", (unsigned long long)mism,
-				       (unsigned long long)(pin.length / DAXFS_TAG_UNIT), mism ? "" : "\n");
-			if (mism) {
-				printf(", first at pin offset %llu\n", (unsigned long long)first);
+			if (!quiet || d.mismatches)
+				printf("verify: %llu of %llu units differ%s", (unsigned long long)d.mismatches,
+				       (unsigned long long)(d.done / DAXFS_TAG_UNIT), d.mismatches ? "" : "\n");
+			if (d.mismatches) {
+				printf(", first at pin offset %llu\n", (unsigned long long)d.first_mismatch);
 				rc = 3;
 			}
 		} else if (!quiet) {
 			printf("dma %s: %llu bytes\n", op == DAXFS_DMA_WRITE_PATTERN ? "write" : "zero",
-			       (unsigned long long)pin.length);
+			       (unsigned long long)d.done);
+		}
+		if (ret == 0 && d.result) {
+			/* Stopped part-way (the pin was revoked or invalidated meanwhile): say where. */
+			fprintf(stderr, "daxfs-pin: dma stopped after %llu of %llu bytes: %s\n",
+				(unsigned long long)d.done, (unsigned long long)d.length, strerror(-d.result));
+			rc = rc ? rc : 1;
 		}
 		fflush(stdout);
 	}
@@ -136,6 +142,7 @@ int main(int argc, char **argv)
 		struct daxfs_event ev[32];
 		uint32_t n = 0;
 
+		/* next_seq is past the events read, not past those that did not fit: none is lost. */
 		if (daxfs_events(fd, next_seq, ev, 32, &n, &next_seq) == 0) {
 			for (uint32_t i = 0; i < n; i++) {
 				if (ev[i].pin_id != pin.id)
@@ -165,7 +172,8 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (hold > 0 && (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9 >= hold)
 			break;
-		usleep(20000);
+		if (n < 32)
+			usleep(20000);	/* a full page: more may be queued, read on at once */
 	}
 	ret = daxfs_unpin(fd, pin.id);
 	if (ret) {

@@ -258,7 +258,7 @@ static void print_policy(const struct daxfs_ioc_policy *p)
 static int cmd_policy(int fd, const char *path, int argc, char **argv)
 {
 	struct daxfs_ioc_policy p;
-	char params[DAXFS_POLICY_PARAMS_MAX] = "", msg[256];
+	char params[DAXFS_POLICY_PARAMS_MAX] = "";
 	const char *name = NULL;
 	size_t n = 0;
 
@@ -275,15 +275,17 @@ static int cmd_policy(int fd, const char *path, int argc, char **argv)
 		n += (size_t)w;
 	}
 	if (argc > 0) {
-		int ret = daxfs_policy_set(fd, name, params, msg, sizeof(msg));
+		int ret = daxfs_policy_change(fd, name, params, &p);
 
+		/* The request refused (who asks), or the change refused (what was asked): two reasons. */
 		if (ret == -EPERM)
 			die("daxfsctl: %s: changing the policy needs root or the daemon's user", path);
-		if (ret && msg[0])
-			die("daxfsctl: %s: %s", path, msg);
 		check(ret, "set policy", path);
+		if (p.result)
+			die("daxfsctl: %s: %s", path, p.message[0] ? p.message : strerror(-p.result));
+	} else {
+		check(daxfs_policy_get(fd, &p), "policy", path);
 	}
-	check(daxfs_policy_get(fd, &p), "policy", path);
 	print_policy(&p);
 	return 0;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # meson install puts everything where a Linux file-system package does: the programs in bindir and
 # sbindir (and fsck.fuse.daxfs for fsck(8)), the headers in include/daxfs, libdaxfs.so with a
-# soname and only daxfs_* exported, libdaxfs.a, daxfs.pc, and the man pages in their sections.
+# soname and only daxfs_* exported, libdaxfs.a, daxfs.pc and daxfs-policy.pc, and the man pages in
+# their sections.
 # The installed programs run from there.
 . "$(dirname "$0")/lib.sh"
 
@@ -14,7 +15,7 @@ for f in "$bindir"/daxfs "$bindir"/daxfsctl "$bindir"/daxfs-pin "$bindir"/daxfs-
 	[ -x "$f" ] || fail "not installed: ${f#"$DESTDIR"}"
 done
 [ "$(readlink "$sbindir/fsck.fuse.daxfs")" = fsck.daxfs ] || fail "sbindir/fsck.fuse.daxfs is not a link to fsck.daxfs"
-for h in format.h ioctl.h libdaxfs.h device.h detect.h; do
+for h in format.h ioctl.h libdaxfs.h device.h detect.h policy.h; do
 	[ -f "$incdir/$h" ] || fail "not installed: include/daxfs/$h"
 done
 
@@ -40,14 +41,17 @@ pc=$DESTDIR$LIBDIR/pkgconfig/daxfs.pc
 use_installed_pc
 [ "$(pkg-config --modversion daxfs)" = "$VERSION" ] || fail "daxfs.pc version $(pkg-config --modversion daxfs), not $VERSION"
 grep -q -- "-ldaxfs" <<<"$(pc_libs)" || fail "pkg-config --libs daxfs: $(pc_libs)"
+# The policy interface: compile flags, no library (the daemon provides what a policy calls).
+[ -f "$DESTDIR$LIBDIR/pkgconfig/daxfs-policy.pc" ] || fail "no daxfs-policy.pc in ${LIBDIR}/pkgconfig"
+[ -z "$(pkg-config --libs daxfs-policy)" ] || fail "daxfs-policy.pc names libraries: $(pkg-config --libs daxfs-policy)"
 
 # Every installed header compiles on its own, with nothing but the pkg-config flags.
-for h in format.h ioctl.h libdaxfs.h device.h detect.h; do
+for h in format.h ioctl.h libdaxfs.h device.h detect.h policy.h; do
 	echo "#include <daxfs/$h>" >"$T/${h%.h}.c"
 done
 # shellcheck disable=SC2046,SC2086
 $CC -std=c11 -Wall -Wextra -Werror -fsyntax-only "$T"/format.c "$T"/ioctl.c "$T"/libdaxfs.c "$T"/device.c "$T"/detect.c \
-	$(pc_cflags) ||
+	"$T"/policy.c $(pc_cflags) ||
 	fail "an installed header does not compile on its own"
 
 # Man pages, in their sections, found by man(1) under the installed prefix.

@@ -61,6 +61,16 @@ const char *h_fsck_bin(void)
 	return env_or("FSCK_BIN", "build/tools/fsck.daxfs");
 }
 
+const char *h_daxfsctl_bin(void)
+{
+	return env_or("DAXFSCTL_BIN", "build/tools/daxfsctl");
+}
+
+const char *h_daxfs_pin_bin(void)
+{
+	return env_or("DAXFS_PIN_BIN", "build/tools/daxfs-pin");
+}
+
 static void reg(char kind, const char *what)
 {
 	dprintf(registry, "%c %s\n", kind, what);
@@ -295,6 +305,9 @@ int h_main(int (*fn)(void))
 		perror(path);
 		return 1;
 	}
+	/* While working on a test: run only the tests whose names match this pattern. */
+	if (getenv("DAXFS_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("DAXFS_TEST_FILTER"));
 	/* Daemons orphaned by a crashed test process come back to us, so we can reap them. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	pid_t child = fork();

@@ -27,7 +27,8 @@ struct mnt {
 
 /*
  * Run `fn` (which calls cmocka) under the supervisor; returns the exit code for main: 77 (skipped)
- * without running it when this machine cannot mount FUSE file systems.
+ * without running it when this machine cannot mount FUSE file systems.  DAXFS_TEST_FILTER=PATTERN
+ * in the environment runs only the tests whose names match (cmocka's wildcards).
  */
 int h_main(int (*fn)(void));
 
@@ -63,6 +64,8 @@ const char *P(const struct mnt *m, const char *fmt, ...) __attribute__((format(p
 const char *h_daxfs_bin(void);
 const char *h_mkfs_bin(void);
 const char *h_fsck_bin(void);
+const char *h_daxfsctl_bin(void);
+const char *h_daxfs_pin_bin(void);
 
 /* Assert a call failed with the given errno. */
 #define assert_errno(call, err)                                                                  \

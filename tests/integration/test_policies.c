@@ -597,6 +597,163 @@ static void test_wait_interrupted(void **state)
 	fx_done(&x);
 }
 
+/* Processor time (user + system) process pid has used, in clock ticks. */
+static uint64_t cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		fail_msg("%s: %s", path, strerror(errno));
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* After the command name (which may hold anything but ends with the last ')'): fields 3 on. */
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		fail_msg("%s: cannot parse: %s", path, buf);
+	return ut + st;
+}
+
+/*
+ * The share of one processor m's daemon uses over the next ms milliseconds, and the share a thread
+ * that never stops gets over the same time: what a daemon looping without rest would get on this
+ * machine, however loaded it is.  The window is the measurement: there is no condition to wait for.
+ */
+struct cpu_shares {
+	double daemon;
+	double spinner;
+};
+
+static struct cpu_shares daemon_cpu_share(const struct mnt *m, unsigned ms)
+{
+	struct timespec s0, s1;
+	uint64_t c0 = cpu_ticks(m->daemon), t0 = pu_now_ms(), t1;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s0);
+	while ((t1 = pu_now_ms()) < t0 + ms)
+		;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s1);
+	uint64_t c1 = cpu_ticks(m->daemon);
+	double wall = (double)(t1 - t0) / 1000.0;
+	return (struct cpu_shares){
+		.daemon = (double)(c1 - c0) / (double)sysconf(_SC_CLK_TCK) / wall,
+		.spinner = ((double)(s1.tv_sec - s0.tv_sec) + (double)(s1.tv_nsec - s0.tv_nsec) / 1e9) / wall,
+	};
+}
+
+/*
+ * A waiting request costs the daemon no processor time: less than 30% of one, and less than a
+ * quarter of what a busy loop gets (on a loaded machine a busy loop may get less than 30%).
+ */
+static void check_idle(struct cpu_shares c, const char *what)
+{
+	print_message("daemon CPU %s: %.1f%% (a busy loop got %.1f%%)\n", what, c.daemon * 100, c.spinner * 100);
+	if (c.daemon >= 0.3 || c.daemon >= c.spinner / 4)
+		fail_msg("the daemon used %.1f%% of a processor %s", c.daemon * 100, what);
+}
+
+/* How long the oldest request waiting for the policy has waited (0: none waits). */
+static uint64_t oldest_wait_ns(int dfd)
+{
+	struct daxfs_wait_info *w;
+	uint64_t oldest = 0;
+	uint32_t n;
+
+	assert_int_equal(daxfs_list_waits(dfd, &w, &n), 0);
+	for (uint32_t i = 0; i < n; i++)
+		oldest = w[i].age_ns > oldest ? w[i].age_ns : oldest;
+	free(w);
+	return oldest;
+}
+
+/*
+ * A pin waiting behind a truncate is a parked request like the truncate: a signal to its caller
+ * makes it fail with EINTR, and while it waits it is run again only when something it waits for
+ * changes, so the daemon stays idle.
+ */
+static void test_pin_wait_interrupted(void **state)
+{
+	struct fx x;
+	pthread_t tt;
+
+	(void)state;
+	fx_setup(&x, "pinintr", "policy=revoke,grace_ms=20000");
+	int fd2 = open(x.f, O_RDWR);
+	assert_true(fd2 >= 0);
+	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
+	pu_guard(&x.m, "an interrupted pin", 40);
+	assert_int_equal(pthread_create(&tt, NULL, free_thread, &tr), 0);
+	wait_parked(&x, 1, "the truncate");
+	pid_t c = pu_fork();
+	if (c == 0) {
+		struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART: EINTR comes back */
+		struct daxfs_pin p;
+
+		sigaction(SIGUSR1, &sa, NULL);
+		int r = daxfs_pin(fd2, PIN_OFF, BS, 0, &p);
+		_exit(r == -EINTR ? 4 : r == 0 ? 0 : 5);
+	}
+	wait_parked(&x, 2, "the pin");
+	check_idle(daemon_cpu_share(&x.m, 1000), "while a pin waits");
+	uint64_t intr0 = pu_stats(x.dfd).waits_interrupted;
+	assert_ok(kill(c, SIGUSR1));
+	/* Its wait is over: nothing of it may go on running in the daemon. */
+	check_idle(daemon_cpu_share(&x.m, 1000), "after the pin was interrupted");
+	int st;
+	if (!PU_POLL(waitpid(c, &st, WNOHANG) == c, 10000))
+		fail_msg("the interrupted pin did not return");
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 4);
+	assert_int_equal(pu_stats(x.dfd).waits_interrupted, intr0 + 1);
+	assert_true(PU_POLL(pu_stats(x.dfd).waiting == 1, 10000));
+	assert_false(job_done(&tr));
+	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+	join_job(&x, tt, &tr, "the truncate");
+	assert_int_equal(tr.err, 0);
+	close(fd2);
+	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
+	fx_done(&x);
+}
+
+/*
+ * odp and a short-term pin without DAXFS_PIN_ODP: it takes no invalidation, so the free waits for it
+ * as wait does, past ack_ms, without spinning the policy worker; the unpin lets it finish, and
+ * wait_timeout_ms makes it give up.
+ */
+static void test_odp_waits_for_plain_pin(void **state)
+{
+	struct fx x;
+	pthread_t tt;
+
+	(void)state;
+	fx_setup_flags(&x, "odpplain", "policy=odp,ack_ms=100", W);
+	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
+	pu_guard(&x.m, "a truncate under odp waiting for a plain pin", 40);
+	assert_int_equal(pthread_create(&tt, NULL, free_thread, &tr), 0);
+	wait_parked(&x, 1, "the truncate");
+	/* Past ack_ms: the deadline for invalidations has come and gone. */
+	assert_true(PU_POLL(oldest_wait_ns(x.dfd) > 300000000ull, 10000));
+	check_idle(daemon_cpu_share(&x.m, 1500), "while the truncate waits past ack_ms");
+	assert_false(job_done(&tr));
+	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+	join_job(&x, tt, &tr, "the truncate");
+	assert_int_equal(tr.err, 0);
+	assert_int_equal(pu_stats(x.dfd).busy_blocks, 0);
+	/* wait_timeout_ms bounds that wait, as under wait: EBUSY, the file unchanged. */
+	assert_int_equal(daxfs_policy_set(x.dfd, NULL, "wait_timeout_ms=200", NULL, 0), 0);
+	pu_write_file(x.f, FSIZE, 2);
+	struct daxfs_pin q = pu_pin(x.fd, PIN_OFF, BS, W);
+	assert_errno(truncate(x.f, 0), EBUSY);
+	assert_true(pu_check_file(x.f, 0, FSIZE, 2));
+	assert_int_equal(daxfs_unpin(x.fd, q.id), 0);
+	daxfs_pin_free(&q);
+	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
+	fx_done(&x);
+}
+
 /*
  * More waiting truncates than a daemon has threads, on a single-threaded daemon: waits are parked
  * requests, not threads, so the holder's unpins are served and every truncate completes.
@@ -994,10 +1151,22 @@ static void test_readers_and_users(void **state)
 	struct stat st;
 	assert_ok(fstat(fd, &st));
 	assert_int_equal(st.st_blocks, 0);
-	/* Over the user's limit: EDQUOT.  (1 GiB of holes pins nothing, but the range counts.) */
+	/*
+	 * The user's limit counts what a pin holds, as the charge does: 2 MiB of holes under a read pin
+	 * hold nothing and pass a limit of 1 MiB; 2 MiB of data do not (EDQUOT).
+	 */
 	rj.len = 2 * MiB;
-	rj.expect = -EDQUOT;
 	assert_int_equal(as_user(user_pin, &rj), 0);
+	pu_write_file(own, 2 * MiB, 6);
+	int dfd2 = open(own, O_RDONLY);
+	assert_true(dfd2 >= 0);
+	struct user_job dj = { .fd = dfd2, .off = 0, .len = 2 * MiB, .flags = 0, .expect = -EDQUOT, .dfd = dfd };
+	assert_int_equal(as_user(user_pin, &dj), 0);
+	dj.len = 1 * MiB;	/* up to the limit: fine */
+	dj.expect = 0;
+	assert_int_equal(as_user(user_pin, &dj), 0);
+	close(dfd2);
+	assert_ok(unlink(own));
 	/* Root is exempt; a write pin by root over more than the device fails with ENOSPC and undoes itself. */
 	struct daxfs_pin p;
 	assert_int_equal(daxfs_pin(fd, 0, 1024 * MiB, W, &p), -ENOSPC);
@@ -1022,6 +1191,37 @@ static void test_readers_and_users(void **state)
 
 	close(ofd);
 	close(rfd);
+	close(fd);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/*
+ * max_pinned_per_user below one block is a limit all the same: a user may then hold no block
+ * pinned.  A read pin over holes holds none and passes; one over data does not.  Root is exempt.
+ */
+static void test_user_limit_below_a_block(void **state)
+{
+	struct mnt m;
+	char f[512];
+
+	(void)state;
+	pu_setup(&m, "tinylimit", "64M", "allow_other,max_pinned_per_user=1000");
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	int dfd = pu_dirfd(&m);
+	pu_write_file(f, 64 * KiB, 1);
+	int fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+	assert_ok(ftruncate(fd, 1 * MiB));	/* [64 KiB, 1 MiB) a hole */
+	struct user_job j = { .fd = fd, .off = 0, .len = BS, .flags = 0, .expect = -EDQUOT, .dfd = dfd };
+	assert_int_equal(as_user(user_pin, &j), 0);
+	j.off = 512 * KiB;
+	j.expect = 0;
+	assert_int_equal(as_user(user_pin, &j), 0);
+	struct daxfs_pin p = pu_pin(fd, 0, 64 * KiB, W);
+	assert_int_equal(daxfs_unpin(fd, p.id), 0);
+	daxfs_pin_free(&p);
+	assert_int_equal(pu_stats(dfd).pins_active, 0);
 	close(fd);
 	close(dfd);
 	pu_finish(&m);
@@ -1078,6 +1278,14 @@ static void test_loadable_policy(void **state)
 	assert_ok(chmod(copy, 0644));
 	assert_int_equal(daxfs_policy_set(dfd, copy, "per_holder=1M", msg, sizeof(msg)), 0);
 	unlink(copy);
+	/* A name outside [a-z0-9-], as policy.h has it: refused, with the rule. */
+	const char *bad = getenv("POLICY_BAD_NAME_SO");
+	assert_non_null(bad);
+	assert_int_equal(daxfs_policy_set(dfd, bad, NULL, msg, sizeof(msg)), -ENOEXEC);
+	assert_non_null(strstr(msg, "'bad_name'"));
+	assert_non_null(strstr(msg, "[a-z0-9-]"));
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_string_equal(pol.name, "quota");
 	/* Back to a built-in: the object is unloaded. */
 	assert_int_equal(daxfs_policy_set(dfd, "busy", NULL, msg, sizeof(msg)), 0);
 	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
@@ -1097,6 +1305,8 @@ static int run(void)
 		cmocka_unit_test(test_gup_vs_punch_write_wait),
 		cmocka_unit_test(test_new_pin_waits_for_break),
 		cmocka_unit_test(test_wait_interrupted),
+		cmocka_unit_test(test_pin_wait_interrupted),
+		cmocka_unit_test(test_odp_waits_for_plain_pin),
 		cmocka_unit_test(test_many_waiters_single_thread),
 		cmocka_unit_test(test_wait_timeout),
 		cmocka_unit_test(test_revoke_after_timeout),
@@ -1105,6 +1315,7 @@ static int run(void)
 		cmocka_unit_test(test_fence_revoke),
 		cmocka_unit_test(test_eof_tail_zeroed),
 		cmocka_unit_test(test_readers_and_users),
+		cmocka_unit_test(test_user_limit_below_a_block),
 	};
 	return cmocka_run_group_tests_name("policies", tests, NULL, NULL);
 }
