@@ -301,6 +301,7 @@ static struct daxfs_policy *install_locked(struct policy *pol, struct daxfs_poli
 	struct daxfs_policy *old = pol->cur;
 	struct policy_op *op;
 
+	lock_assert_held(&pol->pins.lock);
 	common_settings(inst, &pol->admission, &pol->grace_ns, &pol->wait_timeout_ns, NULL, 0);
 	pol->cur = inst;
 	pol->generation++;
@@ -520,9 +521,9 @@ static void on_unpinned(void *ctx, uint64_t start, uint64_t len)
 	struct fs *fs = pol->fs;
 	struct unpin_ctx uc = { pol, util_now_ns(), false };
 
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	busy_visit_locked(&fs->busy, start, len, maybe_queue, &uc);
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	wake_ops(pol, 0, start, len);
 }
 
@@ -547,9 +548,9 @@ static void on_busy_committed(void *ctx, uint64_t start, uint64_t len)
 	struct unpin_ctx uc = { pol, util_now_ns(), true };
 
 	lock_take(&pol->pins.lock);
-	pthread_mutex_lock(&pol->fs->busy.lock);
+	lock_take(&pol->fs->busy.lock);
 	busy_visit_locked(&pol->fs->busy, start, len, maybe_queue, &uc);
-	pthread_mutex_unlock(&pol->fs->busy.lock);
+	lock_drop(&pol->fs->busy.lock);
 	lock_drop(&pol->pins.lock);
 }
 
@@ -559,6 +560,7 @@ static void ghost_release_locked(struct policy *pol, struct policy_ghost *g);
 
 static uint64_t next_wake_locked(struct policy *pol)
 {
+	lock_assert_held(&pol->pins.lock);
 	uint64_t next = pol->pins.next_deadline_ns;
 	struct policy_op *op;
 
@@ -812,6 +814,7 @@ static int media_ranges(const struct inode *ip, uint64_t lblk, uint64_t n, struc
 
 static void register_locked(struct policy *pol, struct policy_op *op)
 {
+	lock_assert_held(&pol->pins.lock);
 	if (op->registered)
 		return;
 	op->registered = true;
@@ -823,6 +826,7 @@ static void register_locked(struct policy *pol, struct policy_op *op)
 
 static void end_break_locked(struct policy *pol, struct policy_op *op)
 {
+	lock_assert_held(&pol->pins.lock);
 	if (op->brk_active) {
 		op->brk_active = false;
 		pin_break_end_locked(&pol->pins, &op->brk);
@@ -831,6 +835,7 @@ static void end_break_locked(struct policy *pol, struct policy_op *op)
 
 static void set_break_locked(struct policy *pol, struct policy_op *op, uint64_t lblk, uint64_t n)
 {
+	lock_assert_held(&pol->pins.lock);
 	op->brk.ino = op->f.ino;
 	op->brk.lblk = lblk;
 	op->brk.n = n;
@@ -843,6 +848,7 @@ static void set_break_locked(struct policy *pol, struct policy_op *op, uint64_t 
 
 static int decide_locked(struct policy *pol, struct policy_op *op, struct inode *ip, uint64_t lblk, uint64_t n)
 {
+	lock_assert_held(&pol->pins.lock);
 	struct daxfs_free *f = &op->f;
 	uint64_t now = util_now_ns();
 	bool pinned = false;
@@ -904,6 +910,7 @@ static void wait_blocking_locked(struct policy *pol, struct policy_op *op)
 {
 	struct pin_table *tab = &pol->pins;
 
+	lock_assert_held(&pol->pins.lock);
 	register_locked(pol, op);
 	while (!op->ready && !op->interrupted) {
 		uint64_t now = util_now_ns(), next = op->f.wait_until;
@@ -922,6 +929,7 @@ static void wait_blocking_locked(struct policy *pol, struct policy_op *op)
 
 static void unregister_locked(struct policy *pol, struct policy_op *op)
 {
+	lock_assert_held(&pol->pins.lock);
 	end_break_locked(pol, op);
 	if (op->registered) {
 		TAILQ_REMOVE(&pol->ops, op, link);
@@ -1046,9 +1054,9 @@ static void free_run(void *arg, uint64_t start, uint64_t len, uint32_t count)
 		sbi_free(&fs->sbi, fr->tx, start, len);
 		return;
 	}
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	int ret = busy_add_locked(&fs->busy, fr->tx, start, len, fr->ino);
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	if (ret) {
 		/*
 		 * No room for the record (out of memory or space for the list): keep the blocks allocated
@@ -1257,7 +1265,7 @@ static int ghost_busy_pieces(struct fs *fs, uint64_t ino, uint64_t after, struct
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	for (struct busy_ext *be = busy_first_locked(&fs->busy); be && !ret; be = busy_next_locked(&fs->busy, be)) {
 		if (be->ino != ino)
 			continue;
@@ -1271,7 +1279,7 @@ static int ghost_busy_pieces(struct fs *fs, uint64_t ino, uint64_t after, struct
 		(*ext)[(*n)++] = (struct pin_ext){ .lblk = after, .pblk = be->start, .len = be->len };
 		after += be->len;
 	}
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	return ret;
 }
 
@@ -1338,6 +1346,7 @@ fail:
 /* The ghost's holder exited: let go of what it held (pins.lock held; dropped meanwhile). */
 static void ghost_release_locked(struct policy *pol, struct policy_ghost *g)
 {
+	lock_assert_held(&pol->pins.lock);
 	LIST_REMOVE(g, link);
 	pol->nghosts--;
 	pol->quarantined_blocks -= g->blocks;
@@ -1360,11 +1369,11 @@ static void queue_unpinned_busy(struct policy *pol)
 	uint64_t now = util_now_ns();
 
 	lock_take(&pol->pins.lock);
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	for (struct busy_ext *be = busy_first_locked(&fs->busy); be; be = busy_next_locked(&fs->busy, be))
 		if (be->state == DAXFS_BUSY_PINNED && !pin_any_locked(&pol->pins, be->start, be->len))
 			busy_queue_locked(&fs->busy, be, now);
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	lock_drop(&pol->pins.lock);
 }
 
@@ -1467,6 +1476,7 @@ static uint64_t mapped_blocks(const struct inode *ip, uint64_t lblk, uint64_t n)
 static int admit_locked(struct policy *pol, const struct inode *ip, const struct policy_pin_args *a, uint64_t lblk,
 			uint64_t nblocks, uint64_t holds, bool cap_lease, struct pin_owner *owner)
 {
+	lock_assert_held(&pol->pins.lock);
 	struct pin_table *tab = &pol->pins;
 	bool privileged = a->uid == 0 || a->uid == ip->d.uid || cap_lease;
 	int ret = 0;
@@ -1867,7 +1877,7 @@ void policy_stats(struct fs *fs, struct daxfs_ioc_stats *st)
 	st->events = pol->pins.events;
 	st->revoked_held_blocks = pol->pins.held_revoked_blocks;
 	st->quarantined_blocks = pol->quarantined_blocks;
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	st->busy_extents = fs->busy.nextents;
 	st->busy_blocks = fs->busy.nblocks;
 	st->busy_created = fs->busy.created;
@@ -1876,7 +1886,7 @@ void policy_stats(struct fs *fs, struct daxfs_ioc_stats *st)
 	st->reclaimed_blocks = fs->reclaim.blocks;
 	st->reclaim_latency_ns_total = fs->reclaim.latency_ns_total;
 	st->reclaim_latency_ns_max = fs->reclaim.latency_ns_max;
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	lock_drop(&pol->pins.lock);
 	st->frees_waited = __atomic_load_n(&s->frees_waited, __ATOMIC_RELAXED);
 	st->free_wait_ns_total = __atomic_load_n(&s->free_wait_ns, __ATOMIC_RELAXED);
@@ -1921,7 +1931,7 @@ uint32_t policy_list_busy(struct fs *fs, uint32_t start, struct daxfs_busy_info 
 	uint32_t i = 0, n = 0;
 
 	lock_take(&tab->lock);
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	*total = (uint32_t)fs->busy.nextents;
 	for (struct busy_ext *be = busy_first_locked(&fs->busy); be && n < max; be = busy_next_locked(&fs->busy, be)) {
 		if (i++ < start)
@@ -1931,7 +1941,7 @@ uint32_t policy_list_busy(struct fs *fs, uint32_t start, struct daxfs_busy_info 
 			.pins = pin_max_count_locked(tab, be->start, be->len), .age_ns = now - be->created_ns,
 		};
 	}
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	lock_drop(&tab->lock);
 	return n;
 }

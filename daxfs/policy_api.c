@@ -103,7 +103,7 @@ uint64_t daxfs_policy_holder_busy_bytes(const struct daxfs_policy *pol, int32_t 
 	struct overlap_ctx c = { 0 };
 
 	lock_assert_held(&p->pins.lock);
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	for (struct pin *pin = pin_first_locked(&p->pins); pin; pin = pin_next_locked(&p->pins, pin)) {
 		if (pin->owner->holder.pid != pid || !pin->holds_refs)
 			continue;
@@ -115,7 +115,7 @@ uint64_t daxfs_policy_holder_busy_bytes(const struct daxfs_policy *pol, int32_t 
 			busy_visit_locked(&fs->busy, c.start, c.len, count_overlap, &c);
 		}
 	}
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	return c.blocks << fs->sbi.bshift;
 }
 

@@ -100,9 +100,9 @@ static bool queue_empty(void *arg)
 {
 	struct fs *fs = arg;
 
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	bool empty = fs->busy.queued_extents == 0;
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	return empty;
 }
 
@@ -268,11 +268,11 @@ static void test_abandoned(void **state)
 	free(big);
 	assert_int_equal(ret, -EIO);
 	assert_int_equal(fx_busy_blocks(x->fs), 16);	/* still busy: not given back */
-	pthread_mutex_lock(&x->fs->busy.lock);
+	lock_take(&x->fs->busy.lock);
 	struct busy_ext *be = busy_first_locked(&x->fs->busy);
 	assert_non_null(be);
 	assert_int_equal(be->state, DAXFS_BUSY_PINNED);
-	pthread_mutex_unlock(&x->fs->busy.lock);
+	lock_drop(&x->fs->busy.lock);
 	assert_int_equal(x->fs->reclaim.extents, 0);
 	const unsigned char *p = media_ptr(&x->fs->sbi.media, media);
 	for (size_t i = 0; i < 16 * BS; i++)
