@@ -48,21 +48,6 @@ static void usage(FILE *f)
 		"or the daemon's user.  Exit: 0, 1 on errors, 2 on usage errors.\n");
 }
 
-/* A JSON string literal of s (quotes included). */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", (unsigned char)*s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static int open_path(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -95,7 +80,7 @@ static int cmd_stat(int fd, const char *path)
 	double avg = s.reclaimed_extents ? ms(s.reclaim_latency_ns_total) / (double)s.reclaimed_extents : 0;
 	if (json) {
 		printf("{\"policy\":");
-		json_str(p.name);
+		json_str(stdout, p.name);
 		printf(",\"blocks\":%llu,\"free_blocks\":%llu,"
 		       "\"pins_active\":%llu,\"pins_created\":%llu,\"pins_released\":%llu,\"pins_revoked\":%llu,"
 		       "\"pins_refused\":%llu,\"pinned_blocks\":%llu,\"busy_extents\":%llu,\"busy_blocks\":%llu,"
@@ -227,7 +212,7 @@ static void print_policy(const struct daxfs_ioc_policy *p)
 {
 	if (json) {
 		printf("{\"policy\":");
-		json_str(p->name);
+		json_str(stdout, p->name);
 		printf(",\"params\":{");
 		/* params is "k=v,k=v": values never hold commas (the daemon splits on them too). */
 		char copy[sizeof(p->params)], *save = NULL;
@@ -239,13 +224,13 @@ static void print_policy(const struct daxfs_ioc_policy *p)
 				continue;
 			*eq = 0;
 			printf("%s", first ? "" : ",");
-			json_str(kv);
+			json_str(stdout, kv);
 			putchar(':');
-			json_str(eq + 1);
+			json_str(stdout, eq + 1);
 			first = 0;
 		}
 		printf("},\"summary\":");
-		json_str(p->summary);
+		json_str(stdout, p->summary);
 		printf(",\"stalls\":%s,\"loaded\":%s,\"generation\":%llu}\n",
 		       p->flags & DAXFS_POLICY_F_STALLS ? "true" : "false", p->flags & DAXFS_POLICY_F_LOADED ? "true" : "false",
 		       p->generation);
@@ -301,11 +286,11 @@ static int cmd_policies(int fd, const char *path)
 	for (uint32_t i = 0; i < n; i++) {
 		if (json) {
 			printf("%s{\"name\":", i ? "," : "");
-			json_str(v[i].name);
+			json_str(stdout, v[i].name);
 			printf(",\"summary\":");
-			json_str(v[i].summary);
+			json_str(stdout, v[i].summary);
 			printf(",\"stalls\":%s,\"params\":", v[i].flags & DAXFS_POLICY_F_STALLS ? "true" : "false");
-			json_str(v[i].params);
+			json_str(stdout, v[i].params);
 			printf("}");
 			continue;
 		}
@@ -507,7 +492,7 @@ static int cmd_trace(int fd, const char *path, int argc, char **argv)
 	check(ret, "trace", path);
 	if (json) {
 		printf("{\"on\":%s,\"file\":", t.on ? "true" : "false");
-		json_str(t.path);
+		json_str(stdout, t.path);
 		printf(",\"records\":%llu,\"dropped\":%llu}\n", t.records, t.dropped);
 	} else if (t.on) {
 		printf("tracing to %s: %llu records, %llu dropped\n", t.path, t.records, t.dropped);

@@ -2,7 +2,8 @@
 /*
  * Every policy, one table: pinned blocks leave their file by truncate, punch hole and O_TRUNC while
  * the daemon's DMA engine writes through the pin, and each policy must do what it promises (a new
- * policy gets these tests by adding a row).  Then the machinery of waiting: waits that cost no
+ * policy gets these tests by adding a row); and the file is unlinked under the pin, which no policy
+ * is asked about.  Then the machinery of waiting: waits that cost no
  * thread (a thousand truncates waiting on a single-threaded daemon), interrupts, new pins during a
  * break (the 2017 get_user_pages vs punch deadlock under wait, and none under the others), broken
  * leases that stay broken, the DMA fence (unpin and revocation stop DMA in flight), events by
@@ -39,8 +40,12 @@
 
 /* ---- a free running in a thread ---- */
 
-enum cause { C_TRUNCATE, C_PUNCH, C_OTRUNC };
-static const char *const cause_name[] = { "truncate", "punch", "O_TRUNC" };
+/*
+ * C_UNLINK: the holder's file is unlinked, and its open file is the last reference: the frees come at
+ * its last close, and cannot wait.
+ */
+enum cause { C_TRUNCATE, C_PUNCH, C_OTRUNC, C_UNLINK };
+static const char *const cause_name[] = { "truncate", "punch", "O_TRUNC", "unlink" };
 
 struct free_job {
 	const char *path;
@@ -68,6 +73,9 @@ static void *free_thread(void *arg)
 		r = t < 0 ? -1 : close(t);
 		break;
 	}
+	case C_UNLINK:
+		r = unlink(j->path);
+		break;
 	}
 	j->err = r ? errno : 0;
 	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
@@ -134,33 +142,40 @@ enum outcome {
 	OUT_INVALIDATE,		/* once the holder acknowledges: freed at once, no busy space; the pin faults there */
 	OUT_UNSAFE,		/* at once, the pinned blocks freed: another file gets them and the DMA's tags */
 	OUT_REFUSED,		/* the long-term pin is refused */
+	/*
+	 * Unlink: at once, nothing freed while the holder's file is open (the pin and its DMA go on,
+	 * into the file's own blocks); its last close drops the pins, fenced, before it frees the
+	 * blocks, so nothing becomes busy and nothing pinned is freed, not even under unsafe.
+	 */
+	OUT_KEPT,
 };
 
 struct row {
 	const char *name;
 	const char *opts;	/* "%s" stands for the loadable example policy's path */
 	uint32_t pin_flags;
-	enum outcome out;
+	enum outcome out;	/* truncate, punch and O_TRUNC */
+	enum outcome unlink;	/* unlink */
 };
 
 static const struct row rows[] = {
-	{ "busy", "policy=busy", W | LT, OUT_BUSY },
-	{ "wait", "policy=wait", W | LT, OUT_WAIT },
-	{ "fail", "policy=fail", W | LT, OUT_FAIL },
-	{ "revoke", "policy=revoke,grace_ms=200", W | LT, OUT_REVOKE },
-	{ "unsafe", "policy=unsafe", W | LT, OUT_UNSAFE },
-	{ "deny-longterm", "policy=deny-longterm", W | LT, OUT_REFUSED },
-	{ "deny-longterm-short", "policy=deny-longterm", W, OUT_WAIT },
-	{ "odp", "policy=odp,ack_ms=20000", W | LT | DAXFS_PIN_ODP, OUT_INVALIDATE },
-	{ "odp-refuses", "policy=odp", W | LT, OUT_REFUSED },
-	{ "busy-quota", "policy=busy-quota,quota=64M", W | LT, OUT_BUSY },
-	{ "busy-quota-over", "policy=busy-quota,quota=1M,fallback=fail", W | LT, OUT_FAIL },
+	{ "busy", "policy=busy", W | LT, OUT_BUSY, OUT_KEPT },
+	{ "wait", "policy=wait", W | LT, OUT_WAIT, OUT_KEPT },
+	{ "fail", "policy=fail", W | LT, OUT_FAIL, OUT_KEPT },
+	{ "revoke", "policy=revoke,grace_ms=200", W | LT, OUT_REVOKE, OUT_KEPT },
+	{ "unsafe", "policy=unsafe", W | LT, OUT_UNSAFE, OUT_KEPT },
+	{ "deny-longterm", "policy=deny-longterm", W | LT, OUT_REFUSED, OUT_REFUSED },
+	{ "deny-longterm-short", "policy=deny-longterm", W, OUT_WAIT, OUT_KEPT },
+	{ "odp", "policy=odp,ack_ms=20000", W | LT | DAXFS_PIN_ODP, OUT_INVALIDATE, OUT_KEPT },
+	{ "odp-refuses", "policy=odp", W | LT, OUT_REFUSED, OUT_REFUSED },
+	{ "busy-quota", "policy=busy-quota,quota=64M", W | LT, OUT_BUSY, OUT_KEPT },
+	{ "busy-quota-over", "policy=busy-quota,quota=1M,fallback=fail", W | LT, OUT_FAIL, OUT_KEPT },
 	{ "busy-quota-holder", "policy=busy-quota,quota=64M,holder_quota=1M,fallback=revoke,grace_ms=100", W | LT,
-	  OUT_REVOKE },
-	{ "revocable-only", "policy=busy,pins=revocable-only", W | LT, OUT_REFUSED },
+	  OUT_REVOKE, OUT_KEPT },
+	{ "revocable-only", "policy=busy,pins=revocable-only", W | LT, OUT_REFUSED, OUT_REFUSED },
 	/* examples/policy-quota, loaded from its .so: within the holder's quota busy, past it a wait */
-	{ "quota.so", "policy=%s,per_holder=64M", W | LT, OUT_BUSY },
-	{ "quota.so-over", "policy=%s,per_holder=1M,wait_ms=60000", W | LT, OUT_WAIT },
+	{ "quota.so", "policy=%s,per_holder=64M", W | LT, OUT_BUSY, OUT_KEPT },
+	{ "quota.so-over", "policy=%s,per_holder=1M,wait_ms=60000", W | LT, OUT_WAIT, OUT_KEPT },
 };
 
 static const char *quota_so(void)
@@ -176,7 +191,15 @@ static void check_file_after(struct fx *x, enum cause c, bool freed)
 {
 	struct stat st;
 
-	assert_ok(stat(x->f, &st));
+	if (c == C_UNLINK) {
+		/* Gone from the namespace; its open file keeps all of it until the last close. */
+		assert_false(freed);
+		assert_errno(stat(x->f, &st), ENOENT);
+		assert_ok(fstat(x->fd, &st));
+		assert_int_equal(st.st_nlink, 0);
+	} else {
+		assert_ok(stat(x->f, &st));
+	}
 	if (!freed) {
 		assert_int_equal(st.st_size, FSIZE);
 		assert_int_equal((uint64_t)st.st_blocks * 512 / BS, x->blocks);
@@ -191,9 +214,32 @@ static void check_file_after(struct fx *x, enum cause c, bool freed)
 	}
 }
 
+/*
+ * The unlinked file's last close: the holder closes without unpinning, and its pin goes with the open
+ * file before the file's blocks are freed.  The frees cannot wait, and would make pinned blocks busy
+ * (or free them, under unsafe) if any were still pinned: none is, under every policy.  bfull is
+ * f_bfree before the close.
+ */
+static void last_close(struct fx *x, const struct daxfs_ioc_stats *s0, uint64_t bfull, const char *what)
+{
+	assert_ok(close(x->fd));
+	x->fd = -1;
+	if (!PU_POLL(pu_npins(x->dfd) == 0 && pu_bfree(&x->m) >= bfull + x->blocks, PU_WAIT_MS))
+		fail_msg("%s: %d s after the last close: %u pins, %llu blocks free, expected at least %llu", what,
+			 PU_WAIT_MS / 1000, pu_npins(x->dfd), (unsigned long long)pu_bfree(&x->m),
+			 (unsigned long long)(bfull + x->blocks));
+	struct daxfs_ioc_stats s = pu_stats(x->dfd);
+	if (s.busy_created != s0->busy_created || s.busy_blocks || s.unsafe_blocks != s0->unsafe_blocks)
+		fail_msg("%s: the last close freed blocks still pinned: %llu extents made busy (%llu blocks busy now), "
+			 "%llu blocks freed unsafely; its pins must go first", what,
+			 (unsigned long long)(s.busy_created - s0->busy_created), (unsigned long long)s.busy_blocks,
+			 (unsigned long long)(s.unsafe_blocks - s0->unsafe_blocks));
+}
+
 /* One free of the pinned range under one row's policy. */
 static void run_case(struct fx *x, const struct row *r, enum cause c)
 {
+	enum outcome out = c == C_UNLINK ? r->unlink : r->out;
 	char what[128];
 	pthread_t t, at;
 
@@ -205,7 +251,7 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	assert_ok(fstat(x->fd, &st));
 	x->ino = st.st_ino;
 	x->blocks = (uint64_t)st.st_blocks * 512 / BS;
-	if (r->out == OUT_REFUSED) {
+	if (out == OUT_REFUSED) {
 		assert_int_equal(daxfs_pin(x->fd, PIN_OFF, PIN_LEN, r->pin_flags, &x->p), -EOPNOTSUPP);
 		close(x->fd);
 		x->fd = -1;
@@ -214,14 +260,14 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	x->p = pu_pin(x->fd, PIN_OFF, PIN_LEN, r->pin_flags);
 	dma_write_checked(x, 0x100 + c);
 	struct acker ack = { .fd = x->fd, .pin_id = x->p.id };
-	if (r->out == OUT_INVALIDATE)
+	if (out == OUT_INVALIDATE)
 		assert_int_equal(pthread_create(&at, NULL, acker_thread, &ack), 0);
 	struct daxfs_ioc_stats s0 = pu_stats(x->dfd);
 
 	struct free_job j = { .path = x->f, .fd = x->fd, .cause = c };
 	pu_guard(&x->m, what, PU_TEST_TIMEOUT);
 	assert_int_equal(pthread_create(&t, NULL, free_thread, &j), 0);
-	if (r->out == OUT_WAIT) {
+	if (out == OUT_WAIT) {
 		wait_parked(x, 1, what);
 		assert_false(job_done(&j));
 		/* The holder still works with its file while the free waits. */
@@ -229,7 +275,7 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 		assert_int_equal(daxfs_unpin(x->fd, x->p.id), 0);
 	}
 	join_job(x, t, &j, what);
-	if (r->out == OUT_INVALIDATE) {
+	if (out == OUT_INVALIDATE) {
 		ack.stop = 1;
 		assert_int_equal(pthread_join(at, NULL), 0);
 		assert_true(ack.acked >= 1);
@@ -237,9 +283,9 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	pu_guard(&x->m, "checking", PU_TEST_TIMEOUT);
 	struct daxfs_ioc_stats s = pu_stats(x->dfd);
 	struct daxfs_ioc_pin_status ps;
-	bool pinned = r->out != OUT_WAIT;
+	bool pinned = out != OUT_WAIT;
 
-	switch (r->out) {
+	switch (out) {
 	case OUT_FAIL:
 		assert_int_equal(j.err, EBUSY);
 		check_file_after(x, c, false);
@@ -299,6 +345,18 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 		assert_int_equal(s.busy_blocks, 0);
 		assert_int_equal(s.unsafe_blocks, s0.unsafe_blocks + PIN_BLOCKS);
 		break;
+	case OUT_KEPT:
+		assert_int_equal(j.err, 0);
+		check_file_after(x, c, false);
+		assert_int_equal(s.busy_blocks, 0);
+		assert_int_equal(s.busy_created, s0.busy_created);
+		assert_int_equal(s.unsafe_frees, s0.unsafe_frees);
+		assert_int_equal(s.frees_waited, s0.frees_waited);
+		assert_int_equal(s.frees_failed, s0.frees_failed);
+		assert_int_equal(daxfs_pin_status(x->fd, x->p.id, &ps), 0);
+		assert_int_equal(ps.state, DAXFS_PIN_ACTIVE);
+		assert_int_equal(verify_mismatches(x, 0x100 + c), 0);	/* its blocks are still its own */
+		break;
 	case OUT_REFUSED:
 		break;
 	}
@@ -307,18 +365,18 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	 * Another file takes every free block, and the device writes through its pin again (where the
 	 * policy still lets it).  Only unsafe lets those writes reach the other file.
 	 */
-	if (r->out != OUT_FAIL) {
+	if (out != OUT_FAIL) {
 		uint64_t glen = pu_fill(x->g);
 		int dr = pinned ? daxfs_dma(x->fd, x->p.id, DAXFS_DMA_WRITE_PATTERN, 0, PIN_LEN, 0x400, NULL, NULL) : 0;
 		struct scan sc = pu_scan(x->g);
 
-		if (r->out == OUT_REVOKE)
+		if (out == OUT_REVOKE)
 			assert_int_equal(dr, -ENOLINK);
-		else if (r->out == OUT_INVALIDATE)
+		else if (out == OUT_INVALIDATE)
 			assert_int_equal(dr, c == C_PUNCH ? 0 : -EFAULT);	/* refaulted, or nothing left */
 		else
 			assert_int_equal(dr, 0);
-		if (r->out == OUT_UNSAFE) {
+		if (out == OUT_UNSAFE) {
 			/* The baseline: G got the pinned blocks, and with them the device's writes. */
 			assert_int_equal(g_overlap_with_pin(x, glen), PIN_LEN);
 			assert_int_equal(sc.units, PIN_UNITS);
@@ -336,6 +394,17 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 			if (shared)
 				fail_msg("%s: the filler maps %llu bytes the pin holds", what, (unsigned long long)shared);
 		}
+		if (out == OUT_KEPT) {
+			/* The DMA went to the unlinked file, which reads it through its open file. */
+			char *buf = malloc(PIN_LEN);
+			assert_non_null(buf);
+			assert_int_equal(pread(x->fd, buf, PIN_LEN, PIN_OFF), (ssize_t)PIN_LEN);
+			assert_int_equal(pu_count_units(buf, PIN_LEN, x->p.id, 0x400), PIN_UNITS);
+			free(buf);
+			/* G still holds the rest of the space: what comes back now is the file's. */
+			last_close(x, &s0, pu_bfree(&x->m), what);
+			pinned = false;
+		}
 		assert_ok(unlink(x->g));
 	}
 	if (pinned) {
@@ -343,9 +412,11 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 		assert_int_equal(ur, 0);
 	}
 	daxfs_pin_free(&x->p);
-	close(x->fd);
+	if (x->fd >= 0)
+		close(x->fd);
 	x->fd = -1;
-	assert_ok(unlink(x->f));
+	if (c != C_UNLINK)
+		assert_ok(unlink(x->f));
 	if (!PU_POLL(pu_stats(x->dfd).busy_blocks == 0 && pu_npins(x->dfd) == 0, PU_WAIT_MS))
 		fail_msg("%s: busy blocks or pins left after the file closed", what);
 }
@@ -369,7 +440,7 @@ static void test_every_policy(void **state)
 		snprintf(x.g, sizeof(x.g), "%s", P(&x.m, "G"));
 		x.dfd = pu_dirfd(&x.m);
 		x.fd = -1;
-		for (enum cause c = C_TRUNCATE; c <= C_OTRUNC; c++)
+		for (enum cause c = C_TRUNCATE; c <= C_UNLINK; c++)
 			run_case(&x, r, c);
 		close(x.dfd);
 		pu_finish(&x.m);

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "toolutil.h"
+
 static const char *ms(uint64_t ns, bool have, char *buf, size_t len)
 {
 	double v = (double)ns / 1e6;
@@ -111,22 +113,6 @@ void lab_report_csv(FILE *f, const struct lab_result *r, unsigned n)
 		csv_str(f, x->info);
 		fputc('\n', f);
 	}
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
 }
 
 static void json_errs(FILE *f, const struct lab_errs *e)
