@@ -232,7 +232,14 @@ int main(int argc, char **argv)
 		uint32_t n = 0;
 
 		/* next_seq is past the events read, not past those that did not fit: none is lost. */
-		if (daxfs_events(fd, next_seq, ev, 32, &n, &next_seq) == 0) {
+		int eret = daxfs_events(fd, next_seq, ev, 32, &n, &next_seq);
+		if (eret && eret != -EINTR) {
+			/* The mount is gone (ENOTCONN after the daemon died) or refuses us: holding means nothing. */
+			fprintf(stderr, "daxfs-pin: reading events: %s\n", strerror(-eret));
+			rc = 1;
+			break;
+		}
+		if (eret == 0) {
 			for (uint32_t i = 0; i < n; i++) {
 				if (ev[i].pin_id != pin.id)
 					continue;
@@ -244,7 +251,13 @@ int main(int argc, char **argv)
 				}
 				/* A well-behaved holder: it lets go when told, and stops using what is invalidated. */
 				if (ack) {
-					daxfs_event_ack(fd, pin.id, ev[i].seq);
+					int aret = daxfs_event_ack(fd, pin.id, ev[i].seq);
+
+					if (aret) {
+						fprintf(stderr, "daxfs-pin: acknowledging invalidation %llu: %s\n",
+							(unsigned long long)ev[i].seq, strerror(-aret));
+						rc = 1;
+					}
 				} else if (!let_go) {
 					let_go = true;
 					why = daxfs_event_str(ev[i].type);

@@ -1126,6 +1126,53 @@ static void test_daxfs_pin_json(void **state)
 	pu_finish(&m);
 }
 
+/* A holder whose daemon dies stops holding: daxfs-pin says why and exits 1, it does not poll forever. */
+static void test_daxfs_pin_daemon_death(void **state)
+{
+	struct mnt m;
+	char f[512], line[4096];
+	int pfd[2], efd[2], st;
+
+	(void)state;
+	pu_setup(&m, "pindeath", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	pu_write_file(f, 1 * MiB, 3);
+	const char *bin = getenv("DAXFS_PIN_BIN");
+	assert_ok(pipe(pfd));
+	assert_ok(pipe(efd));
+	pid_t c = pu_fork();
+	if (c == 0) {
+		dup2(pfd[1], 1);
+		dup2(efd[1], 2);
+		close(pfd[0]);
+		close(efd[0]);
+		execl(bin, bin, "--json", f, "0", "1M", (char *)NULL);	/* no -t: until told */
+		_exit(127);
+	}
+	close(pfd[1]);
+	close(efd[1]);
+	FILE *in = fdopen(pfd[0], "r"), *err = fdopen(efd[0], "r");
+	assert_true(in && err);
+	if (!fgets(line, (int)sizeof(line), in) || !strstr(line, "\"ev\":\"pin\""))
+		fail_msg("daxfs-pin printed no pin line");
+	h_kill(&m);
+	/* It notices at its next poll of the events: well within the deadline. */
+	if (!PU_POLL(waitpid(c, &st, WNOHANG) == c, PU_WAIT_MS)) {
+		kill(c, SIGKILL);
+		waitpid(c, NULL, 0);
+		fail_msg("daxfs-pin still holding 30 s after its daemon died");
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+	if (!fgets(line, (int)sizeof(line), err) || !strstr(line, "reading events"))
+		fail_msg("daxfs-pin did not say why it stopped: %s", line);
+	fclose(in);
+	fclose(err);
+	h_crash(&m);
+	pu_guard(NULL, NULL, 0);
+	h_destroy(&m);
+}
+
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1140,6 +1187,7 @@ static int run(void)
 		cmocka_unit_test(test_pin_hole_enospc),
 		cmocka_unit_test(test_pin_readonly_mount),
 		cmocka_unit_test(test_daxfs_pin_json),
+		cmocka_unit_test(test_daxfs_pin_daemon_death),
 	};
 	return cmocka_run_group_tests_name("pins", tests, NULL, NULL);
 }
