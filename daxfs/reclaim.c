@@ -55,6 +55,14 @@ static void *worker(void *arg)
 	while ((n = busy_take(bt, v, BATCH, &rc->stop)) > 0) {
 		struct tx tx;
 
+		/*
+		 * An aborted image takes no more changes, scrubs included: leave the extents busy on the
+		 * media for the next mount.  (An abort that comes later is caught by the commit below.)
+		 */
+		if (sbi_writable(s)) {
+			busy_abandon(bt, v, n);
+			continue;
+		}
 		uint64_t blocks = 0;
 		for (size_t i = 0; i < n; i++) {
 			zero[i] = true;

@@ -80,8 +80,11 @@ void sbi_unalloc(struct sbi *s, uint64_t start, uint64_t len);
 /* 0 when changes are allowed; -EROFS on a read-only mount, -EIO once a commit has failed. */
 int sbi_writable(const struct sbi *s);
 /*
- * Commit tx.  Returns 0, or -EIO when the commit failed (out of memory): the DRAM state then differs
- * from the media, so the file system stops changing either (like errors=remount-ro).
+ * Commit tx (and reset it, as tx_commit does).  Returns 0, or -EIO when the commit failed (out of
+ * memory, too big for the journal): the DRAM state then differs from the media, so the image is
+ * aborted and stops changing (like errors=remount-ro): every later commit returns -EIO at once,
+ * with nothing of it reaching the media and its deferred work not run.  No lock needed beyond
+ * what the transaction's own changes require.
  */
 int sbi_commit(struct sbi *s, struct tx *tx);
 /* Report corrupt metadata found while reading it (the operation then fails with EIO). */

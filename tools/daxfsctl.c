@@ -11,10 +11,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daxfs/libdaxfs.h"
@@ -352,11 +354,141 @@ static int cmd_waits(int fd, const char *path)
 	return 0;
 }
 
+static volatile sig_atomic_t stop_following;
+
+static void on_stop_following(int sig)
+{
+	(void)sig;
+	stop_following = 1;
+}
+
+/* One record as "+SECONDS ev key=value ...", SECONDS from the first record shown. */
+static void print_record(const char *line, uint64_t *t0)
+{
+	unsigned long long t = 0;
+	const char *p = strstr(line, "\"t\":"), *ev = strstr(line, "\"ev\":\"");
+
+	if (line[0] != '{' || !p || !ev) {
+		printf("%s\n", line);	/* not a record: as it is */
+		return;
+	}
+	t = strtoull(p + 4, NULL, 10);
+	if (!*t0)
+		*t0 = t;
+	ev += 6;
+	printf("+%.6f %.*s", (double)(t - *t0) / 1e9, (int)strcspn(ev, "\""), ev);
+	/* The other fields: "key":value pairs after "ev", strings unquoted. */
+	const char *q = ev + strcspn(ev, "\"") + 1;
+	while (*q == ',' && q[1] == '"') {
+		const char *k = q + 2, *kend = strchr(k, '"');
+
+		if (!kend || kend[1] != ':')
+			break;
+		const char *v = kend + 2, *vend;
+		if (*v == '"') {
+			v++;
+			for (vend = v; *vend && !(*vend == '"' && vend[-1] != '\\'); vend++)
+				;
+			printf(" %.*s=%.*s", (int)(kend - k), k, (int)(vend - v), v);
+			q = *vend ? vend + 1 : vend;
+		} else {
+			vend = v + strcspn(v, ",}");
+			printf(" %.*s=%.*s", (int)(kend - k), k, (int)(vend - v), v);
+			q = vend;
+		}
+	}
+	printf("\n");
+}
+
+/* The lines of a trace file as they come, cut at newlines (a record may arrive in two reads). */
+struct follow {
+	char *line;
+	size_t len, cap;
+	uint64_t t0;
+};
+
+static void follow_feed(struct follow *f, const char *buf, ssize_t n)
+{
+	for (ssize_t i = 0; i < n; i++) {
+		if (f->len + 1 >= f->cap) {
+			f->cap = f->cap ? 2 * f->cap : 4096;
+			if (!(f->line = realloc(f->line, f->cap)))
+				die("daxfsctl: out of memory");
+		}
+		if (buf[i] != '\n') {
+			f->line[f->len++] = buf[i];
+			continue;
+		}
+		f->line[f->len] = 0;
+		if (json)
+			printf("%s\n", f->line);
+		else
+			print_record(f->line, &f->t0);
+		f->len = 0;
+	}
+}
+
+/*
+ * Follow the trace live, as tail -f: the records written from now on, until the trace stops (then
+ * 0), or SIGINT/SIGTERM.  A trace restarted into another file is followed there.
+ */
+static int trace_follow(int fd, const char *path)
+{
+	struct daxfs_ioc_trace t;
+	struct follow f = { 0 };
+	char file[sizeof(t.path)], buf[65536];
+	ssize_t n;
+	off_t pos;
+	int tf;
+
+	check(daxfs_trace(fd, DAXFS_TRACE_GET, NULL, &t), "trace", path);
+	if (!t.on)
+		die("daxfsctl: %s: the trace is off (daxfsctl trace %s on FILE starts it)", path, path);
+	snprintf(file, sizeof(file), "%s", t.path);
+	if ((tf = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+		die("daxfsctl: %s: %s", file, strerror(errno));
+	pos = lseek(tf, 0, SEEK_END);
+	signal(SIGINT, on_stop_following);
+	signal(SIGTERM, on_stop_following);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (!stop_following) {
+		if ((n = pread(tf, buf, sizeof(buf), pos)) > 0) {
+			pos += n;
+			follow_feed(&f, buf, n);
+			continue;
+		}
+		/* Nothing new: has the trace stopped, moved to another file, or started the same one again? */
+		struct stat st;
+		if (daxfs_trace(fd, DAXFS_TRACE_GET, NULL, &t) || !t.on)
+			break;
+		if (strcmp(t.path, file) || (fstat(tf, &st) == 0 && st.st_size < pos)) {
+			close(tf);
+			snprintf(file, sizeof(file), "%s", t.path);
+			if ((tf = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+				die("daxfsctl: %s: %s", file, strerror(errno));
+			pos = 0;
+			f.len = 0;
+			continue;
+		}
+		usleep(100000);
+	}
+	/* What the writer put out before the stop. */
+	while (!stop_following && (n = pread(tf, buf, sizeof(buf), pos)) > 0) {
+		pos += n;
+		follow_feed(&f, buf, n);
+	}
+	free(f.line);
+	close(tf);
+	return 0;
+}
+
 static int cmd_trace(int fd, const char *path, int argc, char **argv)
 {
 	struct daxfs_ioc_trace t;
 	int ret;
 
+	if (argc == 1 && strcmp(argv[0], "follow") == 0)
+		return trace_follow(fd, path);
 	if (argc == 0)
 		ret = daxfs_trace(fd, DAXFS_TRACE_GET, NULL, &t);
 	else if (argc == 2 && strcmp(argv[0], "on") == 0)
@@ -364,7 +496,7 @@ static int cmd_trace(int fd, const char *path, int argc, char **argv)
 	else if (argc == 1 && strcmp(argv[0], "off") == 0)
 		ret = daxfs_trace(fd, DAXFS_TRACE_STOP, NULL, &t);
 	else
-		die_usage("daxfsctl", "trace: expected nothing, 'on FILE' or 'off'");
+		die_usage("daxfsctl", "trace: expected nothing, 'on FILE', 'off' or 'follow'");
 	if (ret == -EPERM)
 		die("daxfsctl: %s: tracing needs root or the daemon's user", path);
 	if (ret == -EINVAL && argc == 2)

@@ -39,7 +39,13 @@ int h_mkfs(struct mnt *m, const char *args);
 int h_mount(struct mnt *m, const char *opts);
 /* Unmount and wait for the daemon; returns its exit status (0 when it exited cleanly). */
 int h_umount(struct mnt *m);
-/* kill -9 the daemon and detach the dead mount. */
+/*
+ * kill -9 the daemon and wait for it.  The dead mount stays attached: every call on it fails
+ * (ENOTCONN).  Detached, its path would lead to the empty directory under it, and a process still
+ * working there would carry on in /tmp.  Stop such processes, then h_crash to detach.
+ */
+void h_kill(struct mnt *m);
+/* kill -9 the daemon (if h_kill has not) and detach the dead mount. */
 void h_crash(struct mnt *m);
 /* Remove the image. */
 void h_destroy(struct mnt *m);

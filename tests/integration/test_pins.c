@@ -152,7 +152,7 @@ static void test_pin_extents_and_holes(void **state)
 
 	assert_ok(close(hfd));
 	assert_ok(close(fd));
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
 	assert_ok(close(dfd));
 	pu_finish(&m);
 }
@@ -510,8 +510,8 @@ static void test_mount_point_ioctls(void **state)
 	/* Closing the file drops every pin; reclaim then empties the list. */
 	uint64_t bfree = pu_bfree(&m);
 	assert_ok(close(fd));
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
-	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree + npins, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
+	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree + npins, PU_WAIT_MS));
 	s = pu_stats(dfd);
 	assert_int_equal(s.reclaimed_blocks, npins);
 	assert_int_equal(s.busy_blocks, 0);
@@ -560,14 +560,14 @@ static void test_pin_limits(void **state)
 	assert_int_equal(daxfs_pin(f1, 0, BS, 0, &x), -ENFILE);
 	/* Closing a file gives its pins back to the global budget. */
 	assert_ok(close(g1));
-	assert_true(PU_POLL(pu_npins(dfd) == 4, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 4, PU_WAIT_MS));
 	p[7] = pu_pin(f2, 2 * BS, BS, 0);
 	assert_int_equal(daxfs_pin(f2, 3 * BS, BS, 0, &x), -EMFILE);
 	for (int i = 0; i < 8; i++)
 		daxfs_pin_free(&p[i]);
 	close(f1);
 	close(f2);
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
 	close(dfd);
 	pu_finish(&m);
 }
@@ -719,7 +719,7 @@ static void test_pin_drop_on_close(void **state)
 	assert_int_equal(daxfs_pin_status(dup_fd, p.id, &ps), 0);
 	assert_int_equal(pu_npins(dfd), 1);
 	assert_ok(close(dup_fd));
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
 	daxfs_pin_free(&p);
 
 	/* A child pins, reports, and closes while still alive: the close alone drops the pin. */
@@ -753,7 +753,7 @@ static void test_pin_drop_on_close(void **state)
 	char c;
 	assert_int_equal(write(go[1], "g", 1), 1);
 	assert_int_equal(read(ready[0], &c, 1), 1);
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
 	assert_int_equal(kill(pid, 0), 0);	/* the child is still alive */
 	assert_int_equal(write(go[1], "g", 1), 1);
 	int st;
@@ -814,8 +814,8 @@ static void test_pin_drop_on_holder_death(void **state)
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFSIGNALED(st));
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
-	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree1 + 1 * MiB / BS, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
+	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree1 + 1 * MiB / BS, PU_WAIT_MS));
 	s = pu_stats(dfd);
 	assert_true(s.reclaimed_extents >= 1);
 	assert_int_equal(s.reclaimed_blocks, 1 * MiB / BS);
@@ -892,12 +892,17 @@ static void test_pin_hole_enospc(void **state)
 	assert_true(fd >= 0);
 	assert_ok(ftruncate(fd, 8 * MiB));
 	int dfd = pu_dirfd(&m);
+	uint64_t bfree = pu_bfree(&m);
 	pu_fill(g);
 	assert_int_equal(daxfs_pin(fd, 0, 8 * MiB, DAXFS_PIN_WRITE, &x), -ENOSPC);
 	assert_int_equal(pu_npins(dfd), 0);
 	assert_true(pu_file_zero(f, 0, 8 * MiB));
-	/* With room again, the same pin works. */
+	/*
+	 * With room again, the same pin works.  G's blocks come back when the daemon has served the
+	 * RELEASE of pu_fill's close, which may come after the unlink: wait for them.
+	 */
 	assert_ok(unlink(g));
+	assert_true(PU_POLL(pu_bfree(&m) == bfree, PU_WAIT_MS));
 	struct daxfs_pin p = pu_pin(fd, 0, 8 * MiB, DAXFS_PIN_WRITE);
 	assert_true(pu_file_zero(f, 0, 8 * MiB));
 	daxfs_pin_free(&p);

@@ -82,7 +82,7 @@ static bool job_done(struct free_job *j)
 /* Wait (bounded: a hang fails) for the job to finish. */
 static void join_job(struct fx *x, pthread_t t, struct free_job *j, const char *what)
 {
-	if (!PU_POLL(job_done(j), 20000))
+	if (!PU_POLL(job_done(j), PU_WAIT_MS))
 		fail_msg("%s: still running after 20 s (%llu requests waiting in the daemon)", what,
 			 (unsigned long long)pu_stats(x->dfd).waiting);
 	assert_int_equal(pthread_join(t, NULL), 0);
@@ -91,7 +91,7 @@ static void join_job(struct fx *x, pthread_t t, struct free_job *j, const char *
 /* The daemon counts n requests parked on its policy. */
 static void wait_parked(struct fx *x, uint64_t n, const char *what)
 {
-	if (!PU_POLL(pu_stats(x->dfd).waiting >= n, 10000))
+	if (!PU_POLL(pu_stats(x->dfd).waiting >= n, PU_WAIT_MS))
 		fail_msg("%s: the daemon never had %llu requests waiting (it has %llu)", what, (unsigned long long)n,
 			 (unsigned long long)pu_stats(x->dfd).waiting);
 }
@@ -219,7 +219,7 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	struct daxfs_ioc_stats s0 = pu_stats(x->dfd);
 
 	struct free_job j = { .path = x->f, .fd = x->fd, .cause = c };
-	pu_guard(&x->m, what, 40);
+	pu_guard(&x->m, what, PU_TEST_TIMEOUT);
 	assert_int_equal(pthread_create(&t, NULL, free_thread, &j), 0);
 	if (r->out == OUT_WAIT) {
 		wait_parked(x, 1, what);
@@ -346,7 +346,7 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	close(x->fd);
 	x->fd = -1;
 	assert_ok(unlink(x->f));
-	if (!PU_POLL(pu_stats(x->dfd).busy_blocks == 0 && pu_npins(x->dfd) == 0, 10000))
+	if (!PU_POLL(pu_stats(x->dfd).busy_blocks == 0 && pu_npins(x->dfd) == 0, PU_WAIT_MS))
 		fail_msg("%s: busy blocks or pins left after the file closed", what);
 }
 
@@ -437,14 +437,14 @@ static void gup_vs_punch(const char *opts, bool deadlocks, bool write)
 
 	fx_setup(&x, deadlocks ? "gupwait" : "gupother", opts);
 	struct free_job punch = { .path = x.f, .fd = x.fd, .cause = C_PUNCH };
-	pu_guard(&x.m, "gup vs punch", 40);
+	pu_guard(&x.m, "gup vs punch", PU_TEST_TIMEOUT);
 	assert_int_equal(pthread_create(&pt, NULL, free_thread, &punch), 0);
 	wait_parked(&x, 1, "the punch of A");
 	struct pin_job b = { .fd = x.fd, .off = 8 * MiB, .write = write };
 	assert_int_equal(pthread_create(&bt, NULL, pin_thread, &b), 0);
 	if (deadlocks && write) {
 		/* The write waits in the kernel, behind the punch: only the punch is on the daemon's list. */
-		if (!PU_POLL(in_syscall(&b.tid, SYS_pwrite64), 10000))
+		if (!PU_POLL(in_syscall(&b.tid, SYS_pwrite64), PU_WAIT_MS))
 			fail_msg("the write of B never entered pwrite");
 		struct daxfs_wait_info *w;
 		uint32_t n;
@@ -457,7 +457,7 @@ static void gup_vs_punch(const char *opts, bool deadlocks, bool write)
 		assert_false(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE));
 		assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
 		join_job(&x, pt, &punch, "the punch after A's unpin");
-		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 20000))
+		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), PU_WAIT_MS))
 			fail_msg("the write of B still waiting after the punch finished");
 		assert_int_equal(pthread_join(bt, NULL), 0);
 		assert_int_equal(b.ret, 0);
@@ -482,13 +482,13 @@ static void gup_vs_punch(const char *opts, bool deadlocks, bool write)
 		/* Break it as a user would: the holder gives up A (here from another thread). */
 		assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
 		join_job(&x, pt, &punch, "the punch after A's unpin");
-		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 20000))
+		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), PU_WAIT_MS))
 			fail_msg("B still waiting after the punch finished");
 		assert_int_equal(pthread_join(bt, NULL), 0);
 		assert_int_equal(b.ret, 0);
 	} else {
 		/* Only the range being freed is off limits: B pins at once while the punch waits. */
-		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 20000))
+		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), PU_WAIT_MS))
 			fail_msg("B waited behind a punch of A under %s", opts);
 		assert_int_equal(pthread_join(bt, NULL), 0);
 		assert_int_equal(b.ret, 0);
@@ -540,7 +540,7 @@ static void test_new_pin_waits_for_break(void **state)
 	int fd2 = open(x.f, O_RDWR);
 	assert_true(fd2 >= 0);
 	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
-	pu_guard(&x.m, "new pin during a lease break", 40);
+	pu_guard(&x.m, "new pin during a lease break", PU_TEST_TIMEOUT);
 	assert_int_equal(pthread_create(&tt, NULL, free_thread, &tr), 0);
 	wait_parked(&x, 1, "the truncate");
 	struct pin_job q = { .fd = fd2, .off = PIN_OFF };
@@ -550,7 +550,7 @@ static void test_new_pin_waits_for_break(void **state)
 	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);	/* the holder answers the lease break */
 	join_job(&x, tt, &tr, "the truncate");
 	assert_int_equal(tr.err, 0);
-	if (!PU_POLL(__atomic_load_n(&q.done, __ATOMIC_ACQUIRE), 20000))
+	if (!PU_POLL(__atomic_load_n(&q.done, __ATOMIC_ACQUIRE), PU_WAIT_MS))
 		fail_msg("the new pin still waiting after the truncate finished");
 	assert_int_equal(pthread_join(pt, NULL), 0);
 	assert_int_equal(q.ret, -EINVAL);	/* the file is empty now: nothing to pin */
@@ -572,7 +572,7 @@ static void test_wait_interrupted(void **state)
 
 	(void)state;
 	fx_setup(&x, "waitintr", "policy=wait");
-	pu_guard(&x.m, "an interrupted truncate", 40);
+	pu_guard(&x.m, "an interrupted truncate", PU_TEST_TIMEOUT);
 	pid_t c = pu_fork();
 	if (c == 0) {
 		struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART: EINTR comes back */
@@ -583,12 +583,12 @@ static void test_wait_interrupted(void **state)
 	uint64_t intr0 = pu_stats(x.dfd).waits_interrupted;
 	assert_ok(kill(c, SIGUSR1));
 	int st2;
-	if (!PU_POLL(waitpid(c, &st2, WNOHANG) == c, 20000))
+	if (!PU_POLL(waitpid(c, &st2, WNOHANG) == c, PU_WAIT_MS))
 		fail_msg("the interrupted truncate did not return");
 	assert_true(WIFEXITED(st2));
 	assert_int_equal(WEXITSTATUS(st2), 4);
 	assert_int_equal(pu_stats(x.dfd).waits_interrupted, intr0 + 1);
-	assert_true(PU_POLL(pu_stats(x.dfd).waiting == 0, 10000));
+	assert_true(PU_POLL(pu_stats(x.dfd).waiting == 0, PU_WAIT_MS));
 	assert_ok(fstat(x.fd, &st));
 	assert_int_equal(st.st_size, FSIZE);
 	assert_true(pu_check_file(x.f, 0, FSIZE, 1));
@@ -685,7 +685,7 @@ static void test_wait_timeout(void **state)
 
 	(void)state;
 	fx_setup(&x, "waitto", "policy=wait,wait_timeout_ms=200");
-	pu_guard(&x.m, "truncate with wait_timeout_ms=200", 30);
+	pu_guard(&x.m, "truncate with wait_timeout_ms=200", PU_TEST_TIMEOUT);
 	assert_errno(truncate(x.f, 0), EBUSY);
 	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
 	assert_ok(fstat(x.fd, &st));
@@ -711,9 +711,9 @@ static void test_revoke_after_timeout(void **state)
 
 	(void)state;
 	fx_setup(&x, "revto", "policy=revoke,grace_ms=400,wait_timeout_ms=100");
-	pu_guard(&x.m, "truncate under revoke with wait_timeout_ms=100", 30);
+	pu_guard(&x.m, "truncate under revoke with wait_timeout_ms=100", PU_TEST_TIMEOUT);
 	assert_errno(truncate(x.f, 0), EBUSY);
-	if (!PU_POLL(daxfs_pin_status(x.fd, x.p.id, &ps) == 0 && ps.state == DAXFS_PIN_REVOKED, 20000))
+	if (!PU_POLL(daxfs_pin_status(x.fd, x.p.id, &ps) == 0 && ps.state == DAXFS_PIN_REVOKED, PU_WAIT_MS))
 		fail_msg("pin %llu not revoked after its lease-break deadline (state %s)", (unsigned long long)x.p.id,
 			 daxfs_pin_state_str(ps.state));
 	struct daxfs_event ev[4];
@@ -752,7 +752,7 @@ static void test_events_by_signal(void **state)
 	assert_int_equal(daxfs_pin_signal(fd2, 4 * MiB, BS, W, sig, &q), 0);
 	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
 	pthread_t t;
-	pu_guard(&x.m, "events by signal", 40);
+	pu_guard(&x.m, "events by signal", PU_TEST_TIMEOUT);
 	assert_int_equal(pthread_create(&t, NULL, free_thread, &tr), 0);
 	struct timespec to = { 20, 0 };
 	int got = sigtimedwait(&set, &si, &to);
@@ -833,7 +833,7 @@ static void fence_case(const char *name, const char *opts, uint32_t flags, bool 
 	pu_guard(&m, name, 120);
 	assert_int_equal(pthread_create(&t, NULL, dma_loop_thread, &d), 0);
 	/* The engine is running: the daemon has counted a DMA and another one is under way. */
-	assert_true(PU_POLL(__atomic_load_n(&d.runs, __ATOMIC_ACQUIRE) >= 1, 20000));
+	assert_true(PU_POLL(__atomic_load_n(&d.runs, __ATOMIC_ACQUIRE) >= 1, PU_WAIT_MS));
 	if (revoke) {
 		/* The lease break's deadline revokes the pin in the middle of a DMA. */
 		assert_ok(truncate(f, 0));

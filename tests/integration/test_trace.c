@@ -6,10 +6,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pins_fx.h"
@@ -206,11 +209,92 @@ static void test_trace_at_run_time(void **state)
 	fx_done(&x);
 }
 
+/* Read what the child printed into buf (appending), up to timeout_ms; whether want appeared. */
+static bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *want, int timeout_ms)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+	if (strstr(buf, want))
+		return true;
+	if (poll(&pf, 1, timeout_ms) <= 0)
+		return false;
+	ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+	if (n > 0) {
+		*len += (size_t)n;
+		buf[*len] = 0;
+	}
+	return strstr(buf, want) != NULL;
+}
+
+/* daxfsctl trace PATH follow prints the records as they are written, and ends when the trace stops. */
+static void test_trace_follow(void **state)
+{
+	char tf[] = "/tmp/daxfs-trace-XXXXXX", out[65536] = "", want[128];
+	const char *ctl = getenv("DAXFSCTL_BIN");
+	size_t len = 0;
+	int pfd[2], st;
+	struct fx x;
+
+	(void)state;
+	if (!ctl)
+		fail_msg("DAXFSCTL_BIN is not set: run through meson test");
+	int tfd = mkstemp(tf);
+	assert_true(tfd >= 0);
+	close(tfd);
+	fx_setup(&x, "tracefollow", NULL);
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_START, tf, NULL), 0);
+	assert_int_equal(pipe(pfd), 0);
+	pid_t c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(ctl, ctl, "trace", x.m.dir, "follow", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	/* It follows from where the file ends when it starts: pin until it shows one. */
+	uint64_t deadline = pu_now_ms() + PU_WAIT_MS;
+	while (!read_until(pfd[0], out, sizeof(out), &len, " pin pin=", 100)) {
+		if (pu_now_ms() > deadline)
+			fail_msg("daxfsctl trace follow printed no pin in %d ms: '%s'", PU_WAIT_MS, out);
+		struct daxfs_pin p = pu_pin(x.fd, 0, BS, 0);
+		assert_int_equal(daxfs_unpin(x.fd, p.id), 0);
+		daxfs_pin_free(&p);
+	}
+	/* A pin of its own, recognisable by its offset: both its records come. */
+	struct daxfs_pin p = pu_pin(x.fd, 3 * BS, BS, 0);
+	assert_int_equal(daxfs_unpin(x.fd, p.id), 0);
+	snprintf(want, sizeof(want), " pin pin=%llu ino=%llu off=%llu len=%llu", (unsigned long long)p.id,
+		 (unsigned long long)x.ino, (unsigned long long)(3 * BS), (unsigned long long)BS);
+	deadline = pu_now_ms() + PU_WAIT_MS;
+	while (!read_until(pfd[0], out, sizeof(out), &len, want, 100))
+		if (pu_now_ms() > deadline)
+			fail_msg("no '%s' in '%s'", want, out);
+	snprintf(want, sizeof(want), " unpin pin=%llu ", (unsigned long long)p.id);
+	while (!read_until(pfd[0], out, sizeof(out), &len, want, 100))
+		if (pu_now_ms() > deadline)
+			fail_msg("no '%s' in '%s'", want, out);
+	daxfs_pin_free(&p);
+	/* The trace stops: so does the follower, by itself. */
+	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_STOP, NULL, NULL), 0);
+	if (!PU_POLL(waitpid(c, &st, WNOHANG) == c, PU_WAIT_MS)) {
+		kill(c, SIGKILL);
+		waitpid(c, &st, 0);
+		fail_msg("daxfsctl trace follow still runs after the trace stopped");
+	}
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(pfd[0]);
+	unlink(tf);
+	fx_done(&x);
+}
+
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trace_at_mount),
 		cmocka_unit_test(test_trace_at_run_time),
+		cmocka_unit_test(test_trace_follow),
 	};
 	return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
 }

@@ -128,6 +128,11 @@ int lab_umount(struct lab_mount *m, char *msg, size_t msglen);
 int lab_fsck(const struct lab_bins *b, const char *image, const char *log);
 /* Whatever is left of a run whose process died: detach the mount, remove it and the image. */
 void lab_env_scrub(const char *image, const char *dir);
+/*
+ * What labs that were killed outright (kill -9) left: images /dev/shm/daxfs-lab-PID-* and mount
+ * points /tmp/daxfs-lab-PID.* of processes that no longer exist.
+ */
+void lab_env_scrub_stale(void);
 
 /* ---- pump.c ---- */
 
@@ -317,6 +322,8 @@ struct lab_run_opts {
  */
 int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct lab_run_opts *o,
 	    struct lab_result *r);
+/* SIGINT, SIGTERM or SIGHUP came: the run in progress was killed (and cleaned up); stop. */
+bool lab_interrupted(void);
 
 /* ---- report.c ---- */
 

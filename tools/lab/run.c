@@ -12,12 +12,45 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "daxfs/detect.h"
 #include "daxfs/libdaxfs.h"
+
+/* The run in progress, for the signal handler: it takes the whole run group down with the lab. */
+static volatile pid_t running_child;
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	pid_t c = running_child;
+
+	interrupted = sig;
+	if (c > 0)
+		kill(-c, SIGKILL);
+}
+
+bool lab_interrupted(void)
+{
+	return interrupted != 0;
+}
+
+static void catch_signals(void)
+{
+	static bool done;
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	if (done)
+		return;
+	done = true;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
 
 static void describe_stray(const struct daxfs_stray *s, char *buf, size_t len)
 {
@@ -177,7 +210,7 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 	    struct lab_result *r)
 {
 	static unsigned counter;
-	char image[256], dir[256] = "/tmp/daxfs-lab.XXXXXX";
+	char image[256], dir[256];
 	int pfd[2];
 
 	memset(r, 0, sizeof(*r));
@@ -191,9 +224,18 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 		return -1;
 	}
 	snprintf(image, sizeof(image), "/dev/shm/daxfs-lab-%d-%u.img", getpid(), counter++);
+	snprintf(dir, sizeof(dir), "/tmp/daxfs-lab-%d.XXXXXX", getpid());
 	if (!mkdtemp(dir) || pipe2(pfd, O_CLOEXEC) < 0) {
 		snprintf(r->note, sizeof(r->note), "mkdtemp/pipe: %s", strerror(errno));
 		rmdir(dir);
+		return -1;
+	}
+	catch_signals();
+	if (interrupted) {
+		snprintf(r->note, sizeof(r->note), "interrupted");
+		rmdir(dir);
+		close(pfd[0]);
+		close(pfd[1]);
 		return -1;
 	}
 	fflush(NULL);
@@ -211,6 +253,11 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 		close(pfd[0]);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		/* And if the lab dies without a word (kill -9), the run goes with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
 		run_child(s, policy_spec, o, image, dir, r);
 		if (!o->keep_image)
 			unlink(image);
@@ -219,6 +266,9 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 		_exit(w == (ssize_t)sizeof(*r) ? 0 : 1);
 	}
 	setpgid(pid, pid);	/* also here: no race with the child's own call */
+	running_child = pid;
+	if (interrupted)
+		kill(-pid, SIGKILL);
 	close(pfd[1]);
 
 	struct lab_result got;
@@ -245,14 +295,17 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 		have += (size_t)n;
 	}
 	close(pfd[0]);
+	running_child = 0;
 	if (have == sizeof(got)) {
 		*r = got;
 		waitpid(pid, NULL, 0);
 	} else {
 		kill(-pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		snprintf(r->status, sizeof(r->status), "%s", timed_out ? "timeout" : "crashed");
-		if (timed_out)
+		snprintf(r->status, sizeof(r->status), "%s", interrupted ? "stopped" : timed_out ? "timeout" : "crashed");
+		if (interrupted)
+			snprintf(r->note, sizeof(r->note), "interrupted by signal %d", (int)interrupted);
+		else if (timed_out)
 			snprintf(r->note, sizeof(r->note), "killed after %u s (see %s)", o->timeout_s, o->out_dir);
 		else
 			snprintf(r->note, sizeof(r->note), "the run died (see %s)", o->out_dir);
