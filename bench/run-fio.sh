@@ -26,6 +26,10 @@
 #               2m: both the image's tmpfs and the reference tmpfs mounted huge=always (2 MiB
 #               pages, as device DAX maps) [4k]
 #   DAXFS_OPTS  extra daemon options, e.g. "-o splice=none" [none]
+#   ALT_OPTS    if set, a second daxfs ("daxfs-alt", its own image) mounted with DAXFS_OPTS and then
+#               these, e.g. "-o splice=none": it runs every test too, interleaved with the others,
+#               so a data path option is compared with the default under the same conditions; the
+#               table adds its rows and daxfs / daxfs-alt ratios []
 #   TESTS       comma list of the tests above [all]
 #   PIPE_MAX    if set, fs.pipe-max-size for the run (restored at exit): splicing 1 MiB writes
 #               needs 2 MiB pipes, which a daemon without CAP_SYS_RESOURCE gets only when
@@ -46,6 +50,7 @@ SIZE=${SIZE:-1G}
 RAND_TIME=${RAND_TIME:-5}
 PAGES=${PAGES:-4k}
 DAXFS_OPTS=${DAXFS_OPTS:-}
+ALT_OPTS=${ALT_OPTS:-}
 TESTS=${TESTS:-seqwrite-over,seqwrite-new,seqread,rand4k-qd1,rand4k-qd16}
 PIPE_MAX=${PIPE_MAX:-}
 PIN_CPU=${PIN_CPU:-}
@@ -54,8 +59,8 @@ DAXFS=$ROOT/$BUILD_DIR/daxfs/daxfs
 MKFS=$ROOT/$BUILD_DIR/tools/mkfs.daxfs
 
 WORK=""
-IMAGE=""
-DAEMON_PID=""
+IMAGES=()
+DAEMON_PIDS=()
 MOUNTS=()
 PIPE_MAX_OLD=""
 
@@ -66,15 +71,17 @@ cleanup() {
 	local rc=$?
 	set +e
 	trap - EXIT INT TERM
-	if [[ -n $WORK ]] && mountpoint -q "$WORK/daxfs"; then
-		fusermount3 -u "$WORK/daxfs" 2>/dev/null || umount -l "$WORK/daxfs"
-	fi
-	if [[ -n $DAEMON_PID ]]; then
-		for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-		kill "$DAEMON_PID" 2>/dev/null
-		wait "$DAEMON_PID" 2>/dev/null
-	fi
-	[[ -n $IMAGE ]] && rm -f "$IMAGE"
+	for fs in daxfs daxfs-alt; do
+		if [[ -n $WORK ]] && mountpoint -q "$WORK/$fs"; then
+			fusermount3 -u "$WORK/$fs" 2>/dev/null || umount -l "$WORK/$fs"
+		fi
+	done
+	for pid in "${DAEMON_PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	for img in "${IMAGES[@]}"; do rm -f "$img"; done
 	for m in "${MOUNTS[@]}"; do
 		mountpoint -q "$m" && { umount "$m" || umount -l "$m"; }
 	done
@@ -107,7 +114,10 @@ mkdir -p "$RES/json"
 RAW=$RES/raw.txt
 : >"$RAW"
 WORK=$(mktemp -d /tmp/daxfs-fio.XXXXXX)
-mkdir "$WORK/daxfs" "$WORK/tmpfs" "$WORK/img"
+mkdir "$WORK/daxfs" "$WORK/daxfs-alt" "$WORK/tmpfs" "$WORK/img"
+# The file systems measured, in the order each run visits them.
+FSES=(daxfs tmpfs)
+[[ -n $ALT_OPTS ]] && FSES=(daxfs daxfs-alt tmpfs)
 
 # The reference and the image's home: the same kind of tmpfs, so both sides have the same pages.
 TMPFS_OPTS=size=$(( $(numfmt --from=iec "$SIZE") * 2 / 1048576 + 64 ))m,mode=0755
@@ -117,32 +127,44 @@ mount -t tmpfs -o "$TMPFS_OPTS" daxfs-fio-ref "$WORK/tmpfs"
 if [[ $PAGES == 2m ]]; then
 	MOUNTS+=("$WORK/img")
 	mount -t tmpfs -o "huge=always,mode=0755" daxfs-fio-img "$WORK/img"
-	IMAGE=$WORK/img/daxfs.img
+	IMG_DIR=$WORK/img
 else
-	IMAGE=/dev/shm/daxfs-fio.$$.img
+	IMG_DIR=/dev/shm
 fi
 IMAGE_SIZE=$(( $(numfmt --from=iec "$SIZE") * 3 / 1048576 + 256 ))M
 
 PIN=()
 [[ -n $PIN_CPU ]] && PIN=(taskset -c "$PIN_CPU")
 
-"$MKFS" -q -f -s "$IMAGE_SIZE" "$IMAGE" || die "mkfs failed"
+# mount_daxfs NAME OPTIONS...: format NAME's image and mount it on $WORK/NAME.
+mount_daxfs() {
+	local name=$1 image=$IMG_DIR/daxfs-fio.$$.$1.img pid
+	shift
+	IMAGES+=("$image")
+	"$MKFS" -q -f -s "$IMAGE_SIZE" "$image" || die "mkfs failed"
+	echo "== $name: $*" >>"$RES/daemon.log"
+	"${PIN[@]}" "$DAXFS" -f "$@" "$image" "$WORK/$name" 2>>"$RES/daemon.log" &
+	pid=$!
+	DAEMON_PIDS+=("$pid")
+	for _ in $(seq 100); do
+		mountpoint -q "$WORK/$name" && break
+		kill -0 "$pid" 2>/dev/null || die "$name exited before mounting (see $RES/daemon.log)"
+		sleep 0.05
+	done
+	mountpoint -q "$WORK/$name" || die "$name did not mount"
+}
 # shellcheck disable=SC2086
-"${PIN[@]}" "$DAXFS" -f $DAXFS_OPTS "$IMAGE" "$WORK/daxfs" 2>>"$RES/daemon.log" &
-DAEMON_PID=$!
-for _ in $(seq 100); do
-	mountpoint -q "$WORK/daxfs" && break
-	kill -0 "$DAEMON_PID" 2>/dev/null || die "daxfs exited before mounting (see $RES/daemon.log)"
-	sleep 0.05
-done
-mountpoint -q "$WORK/daxfs" || die "daxfs did not mount"
+mount_daxfs daxfs $DAXFS_OPTS
+# shellcheck disable=SC2086
+[[ -n $ALT_OPTS ]] && mount_daxfs daxfs-alt $DAXFS_OPTS $ALT_OPTS
 
 {
 	echo "date: $(date -Is)"
 	echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo ' (dirty tree)')"
 	echo "kernel: $(uname -r); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cpus"
 	echo "fio: $(fio --version); libfuse: $(pkg-config --modversion fuse3 2>/dev/null || echo ?)"
-	echo "pages: $PAGES (image $IMAGE, reference tmpfs -o $TMPFS_OPTS); daemon options: ${DAXFS_OPTS:-(defaults)}"
+	echo "pages: $PAGES (images in $IMG_DIR, reference tmpfs -o $TMPFS_OPTS); daemon options: ${DAXFS_OPTS:-(defaults)}"
+	[[ -n $ALT_OPTS ]] && echo "daxfs-alt: the same daemon with ${DAXFS_OPTS:+$DAXFS_OPTS }$ALT_OPTS"
 	echo "pipe-max-size: $(cat /proc/sys/fs/pipe-max-size); pin_cpu: ${PIN_CPU:-none}"
 	echo "runs=$RUNS warmups=$WARMUPS size=$SIZE rand_time=${RAND_TIME}s; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$RES/env.txt"
@@ -189,16 +211,15 @@ IFS=, read -ra TLIST <<<"$TESTS"
 for t in "${TLIST[@]}"; do
 	log "$t"
 	for w in $(seq "$WARMUPS"); do
-		fio_run daxfs "$t" "w$w"
-		fio_run tmpfs "$t" "w$w"
+		for fs in "${FSES[@]}"; do fio_run "$fs" "$t" "w$w"; done
 	done
 	for r in $(seq "$RUNS"); do
-		fio_run daxfs "$t" "$r"
-		fio_run tmpfs "$t" "$r"
+		for fs in "${FSES[@]}"; do fio_run "$fs" "$t" "$r"; done
 	done
 	# A read needs a full file: leave one where seqwrite-new may have left none.
-	[[ -f $WORK/daxfs/fio.dat ]] || fio_run daxfs seqwrite-over w0
-	[[ -f $WORK/tmpfs/fio.dat ]] || fio_run tmpfs seqwrite-over w0
+	for fs in "${FSES[@]}"; do
+		[[ -f $WORK/$fs/fio.dat ]] || fio_run "$fs" seqwrite-over w0
+	done
 done
 
 # summary FS TEST METRIC: "median min max" of the runs.
@@ -214,15 +235,20 @@ summary() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
 
-ROWF="%-16s %-8s %22s %22s %7s\n"
+ROWF="%-16s %-8s %22s %22s %7s"
+ALTF=" %22s %9s %11s"
 {
 	cat "$RES/env.txt"
 	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine perturbs results)"
 	echo "each cell: median [min-max] of $RUNS runs after $WARMUPS warm-up; ratio = daxfs / tmpfs medians"
+	[[ -n $ALT_OPTS ]] && echo "alt/tmpfs = daxfs-alt / tmpfs medians, daxfs/alt = daxfs / daxfs-alt medians"
 	echo "(for latencies a ratio above 1 means daxfs is slower)"
 	echo
 	# shellcheck disable=SC2059
 	printf "$ROWF" test metric daxfs tmpfs ratio
+	# shellcheck disable=SC2059
+	[[ -n $ALT_OPTS ]] && printf "$ALTF" daxfs-alt alt/tmpfs daxfs/alt
+	echo
 	for t in "${TLIST[@]}"; do
 		case $t in
 		seq*) metrics="gbps" ;;
@@ -233,6 +259,12 @@ ROWF="%-16s %-8s %22s %22s %7s\n"
 			read -r tm tlo thi <<<"$(summary tmpfs "$t" "$m")"
 			# shellcheck disable=SC2059
 			printf "$ROWF" "$t" "$m" "$dm [$dlo-$dhi]" "$tm [$tlo-$thi]" "$(ratio "$dm" "$tm")"
+			if [[ -n $ALT_OPTS ]]; then
+				read -r am alo ahi <<<"$(summary daxfs-alt "$t" "$m")"
+				# shellcheck disable=SC2059
+				printf "$ALTF" "$am [$alo-$ahi]" "$(ratio "$am" "$tm")" "$(ratio "$dm" "$am")"
+			fi
+			echo
 		done
 	done
 } | tee "$RES/table.txt"
