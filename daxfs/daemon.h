@@ -18,9 +18,16 @@ enum cache_mode {
 	CACHE_PAGE,	/* the kernel page cache in front of the media */
 };
 
+/* Which data moves through a pipe (-o splice=), see fuse_ops.c. */
+#define SPLICE_WRITES	0x1	/* write payloads: spliced from /dev/fuse, read() into the media */
+#define SPLICE_READS	0x2	/* read replies: spliced from the image file into /dev/fuse */
+
 struct daemon {
 	struct fs *fs;
 	enum cache_mode cache;
+	unsigned splice;	/* SPLICE_*, what INIT could grant of what was asked */
+	bool splice_asked;	/* -o splice= given: say so when it cannot be had */
+	unsigned max_write;	/* bytes, at most libfuse 3.14's 1 MiB */
 	double attr_timeout;
 	double entry_timeout;
 	/* FUSE_DIRECT_IO_ALLOW_MMAP negotiation (see fuse_io.c) */

@@ -382,34 +382,51 @@ int file_pread(struct fs *fs, struct inode *ip, void *buf, size_t len, uint64_t 
 
 /* ---- write ---- */
 
-/* Copy n bytes from the iovec cursor into the media. */
-static void copy_from_iov(struct fs *fs, char *dst, const struct iovec *iov, int niov, int *vi, size_t *voff,
-			  size_t n)
-{
-	while (n > 0 && *vi < niov) {
-		size_t take = MIN(n, iov[*vi].iov_len - *voff);
+/* The iovec source: a cursor over the caller's gather list, copied with non-temporal stores. */
+struct iov_src {
+	const struct iovec *iov;
+	int niov;
+	int vi;
+	size_t voff;
+};
 
-		media_copy(fs_media(fs), dst, (const char *)iov[*vi].iov_base + *voff, take);
+static int copy_from_iov(void *ctx, struct media *m, char *dst, size_t n)
+{
+	struct iov_src *s = ctx;
+
+	while (n > 0 && s->vi < s->niov) {
+		size_t take = MIN(n, s->iov[s->vi].iov_len - s->voff);
+
+		media_copy(m, dst, (const char *)s->iov[s->vi].iov_base + s->voff, take);
 		dst += take;
 		n -= take;
-		*voff += take;
-		if (*voff == iov[*vi].iov_len) {
-			(*vi)++;
-			*voff = 0;
+		s->voff += take;
+		if (s->voff == s->iov[s->vi].iov_len) {
+			s->vi++;
+			s->voff = 0;
 		}
 	}
+	return 0;
 }
 
 ssize_t file_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov)
 {
-	unsigned sh = fs->sbi.bshift;
+	struct iov_src is = { .iov = iov, .niov = niov };
+	struct file_src src = { copy_from_iov, &is };
 	size_t total = 0;
+
+	for (int i = 0; i < niov; i++)
+		total += iov[i].iov_len;
+	return file_write_src(fs, ip, off, total, &src);
+}
+
+ssize_t file_write_src(struct fs *fs, struct inode *ip, uint64_t off, size_t total, const struct file_src *src)
+{
+	unsigned sh = fs->sbi.bshift;
 	bool allocated = false;
 	struct tx tx;
 	int ret;
 
-	for (int i = 0; i < niov; i++)
-		total += iov[i].iov_len;
 	if ((ret = sbi_writable(&fs->sbi)))
 		return ret;
 	if (total == 0)
@@ -438,18 +455,24 @@ ssize_t file_write(struct fs *fs, struct inode *ip, uint64_t off, const struct i
 
 	struct emap_cursor c;
 	struct daxfs_extent e;
-	int vi = 0;
-	size_t voff = 0;
+	int serr = 0;
 	if (off > ip->d.size)
 		zero_eof_tail(fs, ip, ip->d.size, off);
 	for (bool more = emap_seek(ip, off >> sh, &c, &e); more && (e.lblk << sh) < end;
 	     more = emap_next(ip, &c, &e)) {
 		uint64_t s = MAX(off, e.lblk << sh), t = MIN(end, (e.lblk + e.len) << sh);
+		char *dst = block_ptr(fs, e.pblk) + (s - (e.lblk << sh));
 
-		copy_from_iov(fs, block_ptr(fs, e.pblk) + (s - (e.lblk << sh)), iov, niov, &vi, &voff, t - s);
+		/* After a source failure the rest is zeroed, so that no new block keeps stale bytes. */
+		if (serr)
+			media_fill(fs_media(fs), dst, 0, t - s);
+		else
+			serr = src->copy(src->ctx, fs_media(fs), dst, t - s);
 	}
 	media_drain(fs_media(fs));
 
+	if (serr)
+		end = off;	/* the size stays; new blocks (zeroed) stay mapped, as after a preallocation */
 	inode_touch(ip, T_MTIME | T_CTIME);
 	if (allocated || end > ip->d.size) {
 		ip->d.size = MAX(ip->d.size, end);
@@ -460,6 +483,8 @@ ssize_t file_write(struct fs *fs, struct inode *ip, uint64_t off, const struct i
 		tx_free(&tx);
 	}
 	pthread_rwlock_unlock(&ip->lock);
+	if (serr)
+		return serr;
 	return ret ? ret : (ssize_t)(end - off);
 }
 

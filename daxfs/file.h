@@ -16,6 +16,7 @@
 
 struct fs;
 struct inode;
+struct media;
 struct tx;
 
 /*
@@ -39,6 +40,21 @@ typedef int (*file_send_fn)(void *ctx, const struct iovec *iov, int niov);
 int file_read(struct fs *fs, struct inode *ip, uint64_t off, size_t size, file_send_fn send, void *ctx);
 /* Write a gather list at off; takes ip->lock.  Returns the bytes written (short on ENOSPC) or -errno. */
 ssize_t file_write(struct fs *fs, struct inode *ip, uint64_t off, const struct iovec *iov, int niov);
+/*
+ * Where the bytes of a write come from: copy puts the next n of them into the media at dst, flushed
+ * (media_copy or media_copy_from_fd), and returns 0 or -errno.  After a failure it is not called
+ * again; the rest of the range is zeroed.
+ */
+struct file_src {
+	int (*copy)(void *ctx, struct media *m, char *dst, size_t n);
+	void *ctx;
+};
+/*
+ * file_write with the bytes from src, in file order.  Takes ip->lock.  Returns the bytes written
+ * (short on ENOSPC: src then still holds the rest), or -errno: src's error leaves the size as it
+ * was and [off, off + len) reading as zeroes where src had nothing to give.
+ */
+ssize_t file_write_src(struct fs *fs, struct inode *ip, uint64_t off, size_t len, const struct file_src *src);
 /* SEEK_DATA / SEEK_HOLE from off; takes ip->lock.  0 with *res, -ENXIO past the data, -EINVAL. */
 int file_lseek(struct fs *fs, struct inode *ip, uint64_t off, int whence, uint64_t *res);
 /* Preallocate (mode 0, KEEP_SIZE, ZERO_RANGE) [off, off + len); ip locked.  0, -ENOSPC, -EIO. */

@@ -109,6 +109,28 @@ static void reply_entry(fuse_req_t req, int ret, const struct entry *e)
 		inode_forget(FS(req), e->ino, 1);	/* the request was interrupted: undo the lookup */
 }
 
+/* Read replies spliced from the image: at most this many pieces (the pipe must hold them all). */
+#define SPLICE_READ_MAX_BUFS 16
+
+/*
+ * Can this process grow a pipe to len bytes?  libfuse needs one per thread that holds a whole
+ * request (max_write + 4 KiB, rounded up to a power of two: 2 MiB for 1 MiB writes) or reply;
+ * without CAP_SYS_RESOURCE, fs.pipe-max-size (1 MiB by default) decides.  Where it cannot, libfuse would fall back per request, a reply by
+ * way of an extra buffer: then we rather do not splice at all.
+ */
+static bool pipe_can_hold(size_t len)
+{
+	int p[2];
+	bool ok;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return false;
+	ok = fcntl(p[0], F_SETPIPE_SZ, (int)len) >= 0;
+	close(p[0]);
+	close(p[1]);
+	return ok;
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct daemon *d = userdata;
@@ -118,10 +140,29 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * does for local file systems; with HANDLE_KILLPRIV libfuse 3.14 would not tell us when.
 	 */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/*
+	 * Splice as -o splice= says, where the kernel can.  Never SPLICE_MOVE: the pages spliced from
+	 * the image are the media itself, and the kernel must not try to steal them.
+	 */
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_IOCTL_DIR)
 		conn->want |= FUSE_CAP_IOCTL_DIR;
-	conn->max_write = 1u << 20;
+	conn->max_write = d->max_write;
+	unsigned want = d->splice;
+	if (!(conn->capable & FUSE_CAP_SPLICE_READ) || !pipe_can_hold(conn->max_write + 4096))
+		d->splice &= ~SPLICE_WRITES;
+	if (!(conn->capable & FUSE_CAP_SPLICE_WRITE) || fs_media(d->fs)->kind != MEDIA_FILE ||
+	    !pipe_can_hold(conn->max_write + (SPLICE_READ_MAX_BUFS + 2) * 4096))
+		d->splice &= ~SPLICE_READS;
+	unsigned lost = want & ~d->splice;
+	if (lost && d->splice_asked)
+		fprintf(stderr, "daxfs: splice=%s not possible here (a 2 MiB pipe needs CAP_SYS_RESOURCE or "
+			"fs.pipe-max-size >= 2097152; read replies, an image file): copying through a buffer\n",
+			lost == SPLICE_WRITES ? "write" : lost == SPLICE_READS ? "read" : "all");
+	if (d->splice & SPLICE_WRITES)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	if (d->splice & SPLICE_READS)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	conn->max_readahead = d->cache == CACHE_PAGE ? 1u << 20 : 0;
 	conn->time_gran = 1;
 }
@@ -425,8 +466,46 @@ static int send_iov(void *ctx, const struct iovec *iov, int n)
 	return 0;
 }
 
+/*
+ * A read reply spliced from the image file: the kernel references the image's pages in a pipe and
+ * copies them into the reader's pages from there, instead of pinning our mapping page by page.  Only
+ * for an image file (its page cache is our mapping); holes still come from memory.
+ */
+static int send_spliced(void *ctx, const struct iovec *iov, int n)
+{
+	fuse_req_t req = ctx;
+	struct media *m = fs_media(FS(req));
+	struct fuse_bufvec *bv;
+
+	if (n == 0 || n > SPLICE_READ_MAX_BUFS)
+		return send_iov(ctx, iov, n);
+	bv = malloc(sizeof(*bv) + (size_t)n * sizeof(bv->buf[0]));
+	if (!bv)
+		return send_iov(ctx, iov, n);
+	*bv = (struct fuse_bufvec){ .count = (size_t)n };
+	for (int i = 0; i < n; i++) {
+		const char *p = iov[i].iov_base;
+
+		bv->buf[i] = (struct fuse_buf){ .size = iov[i].iov_len };
+		if (p >= m->base && p < m->base + m->size) {
+			bv->buf[i].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+			bv->buf[i].fd = m->fd;
+			bv->buf[i].pos = (off_t)media_off(m, p);
+		} else {
+			bv->buf[i].mem = iov[i].iov_base;
+		}
+	}
+	fuse_reply_data(req, bv, 0);
+	free(bv);
+	return 0;
+}
+
+/* Below this a read reply is copied from iovecs: libfuse would copy a small spliced one twice. */
+#define SPLICE_READ_MIN (64u << 10)
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
+	bool spliced = (D(req)->splice & SPLICE_READS) && size >= SPLICE_READ_MIN;
 	int ret;
 
 	(void)ino;
@@ -434,15 +513,27 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		reply_err(req, -EINVAL);
 		return;
 	}
-	ret = file_read(FS(req), OF(fi)->ip, (uint64_t)off, size, send_iov, req);
+	ret = file_read(FS(req), OF(fi)->ip, (uint64_t)off, size, spliced ? send_spliced : send_iov, req);
 	if (ret)
 		reply_err(req, ret);
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+/* A write payload libfuse left in its pipe: read() moves it from there into the media, one copy. */
+static int copy_from_pipe(void *ctx, struct media *m, char *dst, size_t n)
 {
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = size };
+	return media_copy_from_fd(m, dst, *(const int *)ctx, n);
+}
+
+/*
+ * Writes arrive here whether libfuse spliced them (a pipe: small requests and a failed pipe
+ * setup come in memory) or not.  A pipe must be left empty: when the write took less than all
+ * of it (ENOSPC, an error), bufv is left unconsumed and libfuse throws that pipe away.
+ */
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+			 struct fuse_file_info *fi)
+{
+	const struct fuse_buf *b = &bufv->buf[bufv->idx];
+	size_t size = fuse_buf_size(bufv);
 	ssize_t ret;
 
 	(void)ino;
@@ -450,8 +541,22 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		reply_err(req, -EINVAL);
 		return;
 	}
-	if ((ret = namei_kill_priv(FS(req), OF(fi)->ip, fuse_req_ctx(req)->uid)) == 0)
-		ret = file_write(FS(req), OF(fi)->ip, (uint64_t)off, &iov, 1);
+	if ((ret = namei_kill_priv(FS(req), OF(fi)->ip, fuse_req_ctx(req)->uid)) == 0) {
+		if (bufv->count == 1 && (b->flags & FUSE_BUF_IS_FD)) {
+			int fd = b->fd;
+			struct file_src src = { copy_from_pipe, &fd };
+
+			ret = file_write_src(FS(req), OF(fi)->ip, (uint64_t)off, size, &src);
+			if (ret == (ssize_t)size)
+				bufv->idx = bufv->count;	/* all of it: the pipe is empty */
+		} else if (bufv->count == 1) {
+			struct iovec iov = { .iov_base = (char *)b->mem + bufv->off, .iov_len = size };
+
+			ret = file_write(FS(req), OF(fi)->ip, (uint64_t)off, &iov, 1);
+		} else {
+			ret = -EINVAL;	/* libfuse hands over one buffer */
+		}
+	}
 	if (ret < 0)
 		reply_err(req, (int)ret);
 	else
@@ -730,7 +835,7 @@ const struct fuse_lowlevel_ops daxfs_ll_ops = {
 	.open = op_open,
 	.create = op_create,
 	.read = op_read,
-	.write = op_write,
+	.write_buf = op_write_buf,
 	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,

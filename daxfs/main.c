@@ -31,9 +31,11 @@ struct options {
 	char *trace;
 	char *recover;
 	char *max_pinned_per_user;
+	char *splice;
 	unsigned long enospc_wait_ms;
 	unsigned max_pins;
 	unsigned max_pins_per_file;
+	unsigned max_write;
 	/* the policy's parameters, gathered from -o key=value */
 	const struct daxfs_policy_ops *ops;
 	char params[DAXFS_POLICY_PARAMS_MAX];
@@ -57,6 +59,8 @@ static const struct fuse_opt option_spec[] = {
 	{ "trace=%s", offsetof(struct options, trace), 0 },
 	{ "recover=%s", offsetof(struct options, recover), 0 },
 	{ "max_pinned_per_user=%s", offsetof(struct options, max_pinned_per_user), 0 },
+	{ "splice=%s", offsetof(struct options, splice), 0 },
+	{ "max_write=%u", offsetof(struct options, max_write), 0 },
 	{ "enospc_wait_ms=%lu", offsetof(struct options, enospc_wait_ms), 0 },
 	{ "max_pins=%u", offsetof(struct options, max_pins), 0 },
 	{ "max_pins_per_file=%u", offsetof(struct options, max_pins_per_file), 0 },
@@ -103,6 +107,13 @@ static void usage(const char *prog)
 	       "                           in front of the media\n"
 	       "    attr_timeout=SECONDS   how long the kernel caches attributes (default 1)\n"
 	       "    entry_timeout=SECONDS  how long the kernel caches names (default 1)\n"
+	       "    splice=write|read|all|none  the data of writes (write) or of read replies (read)\n"
+	       "                           moves through a pipe: spliced from /dev/fuse and read\n"
+	       "                           into the media, or spliced from the image file; the\n"
+	       "                           others are copied through a buffer (default write)\n"
+	       "    max_write=BYTES        largest write request, 4096 to 1048576 (default); a\n"
+	       "                           write spliced whole needs a pipe of max_write + 4 KiB,\n"
+	       "                           rounded up to a power of two (fs.pipe-max-size)\n"
 	       "    ro                     mount read-only (the journal must not need replay)\n"
 	       "    relatime, nodiratime   accepted (fstab): daxfs updates file atimes as relatime\n"
 	       "                           does and never updates directory atimes\n"
@@ -323,6 +334,24 @@ int main(int argc, char *argv[])
 	}
 	d.attr_timeout = o.attr_timeout;
 	d.entry_timeout = o.entry_timeout;
+	if (o.max_write && (o.max_write < 4096 || o.max_write > (1u << 20))) {
+		fprintf(stderr, "%s: max_write=%u: expected 4096 to 1048576\n", argv[0], o.max_write);
+		goto out_args;
+	}
+	d.max_write = o.max_write ? o.max_write : 1u << 20;
+	d.splice_asked = o.splice != NULL;
+	if (!o.splice || strcmp(o.splice, "write") == 0) {
+		d.splice = SPLICE_WRITES;
+	} else if (strcmp(o.splice, "read") == 0) {
+		d.splice = SPLICE_READS;
+	} else if (strcmp(o.splice, "all") == 0) {
+		d.splice = SPLICE_WRITES | SPLICE_READS;
+	} else if (strcmp(o.splice, "none") == 0) {
+		d.splice = 0;
+	} else {
+		fprintf(stderr, "%s: splice=%s: expected write, read, all or none\n", argv[0], o.splice);
+		goto out_args;
+	}
 
 	cfg.readonly = o.readonly;
 	cfg.policy = o.policy;
@@ -429,6 +458,7 @@ out_args:
 	free(o.trace);
 	free(o.recover);
 	free(o.max_pinned_per_user);
+	free(o.splice);
 	fuse_opt_free_args(&args);
 	return ret ? 1 : 0;
 }

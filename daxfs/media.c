@@ -188,6 +188,37 @@ void media_fill(struct media *m, void *dst, int c, size_t len)
 		media_flush(m, dst, len);
 }
 
+/*
+ * The kernel's copy_to_user uses ordinary (cached) stores, so real pmem needs the lines written back
+ * as after any temporal store; elsewhere this queues the msync, as media_copy does.
+ */
+int media_copy_from_fd(struct media *m, void *dst, int fd, size_t len)
+{
+	char *p = dst;
+	size_t done = 0;
+	int ret = 0;
+
+	if (unlikely(m->torn))
+		undo_record(m, dst, len);
+	while (done < len) {
+		ssize_t n = read(fd, p + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			pmem_memset(p + done, 0, len - done, PMEM_F_MEM_NODRAIN);
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (m->is_pmem)
+		pmem_flush(dst, done);
+	else
+		media_flush(m, dst, len);
+	return ret;
+}
+
 int media_probe_size(const char *path, uint64_t *size, enum media_kind *kind)
 {
 	struct stat st;

@@ -80,5 +80,12 @@ static inline void media_persist(struct media *m, const void *addr, size_t len)
 /* Copy or fill with non-temporal stores and flush; durable at the next media_drain. */
 void media_copy(struct media *m, void *dst, const void *src, size_t len);
 void media_fill(struct media *m, void *dst, int c, size_t len);
+/*
+ * Read len bytes from fd (a pipe holding them: a FUSE write spliced from /dev/fuse) straight into
+ * the media, with the kernel's copy, and flush; durable at the next media_drain.  Returns 0, or
+ * -errno when fd gave less (then the rest of [dst, dst + len) is zeroed, never left stale, and
+ * what fd still holds is the caller's to discard).
+ */
+int media_copy_from_fd(struct media *m, void *dst, int fd, size_t len);
 
 #endif

@@ -6,6 +6,7 @@
  * points, in a child so the test runner survives: DAXFS_CRASH_AT=N dies with SIGKILL on entering the
  * N-th drain with every store kept; DAXFS_CRASH_TORN=all first undoes the stores since the last
  * drain; DAXFS_CRASH_TORN=random:SEED undoes whole cache lines of them, the same ones for a seed.
+ * media_copy_from_fd reads a pipe into the media with the same guarantees.
  */
 #include <signal.h>
 #include <sys/wait.h>
@@ -31,6 +32,14 @@ static void file_bytes(const struct image *img, uint64_t off, void *buf, size_t 
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
 	close(fd);
+}
+
+static bool all_zero_bytes(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
 }
 
 static void test_open_errors(void **state)
@@ -153,6 +162,61 @@ static void test_copy_fill_drain(void **state)
 	media_close(&m);
 	file_bytes(img, 2 * MiB, back, 7);
 	assert_memory_equal(back, "persist", 7);
+}
+
+/*
+ * media_copy_from_fd: what a pipe holds, read straight into the media and durable at the drain; a
+ * pipe that runs dry leaves -errno and zeroes, never the old bytes, in the rest of the range.  A
+ * torn crash undoes it like any other copy.
+ */
+static void test_copy_from_fd(void **state)
+{
+	struct image *img = *state;
+	struct media m;
+	char err[256], buf[8192], back[8192];
+	int p[2];
+
+	image_create(img, 4 * MiB);
+	assert_int_equal(media_open(&m, img->path, MEDIA_EXCL, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (char)(i * 13 + 5);
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_int_equal(write(p[1], buf, 6000), 6000);
+	assert_int_equal(media_copy_from_fd(&m, media_ptr(&m, 8192 + 5), p[0], 6000), 0);
+	media_drain(&m);
+	file_bytes(img, 8192 + 5, back, 6000);
+	assert_memory_equal(back, buf, 6000);
+
+	/* Dry after 100 bytes: EAGAIN (a non-blocking pipe), the other 1900 zeroed over the old. */
+	memset(media_ptr(&m, MiB), 0x77, 2000);
+	assert_int_equal(write(p[1], buf, 100), 100);
+	assert_int_equal(media_copy_from_fd(&m, media_ptr(&m, MiB), p[0], 2000), -EAGAIN);
+	media_drain(&m);
+	file_bytes(img, MiB, back, 2000);
+	assert_memory_equal(back, buf, 100);
+	assert_true(all_zero_bytes(back + 100, 1900));
+	close(p[0]);
+	close(p[1]);
+	media_close(&m);
+
+	/* In a child that dies at its first drain with the stores since the last one lost. */
+	image_create(img, 1 * MiB);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setenv("DAXFS_CRASH_AT", "1", 1);
+		setenv("DAXFS_CRASH_TORN", "all", 1);
+		CHILD_CHECK(media_open(&m, img->path, MEDIA_EXCL, err, sizeof(err)) == 0, 10);
+		CHILD_CHECK(pipe2(p, O_NONBLOCK) == 0 && write(p[1], buf, 4096) == 4096, 11);
+		CHILD_CHECK(media_copy_from_fd(&m, media_ptr(&m, 4096), p[0], 4096) == 0, 12);
+		media_drain(&m);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	file_bytes(img, 4096, back, 4096);
+	assert_true(all_zero_bytes(back, 4096));
 }
 
 /* A private mapping may be written, and the image never changes; a read-only one maps the image. */
@@ -403,6 +467,7 @@ int main(void)
 		T(test_open_errors),
 		T(test_locking),
 		T(test_copy_fill_drain),
+		T(test_copy_from_fd),
 		T(test_private_and_readonly),
 		T(test_crash_at),
 		T(test_crash_torn_all),
