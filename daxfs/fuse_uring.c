@@ -23,12 +23,23 @@
  * One property of the kernel's side shapes the rest: a request that finds no free entry on its
  * queue waits in the kernel, and only a commit fetches it; a new REGISTER does not.  libfuse's
  * fixed pool has the same trap.  Here a request that parks (a truncate waiting for a pin) holds its
- * entry without committing, so each park would strand one waiting request, however many fresh
- * entries we register; with a thousand truncates parked at once the CPU's queue all but stops.  So
- * each park, and each takeover, is paid back with a "kick": the queue's thread asks the kernel to
- * retrieve zero bytes of the root directory (FUSE_NOTIFY_RETRIEVE, on /dev/fuse).  The kernel sends
- * the answer as a FUSE_NOTIFY_REPLY request on the queue of the asking CPU, into a free entry;
- * committing it fetches the request stranded behind.
+ * entry without committing, and the entry registered in its place sits free while requests that
+ * queued meanwhile wait behind it; with a thousand truncates parked at once the CPU's queue all but
+ * stops.  So each REGISTER after the first ones is followed, once submitted, by a "kick": the
+ * queue's thread asks the kernel to retrieve zero bytes of a file (FUSE_NOTIFY_RETRIEVE, written to
+ * /dev/fuse).  The kernel sends the answer as a FUSE_NOTIFY_REPLY request on the queue of the
+ * asking CPU: into a free entry if there is one (else it queues like any request, harmlessly), and
+ * committing it fetches the request stranded behind, if any.  A kick with nothing stranded costs
+ * one round trip.
+ *
+ * The kernel retrieves only from a regular file it has in its inode cache (6.18 refuses a
+ * directory with EINVAL, an unknown node with ENOENT), and the daemon may neither hold a file of
+ * its own mount open (the unmount would fail with EBUSY) nor make requests to itself (a daemon
+ * killed in the middle of one never lets go of the connection).  The file of a parked request is
+ * one the kernel has: its caller holds it.  So a kick names the node the last kick of the queue
+ * named, else the nodes of the requests held now; a refused one is cheap and the next is tried.
+ * When every one is refused (only directory operations parked, none of their files known) the
+ * queue stays stranded until some request commits: counted in kick_failures.
  */
 #include "fuse_uring.h"
 
@@ -93,6 +104,7 @@ _Static_assert(sizeof(struct ring_cmd) == 24, "fuse_uring_cmd_req");
 /* notify_unique of a kick: even, as the kernel's own, and far above any it will hand out. */
 #define KICK_UNIQUE	(1ULL << 62)
 #define IS_KICK(unique)	(((unique) & ~((1ULL << 48) - 1)) == KICK_UNIQUE)
+#define KICK_TRIES	16	/* candidate nodes tried per kick */
 
 struct ring_queue;
 
@@ -104,6 +116,7 @@ struct ring_ent {
 	char *payload;
 	struct iovec iov[2];		/* what REGISTER names */
 	uint64_t unique;		/* the request being served (its commit id) */
+	uint64_t nodeid;		/* and its node: a kick may name it (see the top) */
 	bool in_user;			/* on q->user: holds a request not yet replied to */
 	struct ring_ent *prev, *next;	/* on q->user, or next on q->late */
 	struct ring_ent *next_all;
@@ -134,6 +147,7 @@ struct ring_queue {
 	unsigned in_kernel;		/* entries whose command the kernel holds (owner only) */
 	bool conn_gone;			/* the kernel ended the connection (owner only) */
 	uint64_t kick_seq;		/* kicks sent (owner only) */
+	uint64_t kick_nodeid;		/* the node the last kick named, 0 if none (owner only) */
 	struct lock lock;
 	/* under lock */
 	struct ring_worker *owner;
@@ -144,16 +158,19 @@ struct ring_queue {
 	struct ring_ent *user;		/* entries holding a request not yet replied to */
 	struct ring_ent *late;		/* replied to by a thread that is not the owner: to commit */
 	unsigned nlate;
-	bool kicked;			/* efd written since the owner last took late */
+	bool efd_written;		/* efd written since the owner last took late */
 	bool stopping;
 	struct ring_ent *all;
 	int start_err;			/* registration: 0 or -errno (under r->mu) */
-	atomic_uint kicks_owed;		/* parks and takeovers not yet paid back with a kick */
+	bool registered;		/* the first DEPTH entries are in: later REGISTERs owe a kick (owner only) */
+	unsigned kicks_owed;		/* REGISTERs not yet followed by a kick (owner only) */
 	/* statistics (relaxed atomics: read by the ioctl at any time) */
 	atomic_uint nentries;
 	atomic_uint nworkers;
 	atomic_ulong requests;
 	atomic_ulong deferred;
+	atomic_uint kicks;
+	atomic_uint kick_failures;
 };
 
 struct fuse_uring {
@@ -176,6 +193,7 @@ struct fuse_uring {
 	bool wd_started;
 	pthread_t wd;
 	char reason[128];		/* why /dev/fuse although io_uring was asked for */
+
 	atomic_ulong dev_requests;
 };
 
@@ -243,6 +261,9 @@ static void prep_cmd(struct ring_queue *q, struct ring_ent *e, uint32_t op)
 	}
 	io_uring_sqe_set_data(sqe, e);
 	q->in_kernel++;
+	/* A fresh entry fetches nothing that queued before it: a kick must (see the top). */
+	if (op == RING_CMD_REGISTER && q->registered)
+		q->kicks_owed++;
 }
 
 /* Wait for the next eventfd write (late replies, stop). */
@@ -385,8 +406,8 @@ static void commit(struct ring_ent *e)
 		e->next = q->late;
 		q->late = e;
 		q->nlate++;
-		kick = !q->kicked;
-		q->kicked = true;
+		kick = !q->efd_written;
+		q->efd_written = true;
 	}
 	lock_drop(&q->lock);
 	if (kick)
@@ -454,6 +475,7 @@ static bool serve_one(struct ring_worker *w, struct ring_ent *e)
 		prep_cmd(q, e, RING_CMD_COMMIT_AND_FETCH);
 		return true;
 	}
+	e->nodeid = in.nodeid;
 	size_t psz = h->ent.payload_sz, oplen = in.len - sizeof(in) - psz;
 	if (in.len < sizeof(in) + psz || oplen > sizeof(h->op_in) || psz > q->r->payload_len) {
 		/* Not what the protocol promises: fail the request rather than guess. */
@@ -486,10 +508,8 @@ static bool serve_one(struct ring_worker *w, struct ring_ent *e)
 	mine = q->owner == w;
 	if (mine)
 		q->handling = false;
-	bool parked = e->in_user;
 	lock_drop(&q->lock);
-	if (parked)	/* no commit will fetch what queued behind it */
-		atomic_fetch_add_explicit(&q->kicks_owed, 1, memory_order_relaxed);
+	/* Parked (still on q->user): top_up registers an entry in its place, and kicks. */
 	return mine;
 }
 
@@ -502,7 +522,7 @@ static bool take_late(struct ring_queue *q)
 
 	q->late = NULL;
 	q->nlate = 0;
-	q->kicked = false;
+	q->efd_written = false;
 	lock_drop(&q->lock);
 	if (stopping)
 		return false;
@@ -537,34 +557,78 @@ static void entry_failed(struct ring_queue *q, struct ring_ent *e, int res)
 	}
 }
 
+/* Ask for a zero-byte retrieve of nodeid (a kick).  True if the kernel took it. */
+static bool kick_one(struct ring_queue *q, uint64_t nodeid)
+{
+	struct {
+		struct fuse_out_header h;
+		struct fuse_notify_retrieve_out r;
+	} msg = {
+		.h = { .len = sizeof(msg), .error = FUSE_NOTIFY_RETRIEVE },
+		.r = { .notify_unique = KICK_UNIQUE | ((uint64_t)q->qid << 32) | ((++q->kick_seq << 1) & 0xfffffffeu),
+		       .nodeid = nodeid },
+	};
+
+	return nodeid && write(fuse_session_fd(q->r->se), &msg, sizeof(msg)) == (ssize_t)sizeof(msg);
+}
+
+/* Up to max distinct nodes of requests held on q now (takes q's lock).  Returns how many. */
+static unsigned held_nodes(struct ring_queue *q, uint64_t *out, unsigned max)
+{
+	unsigned n = 0;
+
+	lock_take(&q->lock);
+	for (struct ring_ent *e = q->user; e && n < max; e = e->next) {
+		bool seen = false;
+
+		for (unsigned i = 0; i < n && !seen; i++)
+			seen = out[i] == e->nodeid;
+		if (!seen && e->nodeid)
+			out[n++] = e->nodeid;
+	}
+	lock_drop(&q->lock);
+	return n;
+}
+
 /*
- * Pay back what parks and takeovers owe (owner only, on the queue's CPU): a zero-byte
- * FUSE_NOTIFY_RETRIEVE of the root, whose NOTIFY_REPLY comes to a free entry of this queue and
- * whose commit fetches a request stranded in the kernel.  A kick with nothing stranded costs one
- * round trip; a failed one (connection gone) costs nothing.
+ * Follow the REGISTERs made since the last call with as many kicks (owner only, on the queue's
+ * CPU; see the top).  The REGISTERs go in first, or the NOTIFY_REPLY would find no free entry and
+ * queue behind the very requests it is for.  Returns whether it kicked.
  */
 static bool kick(struct ring_queue *q)
 {
-	unsigned n = atomic_exchange_explicit(&q->kicks_owed, 0, memory_order_relaxed);
+	/* A few at a time: each fetches one request, and more than DEPTH find no free entry anyway. */
+	unsigned n = MIN(q->kicks_owed, (unsigned)DEPTH), sent = 0;
+	uint64_t cand[KICK_TRIES];
+	unsigned ncand = 0, next = 0;
 
 	if (n == 0)
 		return false;
-	/* However many are owed, a few at a time: each fetches one, whose commit fetches the next. */
-	if (n > DEPTH)
-		atomic_fetch_add_explicit(&q->kicks_owed, n - DEPTH, memory_order_relaxed);
-	for (unsigned i = 0; i < MIN(n, (unsigned)DEPTH) && !q->conn_gone; i++) {
-		struct {
-			struct fuse_out_header h;
-			struct fuse_notify_retrieve_out r;
-		} msg = {
-			.h = { .len = sizeof(msg), .error = FUSE_NOTIFY_RETRIEVE },
-			.r = { .notify_unique = KICK_UNIQUE | ((uint64_t)q->qid << 32) | ((++q->kick_seq << 1) & 0xfffffffeu),
-			       .nodeid = FUSE_ROOT_ID },
-		};
-
-		if (write(fuse_session_fd(q->r->se), &msg, sizeof(msg)) < 0)
-			break;
+	q->kicks_owed -= n;
+	io_uring_submit(&q->ring);
+	while (sent < n && !q->conn_gone) {
+		if (q->kick_nodeid && kick_one(q, q->kick_nodeid)) {
+			sent++;
+			continue;
+		}
+		q->kick_nodeid = 0;
+		if (next == ncand) {
+			if (ncand)
+				break;	/* every candidate refused */
+			ncand = held_nodes(q, cand, KICK_TRIES);
+			for (unsigned i = 0; i < q->r->nqueues && ncand < KICK_TRIES; i++)
+				if (&q->r->queues[i] != q)
+					ncand += held_nodes(&q->r->queues[i], cand + ncand, KICK_TRIES - ncand);
+			if (!ncand)
+				break;
+		}
+		if (kick_one(q, cand[next]))
+			q->kick_nodeid = cand[next];
+		next++;
 	}
+	atomic_fetch_add_explicit(&q->kicks, sent, memory_order_relaxed);
+	if (sent < n && !q->conn_gone)
+		atomic_fetch_add_explicit(&q->kick_failures, n - sent, memory_order_relaxed);
 	return true;
 }
 
@@ -660,6 +724,7 @@ static int queue_setup(struct ring_queue *q)
 	for (int i = 0; i < DEPTH; i++)
 		if ((ret = add_entry(q)))
 			return ret;
+	q->registered = true;
 	if ((ret = io_uring_submit(&q->ring)) < 0)
 		return ret;
 	/*
@@ -765,8 +830,7 @@ static void *watchdog_main(void *arg)
 				if (w) {
 					q->owner = w;
 					q->handling = false;
-					/* The blocked entry fetches nothing till it returns. */
-					atomic_fetch_add_explicit(&q->kicks_owed, 1, memory_order_relaxed);
+					/* The new owner's top_up replaces the blocked entry, and kicks. */
 					pthread_cond_signal(&w->wake);
 				}
 			}
@@ -879,6 +943,7 @@ int fuse_uring_setup(struct daemon *d, struct fuse_session *se, enum transport m
 
 	if (!r)
 		return -ENOMEM;
+
 	r->se = se;
 	r->requested = mode;
 	r->mode = reason ? TRANSPORT_DEV : mode;
@@ -1047,6 +1112,8 @@ void fuse_uring_stats(struct daemon *d, struct daxfs_ioc_transport *out)
 		o->requests = atomic_load_explicit(&q->requests, memory_order_relaxed);
 		o->deferred = atomic_load_explicit(&q->deferred, memory_order_relaxed);
 		o->threads = atomic_load_explicit(&q->nworkers, memory_order_relaxed);
+		o->kicks = atomic_load_explicit(&q->kicks, memory_order_relaxed);
+		o->kick_failures = atomic_load_explicit(&q->kick_failures, memory_order_relaxed);
 	}
 }
 

@@ -450,9 +450,13 @@ int main(int argc, char *argv[])
 	if (fuse_uring_failed(&d))
 		ret = 1;
 out_unmount:
-	/* The queues' threads serve requests with d.fs: they end before it does. */
-	fuse_uring_free(&d);
+	/*
+	 * Unmount first: the connection's end fails whatever the queues' threads and their kicks still
+	 * wait for, so they can be joined.  They serve requests with d.fs and may hold open files:
+	 * they end before either goes.
+	 */
 	fuse_session_unmount(se);
+	fuse_uring_free(&d);
 	/* Releases that never arrived (an unmount racing a close): pins drop, orphans are freed. */
 	fuse_ops_release_all(&d);
 out_signals:

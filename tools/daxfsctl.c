@@ -105,8 +105,9 @@ static void json_transport(const struct daxfs_ioc_transport *t)
 	for (uint32_t i = 0; i < t->nqueues && i < DAXFS_TRANSPORT_QUEUES_MAX; i++) {
 		const struct daxfs_transport_queue *q = &t->queues[i];
 
-		printf("%s{\"cpu\":%u,\"requests\":%llu,\"deferred\":%llu,\"entries\":%u,\"threads\":%u}",
-		       i ? "," : "", q->cpu, q->requests, q->deferred, q->entries, q->threads);
+		printf("%s{\"cpu\":%u,\"requests\":%llu,\"deferred\":%llu,\"entries\":%u,\"threads\":%u,"
+		       "\"kicks\":%u,\"kick_failures\":%u}",
+		       i ? "," : "", q->cpu, q->requests, q->deferred, q->entries, q->threads, q->kicks, q->kick_failures);
 	}
 	printf("]");
 }
@@ -123,8 +124,9 @@ static void print_transport(const struct daxfs_ioc_transport *t)
 		for (uint32_t i = 0; i < t->nqueues && i < DAXFS_TRANSPORT_QUEUES_MAX; i++) {
 			const struct daxfs_transport_queue *q = &t->queues[i];
 
-			printf("  queue cpu %-4u %llu requests, %llu replied later; %u entries, %u threads\n", q->cpu,
-			       q->requests, q->deferred, q->entries, q->threads);
+			printf("  queue cpu %-4u %llu requests, %llu replied later; %u entries, %u threads, %u kicks"
+			       " (%u failed)\n", q->cpu, q->requests, q->deferred, q->entries, q->threads, q->kicks,
+			       q->kick_failures);
 		}
 	} else {
 		printf("transport       /dev/fuse: %llu requests", t->dev_requests);

@@ -286,7 +286,11 @@ struct daxfs_transport_queue {
 	__u64 requests;			/* requests served */
 	__u64 deferred;			/* of those, replied to later from another thread (waits) */
 	__u32 threads;			/* threads that served it: 1, more after a request blocked */
+	__u32 kicks;			/* retrieves the queue sent itself, so that no request waits
+					   behind entries held by parked ones (fuse_uring.c) */
+	__u32 kick_failures;		/* kicks no node could be named for (requests may be stranded) */
 	__u32 reserved;
+	__u64 reserved2;
 };
 
 struct daxfs_ioc_transport {
