@@ -305,6 +305,9 @@ int h_main(int (*fn)(void))
 	}
 	/* Daemons orphaned by a crashed test process come back to us, so we can reap them. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	/* DAXFS_TEST_FILTER=PATTERN runs only the tests whose names match (cmocka's wildcards). */
+	if (getenv("DAXFS_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("DAXFS_TEST_FILTER"));
 	pid_t child = fork();
 	if (child == 0)
 		_exit(fn());
