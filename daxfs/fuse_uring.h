@@ -27,6 +27,11 @@
  * of the same CPU, as the Go runtime hands a processor on when a system call blocks.  The blocked
  * thread becomes a spare when its handler returns.
  *
+ * Not the default yet (main.c): a queue whose held requests are all directory operations (an
+ * unlink or rename waiting for a pin) has no file to kick with, and a request the kernel queued
+ * behind them waits until some other request of that CPU is answered (kick_failures counts it);
+ * and no test of its own covers the watchdog handing a queue on from a blocked handler.
+ *
  * Locks: each queue's lock is a leaf (replies are sent with inode locks held, and nothing is called
  * with a queue lock held but io_uring itself).
  */

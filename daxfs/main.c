@@ -116,10 +116,10 @@ static void usage(const char *prog)
 	       "    recover=quarantine|reclaim  after a daemon crash: keep what live pin holders may still\n"
 	       "                           write out of reuse until they exit (quarantine, the default),\n"
 	       "                           or reclaim every busy extent at once (reclaim)\n"
-	       "    transport=auto|uring|dev  how requests arrive: FUSE over io_uring, a queue and a\n"
-	       "                           pinned thread per CPU (uring: or fail), or read()/writev() on\n"
-	       "                           /dev/fuse (dev).  auto (default): io_uring when the kernel\n"
-	       "                           offers it (/sys/module/fuse/parameters/enable_uring), else dev\n"
+	       "    transport=dev|auto|uring  how requests arrive: read()/writev() on /dev/fuse (dev, the\n"
+	       "                           default), or FUSE over io_uring, a queue and a pinned thread\n"
+	       "                           per CPU (uring: or fail; auto: io_uring when the kernel offers\n"
+	       "                           it, /sys/module/fuse/parameters/enable_uring, else dev)\n"
 	       "\n"
 	       "pins (-o):\n"
 	       "    max_pins=N             pins in total (ENFILE beyond; default 1000000)\n"
@@ -280,7 +280,8 @@ int main(int argc, char *argv[])
 	struct daemon d = { .of_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct mount_config cfg = { 0 };
 	struct fuse_session *se = NULL;
-	enum transport transport = TRANSPORT_AUTO;
+	/* dev until io_uring has a release of use behind it (fuse_uring.h says what it cannot do yet). */
+	enum transport transport = TRANSPORT_DEV;
 	char err[512], image_abs[PATH_MAX], fsname[PATH_MAX + 64], why[256];
 	bool transport_fallback = false;
 	char *policy_name = prescan_policy(argc, argv);
