@@ -86,7 +86,7 @@ static void add_busy(struct fs *fs)
 		struct tx tx;
 
 		tx_init(&tx, &fs->sbi.journal);
-		pthread_mutex_lock(&fs->busy.lock);
+		lock_take(&fs->busy.lock);
 		for (uint64_t k = i; k < i + BATCH && k < N; k++) {
 			uint64_t b = ext_block(fs, k);
 
@@ -96,7 +96,7 @@ static void add_busy(struct fs *fs)
 			}
 			sbi_use(&fs->sbi, &tx, b, 1);
 		}
-		pthread_mutex_unlock(&fs->busy.lock);
+		lock_drop(&fs->busy.lock);
 		if (sbi_commit(&fs->sbi, &tx)) {
 			fprintf(stderr, "busybench: commit failed\n");
 			exit(1);
@@ -145,10 +145,10 @@ static struct trim_ctx trim_all(struct fs *fs)
 	struct trim_ctx tc = { fs, 0, 0, util_now_ns() };
 
 	lock_take(&fs->pol->pins.lock);
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	for (uint64_t k = 0; k < N; k++)
 		busy_visit_locked(&fs->busy, ext_block(fs, k), 1, trim_one, &tc);
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	lock_drop(&fs->pol->pins.lock);
 	return tc;
 }
@@ -169,18 +169,18 @@ static void bench_dram_tree(const char *dir)
 
 	pin_half(fs, true);
 	double t0 = bench_now();
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	for (uint64_t k = 0; k < N; k++)
 		busy_track_locked(&fs->busy, ext_block(fs, k), 1, 7, k, DAXFS_BUSY_PENDING);
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	double t1 = bench_now();
 	struct trim_ctx tc = trim_all(fs);
 	double t2 = bench_now();
 	/* Clear: the still-pinned half queued too, then everything taken and removed as reclaim would. */
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	for (struct busy_ext *be = busy_first_locked(&fs->busy); be; be = busy_next_locked(&fs->busy, be))
 		busy_queue_locked(&fs->busy, be, tc.now);
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	size_t n;
 	while (fs->busy.queued_extents && (n = busy_take(&fs->busy, v, 4096, &stop)) > 0)
 		busy_done(&fs->busy, v, n);

@@ -139,17 +139,18 @@ static double dev_run(struct daxfs_dev *dev, struct daxfs_mr *mr, uint64_t len, 
 	if ((ret = daxfs_qp_create(dev, qd, &qp)))
 		die("qp", -ret);
 	double t0 = bench_now(), end = t0 + secs;
+	struct daxfs_wr wr[64];
 	for (;;) {
 		bool more = bench_now() < end;
-		while (more) {
-			struct daxfs_wr wr = { .opcode = DAXFS_WR_WRITE, .mr = mr, .offset = pos, .length = size };
-
-			if ((ret = daxfs_post(qp, &wr)) == -EAGAIN)
-				break;
-			if (ret)
-				die("post", -ret);
+		int room = more ? (int)(qd - daxfs_qp_outstanding(qp)) : 0, posted;
+		if (room > 64)
+			room = 64;
+		for (int i = 0; i < room; i++) {
+			wr[i] = (struct daxfs_wr){ .opcode = DAXFS_WR_WRITE, .mr = mr, .offset = pos, .length = size };
 			pos = pos + size >= len ? 0 : pos + size;
 		}
+		if (room && (ret = daxfs_post_list(qp, wr, room, &posted)) && ret != -EAGAIN)
+			die("post", -ret);
 		if (!more && daxfs_qp_outstanding(qp) == 0)
 			break;
 		int n = daxfs_wait_cq(qp, wc, 64, 100);

@@ -2,7 +2,7 @@
 /*
  * pinbench: pins through a mounted daxfs, against references measured in the same run.
  *
- *   pinbench MOUNTPOINT SCRATCH_DIR
+ *   pinbench MOUNTPOINT SCRATCH_DIR [pinpair,truncate,reclaim]
  *
  *   pinpair    pin + unpin of 4 KiB, one client, pairs per second; the reference is an empty
  *              control ioctl (INFO) round trip: a pair is two of them.  Target >= 35k pairs/s.
@@ -14,6 +14,7 @@
  * Each figure is the median of RUNS (5) runs after a warm-up.  Output: "metric=... value=... unit=...".
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libpmem.h>
 #include <stdio.h>
@@ -194,14 +195,29 @@ static void bench_reclaim(const char *mnt, const char *scratch)
 	report("reclaim_vs_memset_persist", d / m, "ratio");
 }
 
+/* Is `name` in the comma-separated list (NULL: everything)? */
+static bool wanted(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == 0))
+			return true;
+	return list == NULL;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: pinbench MOUNTPOINT SCRATCH_DIR\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: pinbench MOUNTPOINT SCRATCH_DIR [pinpair,truncate,reclaim]\n");
 		return 2;
 	}
-	bench_pinpair(argv[1]);
-	bench_truncate(argv[1]);
-	bench_reclaim(argv[1], argv[2]);
+	const char *only = argc == 4 ? argv[3] : NULL;
+	if (wanted(only, "pinpair"))
+		bench_pinpair(argv[1]);
+	if (wanted(only, "truncate"))
+		bench_truncate(argv[1]);
+	if (wanted(only, "reclaim"))
+		bench_reclaim(argv[1], argv[2]);
 	return 0;
 }

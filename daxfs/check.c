@@ -61,6 +61,8 @@ struct ck {
 	struct fixlist unlinked;	/* ino: nlink 0, no name: free it */
 	struct fixlist disconnected;	/* ino: has links but no name: reconnect */
 	struct fixlist stale_orphans;	/* slot id, ino */
+	struct fixlist bad_holders;	/* slot id: a holder record that does not verify or names no holder */
+	bool reset_holders;		/* the holder list's chain is broken: empty it */
 	struct fixlist bad;		/* ino: unreadable: clear it (its blocks then count as leaked) */
 	struct fixlist bits_set;	/* first, n: used blocks marked free */
 	struct fixlist bits_clear;	/* first, n: free blocks marked used */
@@ -418,11 +420,12 @@ static void pass_bitmap(struct ck *c)
 static void reset(struct ck *c)
 {
 	struct fixlist *lists[] = { &c->bad_entries, &c->counts, &c->parents, &c->unlinked, &c->disconnected,
-				    &c->stale_orphans, &c->bits_set, &c->bits_clear, &c->bad };
+				    &c->stale_orphans, &c->bits_set, &c->bits_clear, &c->bad, &c->bad_holders };
 	uint64_t ninodes = c->s->sb.ninodes, words = DIV_ROUND_UP(c->s->sb.nblocks, 64);
 
 	for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
 		lists[i]->n = 0;
+	c->reset_holders = false;
 	memset(c->seen, 0, words * 8);
 	memset(c->dup, 0, words * 8);
 	memset(c->state, 0, ninodes + 1);
@@ -462,16 +465,27 @@ static int claim_busy(void *arg, uint64_t id, const uint64_t v[3])
 /*
  * A holder record names a process that held write pins when the daemon stopped: the next mount
  * decides what it means (quarantine while that process lives).  The checker only sees that it is
- * well formed.
+ * well formed; a repair drops one that is not (it can quarantine nothing), or that does not verify.
  */
 static int check_holder(void *arg, uint64_t id, const uint64_t v[3])
 {
 	struct ck *c = arg;
 
-	if (v[0] == 0 || v[0] > c->s->sb.ninodes || v[2] == 0 || v[2] > INT32_MAX)
-		problem(c, false, "holder slot %llu: inode %llu, pid %llu: not a holder", (unsigned long long)id,
+	if (v[0] == 0 || v[0] > c->s->sb.ninodes || v[2] == 0 || v[2] > INT32_MAX) {
+		problem(c, true, "holder slot %llu: inode %llu, pid %llu: not a holder", (unsigned long long)id,
 			(unsigned long long)v[0], (unsigned long long)v[2]);
+		fl_add(c, &c->bad_holders, id, 0, 0);
+	}
 	return 0;
+}
+
+static void bad_holder(void *arg, uint64_t id, const uint64_t v[3])
+{
+	struct ck *c = arg;
+
+	problem(c, true, "holder slot %llu: bad checksum (inode %llu, pid %llu?)", (unsigned long long)id,
+		(unsigned long long)v[0], (unsigned long long)v[2]);
+	fl_add(c, &c->bad_holders, id, 0, 0);
 }
 
 static int run_passes(struct ck *c)
@@ -493,12 +507,15 @@ static int run_passes(struct ck *c)
 	}
 	slots_destroy(&tmp);
 	if (c->s->sb.feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS) {
-		if (slots_load(&tmp, c->s, DAXFS_SLOTS_HOLDER, c->s->sb.holder_head, check_holder, c, msg,
-			       sizeof(msg)) == 0) {
+		if (slots_load_salvage(&tmp, c->s, DAXFS_SLOTS_HOLDER, c->s->sb.holder_head, check_holder, bad_holder,
+				       c, msg, sizeof(msg)) == 0) {
 			for (size_t i = 0; i < tmp.nblocks; i++)
 				claim(c, tmp.blocks[i], 1);
 		} else {
-			problem(c, false, "%s", msg);
+			/* Its head block stays the list's; the rest of a broken chain is not owned. */
+			problem(c, true, "holder list: %s: the list is unusable", msg);
+			c->reset_holders = true;
+			claim(c, c->s->sb.holder_head, 1);
 		}
 		slots_destroy(&tmp);
 	}
@@ -764,13 +781,62 @@ static int fix_disconnected(struct ck *c)
 	return 0;
 }
 
+/*
+ * The holder list: records that do not verify or name no holder are dropped; a broken chain is
+ * emptied (the blocks it leaves are leaked, freed by the bitmap repair).  Either way the next mount
+ * quarantines nothing for them: the processes they named are unknown.
+ */
+static int fix_holders(struct ck *c)
+{
+	struct slotlist sl;
+	struct tx tx;
+	char msg[256];
+	int ret;
+
+	if (c->reset_holders) {
+		if ((ret = slots_reset(&sl, c->s, DAXFS_SLOTS_HOLDER, c->s->sb.holder_head, msg, sizeof(msg)))) {
+			fprintf(c->out, "%s\n", msg);
+			slots_destroy(&sl);
+			return ret;
+		}
+		slots_destroy(&sl);
+		note(c, "holder list emptied");
+		c->r->fixed++;
+		return 0;
+	}
+	if (c->bad_holders.n == 0)
+		return 0;
+	if ((ret = slots_load_salvage(&sl, c->s, DAXFS_SLOTS_HOLDER, c->s->sb.holder_head, NULL, NULL, NULL, msg,
+				      sizeof(msg)))) {
+		fprintf(c->out, "%s\n", msg);
+		slots_destroy(&sl);
+		return ret;
+	}
+	tx_init(&tx, &c->s->journal);
+	for (size_t i = 0; i < c->bad_holders.n && ret == 0; i++) {
+		slots_remove(&sl, &tx, c->bad_holders.v[i][0]);
+		note(c, "holder slot %llu dropped", (unsigned long long)c->bad_holders.v[i][0]);
+		c->r->fixed++;
+		if (tx_bytes(&tx) > tx_budget(&c->s->journal) / 2) {
+			ret = sbi_commit(&c->fs->sbi, &tx);
+			tx_init(&tx, &c->s->journal);
+		}
+	}
+	if (ret)
+		tx_free(&tx);
+	else
+		ret = sbi_commit(&c->fs->sbi, &tx);
+	slots_destroy(&sl);
+	return ret;
+}
+
 static int repair(struct ck *c)
 {
 	int ret;
 
 	/* Blocks in use but marked free first: nothing may allocate them during the other repairs. */
-	if ((ret = fix_bits(c, &c->bits_set, true)) || (ret = fix_entries(c)) || (ret = fix_bad(c)) ||
-	    (ret = fix_unlinked(c)))
+	if ((ret = fix_bits(c, &c->bits_set, true)) || (ret = fix_holders(c)) || (ret = fix_entries(c)) ||
+	    (ret = fix_bad(c)) || (ret = fix_unlinked(c)))
 		return ret;
 	/*
 	 * Then from a fresh look, since each step changes what the next one sees: clearing an inode
@@ -810,7 +876,7 @@ static int alloc_maps(struct ck *c)
 static void free_maps(struct ck *c)
 {
 	struct fixlist *lists[] = { &c->bad_entries, &c->counts, &c->parents, &c->unlinked, &c->disconnected,
-				    &c->stale_orphans, &c->bits_set, &c->bits_clear, &c->bad };
+				    &c->stale_orphans, &c->bits_set, &c->bits_clear, &c->bad, &c->bad_holders };
 
 	for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
 		free(lists[i]->v);

@@ -36,7 +36,10 @@ struct daemon {
 	LIST_HEAD(, open_file) open_files;
 };
 
-/* Release every open file still known (daemon shutdown): pins, then the open itself. */
+/*
+ * Release every open file still known (daemon shutdown): pins, each holder told (DROPPED), then the
+ * open itself.
+ */
 void fuse_ops_release_all(struct daemon *d);
 
 /* An open file or directory: the fh of a FUSE request.  Its pins die with it. */

@@ -4,7 +4,9 @@
  * writes tags into, verifies or zeroes the media blocks a pin holds, whatever the file maps there
  * now, one unit of 64 KiB at a time.  Each unit is mapped through the pin under the pin table's lock
  * and copied with it released; unpin, release and revocation stop the engine between two units (see
- * mmap_pin.h: the DMA fence), so no write lands after they return.
+ * mmap_pin.h: the DMA fence), so no write lands after they return.  A request stopped after some
+ * units succeeds with what it did (done, and in result why it stopped), as a device completes a
+ * work request short.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -138,5 +140,7 @@ int policy_dma(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_dma *d)
 	__atomic_add_fetch(&fs->pol->stats.dma_bytes, d->done, __ATOMIC_RELAXED);
 	if (ret == -ESHUTDOWN)
 		ret = -ENOENT;	/* unpinned under us: the pin no longer exists */
-	return ret;
+	/* Stopped part-way: a short completion, which the caller must see; stopped at once: a failure. */
+	d->result = ret;
+	return d->done ? 0 : ret;
 }

@@ -19,7 +19,7 @@ RB_GENERATE_STATIC_UNUSED(busy_by_start, busy_ext, node, cmp_start)
 static void init(struct busy_tree *bt)
 {
 	memset(bt, 0, sizeof(*bt));
-	pthread_mutex_init(&bt->lock, NULL);
+	lock_init(&bt->lock);
 	cond_init_monotonic(&bt->queued);
 	cond_init_monotonic(&bt->reclaimed);
 	RB_INIT(&bt->tree);
@@ -29,6 +29,7 @@ static void init(struct busy_tree *bt)
 struct busy_ext *busy_track_locked(struct busy_tree *bt, uint64_t start, uint64_t len, uint64_t ino, uint64_t slot,
 				   uint32_t state)
 {
+	lock_assert_held(&bt->lock);
 	struct busy_ext *be = calloc(1, sizeof(*be));
 
 	if (!be)
@@ -85,7 +86,10 @@ int busy_load(struct busy_tree *bt, struct sbi *s, uint64_t head, bool recover, 
 	struct load_ctx lc = { bt, s, recover };
 
 	init(bt);
-	return slots_load(&bt->slots, s, DAXFS_SLOTS_BUSY, head, load_one, &lc, err, errlen);
+	lock_take(&bt->lock);	/* nobody else sees bt yet; load_one's helpers assert it */
+	int ret = slots_load(&bt->slots, s, DAXFS_SLOTS_BUSY, head, load_one, &lc, err, errlen);
+	lock_drop(&bt->lock);
+	return ret;
 }
 
 void busy_destroy(struct busy_tree *bt)
@@ -99,11 +103,12 @@ void busy_destroy(struct busy_tree *bt)
 	slots_destroy(&bt->slots);
 	pthread_cond_destroy(&bt->queued);
 	pthread_cond_destroy(&bt->reclaimed);
-	pthread_mutex_destroy(&bt->lock);
+	lock_destroy(&bt->lock);
 }
 
 int busy_add_locked(struct busy_tree *bt, struct tx *tx, uint64_t start, uint64_t len, uint64_t ino)
 {
+	lock_assert_held(&bt->lock);
 	uint64_t v[3] = { start, len, ino };
 	uint64_t slot;
 	int ret = slots_add(&bt->slots, tx, v, &slot);
@@ -118,6 +123,7 @@ int busy_add_locked(struct busy_tree *bt, struct tx *tx, uint64_t start, uint64_
 
 void busy_visit_locked(struct busy_tree *bt, uint64_t start, uint64_t len, busy_visit_fn fn, void *arg)
 {
+	lock_assert_held(&bt->lock);
 	struct busy_ext key = { .start = start };
 	struct busy_ext *be = RB_NFIND(busy_by_start, &bt->tree, &key);
 	struct busy_ext *prev = be ? RB_PREV(busy_by_start, &bt->tree, be) : RB_MAX(busy_by_start, &bt->tree);
@@ -135,17 +141,19 @@ void busy_visit_locked(struct busy_tree *bt, uint64_t start, uint64_t len, busy_
 
 struct busy_ext *busy_first_locked(struct busy_tree *bt)
 {
+	lock_assert_held(&bt->lock);
 	return RB_MIN(busy_by_start, &bt->tree);
 }
 
 struct busy_ext *busy_next_locked(struct busy_tree *bt, struct busy_ext *be)
 {
-	(void)bt;
+	lock_assert_held(&bt->lock);
 	return RB_NEXT(busy_by_start, &bt->tree, be);
 }
 
 void busy_queue_locked(struct busy_tree *bt, struct busy_ext *be, uint64_t now_ns)
 {
+	lock_assert_held(&bt->lock);
 	if (be->state == DAXFS_BUSY_RECLAIMING)
 		return;
 	be->state = DAXFS_BUSY_RECLAIMING;
@@ -159,22 +167,22 @@ size_t busy_take(struct busy_tree *bt, struct busy_ext **out, size_t max, const 
 {
 	size_t n = 0;
 
-	pthread_mutex_lock(&bt->lock);
+	lock_take(&bt->lock);
 	while (TAILQ_EMPTY(&bt->queue) && !__atomic_load_n(stop, __ATOMIC_ACQUIRE))
-		pthread_cond_wait(&bt->queued, &bt->lock);
+		lock_wait(&bt->queued, &bt->lock);
 	while (n < max && !TAILQ_EMPTY(&bt->queue)) {
 		struct busy_ext *be = TAILQ_FIRST(&bt->queue);
 
 		TAILQ_REMOVE(&bt->queue, be, queue);
 		out[n++] = be;
 	}
-	pthread_mutex_unlock(&bt->lock);
+	lock_drop(&bt->lock);
 	return n;
 }
 
 void busy_done(struct busy_tree *bt, struct busy_ext **v, size_t n)
 {
-	pthread_mutex_lock(&bt->lock);
+	lock_take(&bt->lock);
 	for (size_t i = 0; i < n; i++) {
 		RB_REMOVE(busy_by_start, &bt->tree, v[i]);
 		bt->nextents--;
@@ -183,38 +191,37 @@ void busy_done(struct busy_tree *bt, struct busy_ext **v, size_t n)
 		free(v[i]);
 	}
 	pthread_cond_broadcast(&bt->reclaimed);
-	pthread_mutex_unlock(&bt->lock);
+	lock_drop(&bt->lock);
 }
 
 void busy_abandon(struct busy_tree *bt, struct busy_ext **v, size_t n)
 {
-	pthread_mutex_lock(&bt->lock);
+	lock_take(&bt->lock);
 	for (size_t i = 0; i < n; i++) {
 		v[i]->state = DAXFS_BUSY_PINNED;
 		bt->queued_extents--;
 	}
 	pthread_cond_broadcast(&bt->reclaimed);
-	pthread_mutex_unlock(&bt->lock);
+	lock_drop(&bt->lock);
 }
 
 bool busy_wait_reclaim(struct busy_tree *bt, uint64_t deadline_ns)
 {
-	struct timespec ts = ns_to_timespec(deadline_ns);
 	bool waited = false;
 
-	pthread_mutex_lock(&bt->lock);
+	lock_take(&bt->lock);
 	if (bt->queued_extents) {
-		pthread_cond_timedwait(&bt->reclaimed, &bt->lock, &ts);
+		lock_wait_until(&bt->reclaimed, &bt->lock, deadline_ns);
 		waited = true;
 	}
-	pthread_mutex_unlock(&bt->lock);
+	lock_drop(&bt->lock);
 	return waited;
 }
 
 void busy_drain(struct busy_tree *bt)
 {
-	pthread_mutex_lock(&bt->lock);
+	lock_take(&bt->lock);
 	while (bt->queued_extents)
-		pthread_cond_wait(&bt->reclaimed, &bt->lock);
-	pthread_mutex_unlock(&bt->lock);
+		lock_wait(&bt->reclaimed, &bt->lock);
+	lock_drop(&bt->lock);
 }

@@ -20,6 +20,7 @@
 
 #include "rbtree.h"
 #include "slots.h"
+#include "util.h"
 
 struct busy_ext {
 	RB_ENTRY(busy_ext) node;
@@ -36,7 +37,7 @@ struct busy_ext {
 RB_HEAD(busy_by_start, busy_ext);
 
 struct busy_tree {
-	pthread_mutex_t lock;
+	struct lock lock;		/* busy_*_locked assert it (lock_assert_held) */
 	pthread_cond_t queued;		/* the reclaim queue gained work */
 	pthread_cond_t reclaimed;	/* reclaim finished a batch */
 	struct busy_by_start tree;

@@ -67,7 +67,7 @@ void fuse_ops_release_all(struct daemon *d)
 	pthread_mutex_lock(&d->of_lock);
 	while ((of = LIST_FIRST(&d->open_files)) != NULL) {
 		LIST_REMOVE(of, link);
-		policy_release_owner(d->fs, &of->pins);
+		policy_drop_owner(d->fs, &of->pins);	/* its holder never closed it: tell it */
 		namei_release(d->fs, of->ip);
 		free(of);
 	}

@@ -24,8 +24,11 @@ int holder_identify(pid_t tid, struct holder_id *out);
 /* Is that very process still running?  (A zombie is not.) */
 bool holder_alive(const struct holder_id *h);
 /*
- * A pidfd on the process, or -errno (-ESRCH once it has exited or its pid was reused).  It becomes
- * readable (POLLIN) when the process exits.  The caller closes it.
+ * A pidfd on the process, or -errno: -ESRCH once it has been reaped (the pid is gone) or its pid
+ * was reused.  It becomes readable (POLLIN) when the process exits, so an exited process not yet
+ * reaped (a zombie, which holder_alive calls dead) gets a pidfd readable at once, as does one that
+ * exits just after the call: watchers poll it rather than trust this call to say the process lives.
+ * The caller closes it.
  */
 int holder_pidfd(const struct holder_id *h);
 /* Queue signal signo with value to the process (sigqueue through a checked pidfd).  0 or -errno. */

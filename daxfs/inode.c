@@ -344,7 +344,7 @@ int inode_sync(struct fs *fs, struct inode *ip)
 	int ret = 0;
 
 	pthread_rwlock_wrlock(&ip->lock);
-	if (ip->times_dirty && !ip->deleted && !fs->sbi.readonly && !fs->sbi.aborted) {
+	if (ip->times_dirty && !ip->deleted && sbi_writable(&fs->sbi) == 0) {
 		struct tx tx;
 
 		tx_init(&tx, &fs->sbi.journal);

@@ -294,7 +294,7 @@ void ioctl_op(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 		ret = a->fault.reserved ? -EINVAL : policy_fault(fs, &of->pins, of->ip, &a->fault);
 		break;
 	case DAXFS_IOC_DMA:
-		ret = a->dma.reserved ? -EINVAL : policy_dma(fs, &of->pins, &a->dma);
+		ret = a->dma.reserved || a->dma.result ? -EINVAL : policy_dma(fs, &of->pins, &a->dma);
 		break;
 	case DAXFS_IOC_INFO:
 		do_info(fs, &a->info);

@@ -103,6 +103,22 @@ static void undo_forget(struct media *m)
 	pthread_mutex_unlock(&undo_lock);
 }
 
+/*
+ * The tear's starting state for DAXFS_CRASH_TORN=random:SEED.  xorshift stays at 0 forever, but
+ * forcing the state odd (seed | 1) made seeds 2k and 2k + 1 tear the same lines; splitmix64's
+ * finaliser is a bijection that spreads neighbouring seeds far apart, and the one seed it maps to
+ * 0 gets a fixed nonzero state instead.
+ */
+static uint64_t torn_state(uint64_t seed)
+{
+	uint64_t z = seed + 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return z ? z : 0x9e3779b97f4a7c15ull;
+}
+
 static uint64_t xorshift(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -303,7 +319,7 @@ int media_open(struct media *m, const char *path, int flags, char *err, size_t e
 			m->torn = MEDIA_TORN_ALL;
 		} else if (strncmp(torn, "random", 6) == 0) {
 			m->torn = MEDIA_TORN_RANDOM;
-			m->torn_seed = torn[6] == ':' ? strtoull(torn + 7, NULL, 0) | 1 : 0x9e3779b97f4a7c15ull;
+			m->torn_seed = torn_state(torn[6] == ':' ? strtoull(torn + 7, NULL, 0) : 0);
 		}
 	}
 	return 0;

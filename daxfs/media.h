@@ -10,9 +10,9 @@
  * SIGKILL on entering the N-th drain, so tests can stop the file system at every durability point.
  * DAXFS_CRASH_TORN=all also drops every store since the previous drain before dying (on a real
  * device they may not have reached the media); DAXFS_CRASH_TORN=random:SEED drops each 64-byte
- * line of them with probability 1/2.  The torn modes keep an undo log of the stores between drains
- * and assume the crashing test writes from one thread.  With neither variable set none of this
- * costs more than a predicted branch.
+ * line of them with probability 1/2, chosen afresh for every SEED (plain "random" is seed 0).  The
+ * torn modes keep an undo log of the stores between drains and assume the crashing test writes from
+ * one thread.  With neither variable set none of this costs more than a predicted branch.
  */
 #ifndef DAXFS_MEDIA_H
 #define DAXFS_MEDIA_H
@@ -40,7 +40,7 @@ struct media {
 	uint64_t crash_at;	/* drain number to die at, 0 = never */
 	uint64_t drains;	/* drains so far (atomic) */
 	int torn;		/* 0, MEDIA_TORN_ALL or MEDIA_TORN_RANDOM */
-	uint64_t torn_seed;
+	uint64_t torn_seed;	/* the random tear's xorshift state, never 0 */
 	struct undo *undo;	/* stores since the last drain, newest first */
 };
 

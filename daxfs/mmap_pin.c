@@ -322,6 +322,19 @@ uint64_t pin_held_blocks(const struct pin *p)
 	return n;
 }
 
+uint32_t pin_invalidated_ranges(const struct pin *p)
+{
+	uint64_t cur = p->lblk;
+	uint32_t gaps = 0;
+
+	/* The extents cover the pin's range in file order, holes included: what they skip is gone. */
+	for (uint32_t i = 0; i < p->next; i++) {
+		gaps += p->ext[i].lblk > cur;
+		cur = p->ext[i].lblk + p->ext[i].len;
+	}
+	return gaps + (cur < p->lblk + p->nblocks);
+}
+
 static void drop_refs(struct pin_table *tab, struct pin *p)
 {
 	if (!p->holds_refs)
@@ -474,16 +487,19 @@ int pin_lookup_locked(struct pin_table *tab, const struct pin_owner *o, uint64_t
 
 void pin_remove_locked(struct pin_table *tab, struct pin *p)
 {
+	bool revoked = p->state == DAXFS_PIN_REVOKED;
+
 	lock_assert_held(&tab->lock);
 	if (p->removing)
 		return;
-	if (tab->cb.removing && p->state != DAXFS_PIN_REVOKED)
+	/* Going from here on: the hook below (a policy's on_unpin) cannot break, revoke or invalidate it. */
+	p->removing = true;
+	if (tab->cb.removing && !revoked)
 		tab->cb.removing(tab->cb.ctx, p);
 	TRACE(tab->trace, "unpin", "\"pin\":%llu,\"ino\":%llu,\"pid\":%d,\"bytes\":%llu,\"revoked\":%s",
 	      (unsigned long long)p->id, (unsigned long long)p->ino, holder_pid(p),
-	      (unsigned long long)(pin_held_blocks(p) << tab->bshift), p->state == DAXFS_PIN_REVOKED ? "true" : "false");
+	      (unsigned long long)(pin_held_blocks(p) << tab->bshift), revoked ? "true" : "false");
 	/* Unlinked first: nobody finds it any more; then the fence. */
-	p->removing = true;
 	__atomic_store_n(&p->fenced, true, __ATOMIC_RELEASE);
 	RB_REMOVE(pin_ids, &tab->ids, p);
 	RB_REMOVE(pin_inos, &tab->inos, p);
@@ -512,6 +528,21 @@ void pin_release_owner(struct pin_table *tab, struct pin_owner *o)
 	lock_drop(&tab->lock);
 }
 
+/* The file system lets go of p on its own: its holder is told (DROPPED), then p goes. */
+static void drop_locked(struct pin_table *tab, struct pin *p)
+{
+	pin_event_locked(tab, p, DAXFS_EV_DROPPED, p->lblk, p->nblocks, 0, tab->bshift);
+	pin_remove_locked(tab, p);
+}
+
+void pin_drop_owner(struct pin_table *tab, struct pin_owner *o)
+{
+	lock_take(&tab->lock);
+	while (!TAILQ_EMPTY(&o->pins))
+		drop_locked(tab, TAILQ_FIRST(&o->pins));
+	lock_drop(&tab->lock);
+}
+
 void pin_release_all(struct pin_table *tab)
 {
 	struct pin *p, *next;
@@ -524,8 +555,7 @@ void pin_release_all(struct pin_table *tab)
 			continue;
 		}
 		uint64_t id = p->id;
-		pin_event_locked(tab, p, DAXFS_EV_DROPPED, p->lblk, p->nblocks, 0, tab->bshift);
-		pin_remove_locked(tab, p);
+		drop_locked(tab, p);
 		struct pin key = { .id = id };
 		next = RB_NFIND(pin_ids, &tab->ids, &key);
 	}
@@ -598,7 +628,8 @@ uint32_t pin_events_read_locked(struct pin_owner *o, uint64_t from, struct daxfs
 						 .file_off = e->file_off, .len = e->len,
 						 .deadline_ns = e->deadline_ns, .time_ns = e->time_ns };
 	}
-	*next_seq = o->next_seq;
+	/* Where to read on: past what was returned, not past what did not fit. */
+	*next_seq = n ? out[n - 1].seq + 1 : o->next_seq;
 	return n;
 }
 
@@ -607,8 +638,13 @@ int pin_break_lease_locked(struct pin_table *tab, struct pin *p, uint64_t deadli
 	lock_assert_held(&tab->lock);
 	if (p->state == DAXFS_PIN_REVOKED || p->removing)
 		return -EINVAL;
-	if (p->state == DAXFS_PIN_REVOKING)
-		return 0;	/* already told, with an earlier deadline */
+	/*
+	 * Broken already: the earlier deadline stands.  An earlier one than the pin has must replace
+	 * it (and be told), or whoever broke it with that one waits past its own deadline for the
+	 * first, polling all the while.
+	 */
+	if (p->state == DAXFS_PIN_REVOKING && p->deadline_ns <= deadline_ns)
+		return 0;
 	p->state = DAXFS_PIN_REVOKING;
 	p->deadline_ns = deadline_ns;
 	note_deadline(tab, deadline_ns);
@@ -625,9 +661,10 @@ void pin_revoke_locked(struct pin_table *tab, struct pin *p, unsigned bshift)
 	lock_assert_held(&tab->lock);
 	if (p->state == DAXFS_PIN_REVOKED || p->removing)
 		return;
+	/* Revoked before the hook runs: it sees the pin as it now is, and cannot revoke it again. */
+	p->state = DAXFS_PIN_REVOKED;
 	if (tab->cb.removing)
 		tab->cb.removing(tab->cb.ctx, p);
-	p->state = DAXFS_PIN_REVOKED;
 	__atomic_store_n(&p->fenced, true, __ATOMIC_RELEASE);
 	tab->revoked++;
 	while ((iv = TAILQ_FIRST(&p->invals))) {
@@ -697,7 +734,6 @@ int pin_ack_locked(struct pin_table *tab, struct pin *p, uint64_t seq, uint64_t 
 	int64_t removed = cut_range(tab, p, iv->lblk, iv->n);
 	if (removed < 0)
 		return (int)removed;
-	p->ninvalidated += (uint32_t)MIN((uint64_t)removed, UINT32_MAX - p->ninvalidated);
 	*lblk = iv->lblk;
 	*n = iv->n;
 	TRACE(tab->trace, "invalidate_ack", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"seq\":%llu",
@@ -740,10 +776,6 @@ int pin_refault_locked(struct pin_table *tab, struct pin *p, uint64_t lblk, uint
 	free(p->ext);
 	p->ext = v;
 	p->next = k;
-	uint64_t mapped = 0;
-	for (i = 0; i < k; i++)
-		mapped += p->ext[i].len;
-	p->ninvalidated = (uint32_t)MIN(p->nblocks - MIN(mapped, p->nblocks), UINT32_MAX);
 	p->gen++;
 	TRACE(tab->trace, "refault", "\"pin\":%llu,\"ino\":%llu,\"off\":%llu,\"len\":%llu,\"gen\":%u",
 	      (unsigned long long)p->id, (unsigned long long)p->ino, (unsigned long long)(lblk << tab->bshift),

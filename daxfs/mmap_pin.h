@@ -77,7 +77,6 @@ struct pin {
 	struct pin_ext *ext;	/* in file order; holes (PIN_HOLE) and invalidated gaps have no ref */
 	uint32_t next;
 	TAILQ_HEAD(, pin_inval) invals;
-	uint32_t ninvalidated;	/* extents given up by acknowledged invalidations, not yet refaulted */
 };
 
 struct pin_event_rec {
@@ -134,7 +133,10 @@ struct pin_callbacks {
 	void (*unpinned)(void *ctx, uint64_t start, uint64_t len);
 	/* A pin of ino changed: removed, revoked, an invalidation acknowledged, or a break ended. */
 	void (*changed)(void *ctx, uint64_t ino);
-	/* A pin is about to go (unpin, release, or revocation). */
+	/*
+	 * A pin is about to go: unpin or release (p->removing already set), or revocation (p->state
+	 * already DAXFS_PIN_REVOKED).  Either way nothing can break, revoke or invalidate it any more.
+	 */
 	void (*removing)(void *ctx, const struct pin *p);
 	void *ctx;
 };
@@ -192,6 +194,8 @@ int pin_lookup_locked(struct pin_table *tab, const struct pin_owner *o, uint64_t
 void pin_remove_locked(struct pin_table *tab, struct pin *p);
 /* Drop every pin of an owner (the open file was released). */
 void pin_release_owner(struct pin_table *tab, struct pin_owner *o);
+/* The same on the file system's own account (the daemon stops with the file open): DROPPED first. */
+void pin_drop_owner(struct pin_table *tab, struct pin_owner *o);
 /*
  * Drop every pin (unmount), telling each holder (DROPPED).  Ghost owners' pins stay: what they hold
  * must not be reclaimed while their holder may still write (pin_table_destroy frees them silently).
@@ -207,6 +211,8 @@ struct pin *pin_next_of_ino_locked(struct pin_table *tab, struct pin *p);
 bool pin_holds_locked(const struct pin *p, uint64_t start, uint64_t len);
 /* Media blocks p holds references to. */
 uint64_t pin_held_blocks(const struct pin *p);
+/* Ranges of p's file range that acknowledged invalidations took away and no refault gave back. */
+uint32_t pin_invalidated_ranges(const struct pin *p);
 
 /* ---- reference counts ---- */
 
@@ -228,12 +234,16 @@ void pin_event_locked(struct pin_table *tab, struct pin *p, uint32_t type, uint6
 		      uint64_t deadline_ns, unsigned bshift);
 /*
  * Events of owner o with seq >= from: consume the older ones, copy up to max into out (struct
- * daxfs_event).  Returns the count; *next_seq is the seq the next event will get.
+ * daxfs_event).  Returns the count; *next_seq is where to read on: the seq after the last one
+ * copied, or the one the next event will get when none was.
  */
 struct daxfs_event;
 uint32_t pin_events_read_locked(struct pin_owner *o, uint64_t from, struct daxfs_event *out, uint32_t max,
 				uint64_t *next_seq);
-/* Break p's lease: REVOKING until deadline (an earlier one stands), LEASE_BREAK event.  -EINVAL if revoked. */
+/*
+ * Break p's lease: REVOKING until deadline (an earlier one stands), with a LEASE_BREAK event when
+ * the deadline is new or nearer.  0, or -EINVAL if revoked or going away.
+ */
 int pin_break_lease_locked(struct pin_table *tab, struct pin *p, uint64_t deadline_ns, unsigned bshift);
 /*
  * Revoke p now: REVOKED, event, DMA fenced (waits, lock released, for DMA in flight).  A revocable

@@ -156,7 +156,7 @@ void mount_close(struct fs *fs)
 	policy_stop(fs);
 	policy_release_all(fs);
 	reclaim_stop(&fs->reclaim);
-	if (!fs->sbi.readonly && !fs->sbi.aborted)
+	if (sbi_writable(&fs->sbi) == 0)
 		inode_sync_all(fs);
 	for (size_t b = 0; b < fs->nbuckets; b++) {
 		for (struct inode *ip = fs->buckets[b], *next; ip; ip = next) {
@@ -165,7 +165,7 @@ void mount_close(struct fs *fs)
 		}
 	}
 	/* Clean only if nothing went wrong: a failed commit leaves the image for replay and fsck. */
-	if (!fs->sbi.readonly && !fs->sbi.aborted)
+	if (sbi_writable(&fs->sbi) == 0)
 		sbi_set_state(&fs->sbi, DAXFS_STATE_CLEAN);
 	slots_destroy(&fs->orphans);
 	busy_destroy(&fs->busy);

@@ -35,9 +35,23 @@ struct mount_config {
 
 /* Open, check and recover the image.  Returns 0 with *out, or -errno with a message in err. */
 int mount_open(struct fs **out, const char *image, const struct mount_config *cfg, char *err, size_t errlen);
-/* Start the workers (reclaim, the policy's).  Separate from mount_open so a daemon can fork in between. */
+/*
+ * Start the workers (reclaim, the policy's).  Separate from mount_open so a daemon can fork in
+ * between.  Returns 0 or -errno.
+ */
 int mount_start(struct fs *fs);
-/* Drop every pin, drain reclaim, write back and close. */
+/*
+ * Fail the requests still waiting, drop every pin, drain reclaim, write back, mark the image clean
+ * (unless read-only or aborted) and free fs.  The caller holds no lock and nothing else uses fs
+ * any more (the FUSE session is over).
+ *
+ * Pin owners are the caller's, and mount_close does not free what is theirs: release each one
+ * first (policy_release_owner, as the daemon's fuse_ops_release_all does) and nothing is left.
+ * An owner that was not released loses its pins here, but keeps a DROPPED event for each (queued
+ * by pin_release_all, and signalled if the pin asked for it), which nobody can read any more: the
+ * caller frees them with pin_owner_destroy after mount_close returns (no lock needed then) before
+ * it frees or reuses the owner.  The quarantine's owners (ghosts) are the mount's and go with it.
+ */
 void mount_close(struct fs *fs);
 
 #endif

@@ -289,7 +289,7 @@ static int create(struct fs *fs, const struct cred *cr, uint64_t parent, const c
 
 abort_inode:
 	if (ret == -ENOMEM)
-		fs->sbi.aborted = true;	/* DRAM may have diverged from what will be committed */
+		sbi_abort(&fs->sbi, "out of memory creating an inode");	/* DRAM may have diverged */
 	inode_create_abort(fs, ip);
 abort_tx:
 	tx_free(&tx);
@@ -440,7 +440,7 @@ static int remove_entry(struct fs *fs, uint64_t parent, const char *name, bool r
 	inode_touch(ip, T_CTIME);
 	inode_touch(dir, T_MTIME | T_CTIME);
 	if (ip->d.nlink == 0 && (ret = orphan_add(fs, &tx, ip))) {
-		fs->sbi.aborted = true;
+		sbi_abort(&fs->sbi, "an unlinked inode could not join the orphan list");
 		tx_free(&tx);
 		goto unlock;
 	}
@@ -622,7 +622,7 @@ int namei_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t newp
 			}
 			inode_touch(dst, T_CTIME);
 			if (dst->d.nlink == 0 && (ret = orphan_add(fs, &tx, dst))) {
-				fs->sbi.aborted = true;
+				sbi_abort(&fs->sbi, "an unlinked inode could not join the orphan list");
 				tx_free(&tx);
 				unlock_set(set, 4);
 				goto out;

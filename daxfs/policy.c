@@ -40,15 +40,20 @@ static const struct daxfs_policy_param common_params[] = {
 
 /* ---- policy instances ---- */
 
-static bool valid_name(const char *s)
+/* A name of lower-case letters, digits and the characters of `extra`, short enough for the ABI. */
+static bool valid_name(const char *s, const char *extra)
 {
 	if (!*s || strlen(s) >= DAXFS_POLICY_NAME_MAX)
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr(extra, *s)))
 			return false;
 	return true;
 }
+
+/* Policies are named as policy.h says, [a-z0-9-]; parameters are keys such as grace_ms. */
+#define POLICY_NAME_CHARS "-"
+#define PARAM_NAME_CHARS "-_"
 
 /* A .so must be where only its owner could have put it: ours or root's, not writable by others. */
 static int check_object(const char *path, char *err, size_t errlen)
@@ -102,12 +107,16 @@ int policy_find(const char *name, const struct daxfs_policy_ops **out, void **ha
 		snprintf(err, errlen, "%s: built for policy ABI %u, this daemon has %u: rebuild it against its headers",
 			 name, ops->abi, DAXFS_POLICY_ABI);
 		ret = -ENOEXEC;
-	} else if (!ops->name || !valid_name(ops->name) || !ops->before_free) {
-		snprintf(err, errlen, "%s: malformed ops table (it needs a name of [a-z0-9-] and before_free)", name);
+	} else if (!ops->name || !ops->before_free) {
+		snprintf(err, errlen, "%s: malformed ops table (it needs a name and before_free)", name);
+		ret = -ENOEXEC;
+	} else if (!valid_name(ops->name, POLICY_NAME_CHARS)) {
+		snprintf(err, errlen, "%s: policy name '%.*s' refused: a policy's name is 1 to %d lower-case letters, "
+			 "digits and '-' ([a-z0-9-])", name, DAXFS_POLICY_NAME_MAX, ops->name, DAXFS_POLICY_NAME_MAX - 1);
 		ret = -ENOEXEC;
 	} else {
 		for (const struct daxfs_policy_param *p = ops->params; p && p->name; p++)
-			if (!valid_name(p->name) || !p->def) {
+			if (!valid_name(p->name, PARAM_NAME_CHARS) || !p->def) {
 				snprintf(err, errlen, "%s: malformed parameter table", name);
 				ret = -ENOEXEC;
 				break;
@@ -292,6 +301,7 @@ static struct daxfs_policy *install_locked(struct policy *pol, struct daxfs_poli
 	struct daxfs_policy *old = pol->cur;
 	struct policy_op *op;
 
+	lock_assert_held(&pol->pins.lock);
 	common_settings(inst, &pol->admission, &pol->grace_ns, &pol->wait_timeout_ns, NULL, 0);
 	pol->cur = inst;
 	pol->generation++;
@@ -511,9 +521,9 @@ static void on_unpinned(void *ctx, uint64_t start, uint64_t len)
 	struct fs *fs = pol->fs;
 	struct unpin_ctx uc = { pol, util_now_ns(), false };
 
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	busy_visit_locked(&fs->busy, start, len, maybe_queue, &uc);
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	wake_ops(pol, 0, start, len);
 }
 
@@ -538,9 +548,9 @@ static void on_busy_committed(void *ctx, uint64_t start, uint64_t len)
 	struct unpin_ctx uc = { pol, util_now_ns(), true };
 
 	lock_take(&pol->pins.lock);
-	pthread_mutex_lock(&pol->fs->busy.lock);
+	lock_take(&pol->fs->busy.lock);
 	busy_visit_locked(&pol->fs->busy, start, len, maybe_queue, &uc);
-	pthread_mutex_unlock(&pol->fs->busy.lock);
+	lock_drop(&pol->fs->busy.lock);
 	lock_drop(&pol->pins.lock);
 }
 
@@ -550,6 +560,7 @@ static void ghost_release_locked(struct policy *pol, struct policy_ghost *g);
 
 static uint64_t next_wake_locked(struct policy *pol)
 {
+	lock_assert_held(&pol->pins.lock);
 	uint64_t next = pol->pins.next_deadline_ns;
 	struct policy_op *op;
 
@@ -581,7 +592,12 @@ static void *worker(void *arg)
 		TAILQ_FOREACH(op, &pol->ops, link) {
 			if (!op->parked)
 				continue;
-			if (op->ready || op->interrupted || pol->stopping || (op->f.wait_until && now >= op->f.wait_until)) {
+			/*
+			 * Only when woken (what it waits for changed, an interrupt, a new policy, the stop: all
+			 * set ready) or at its own time: a request run for nothing would park again at once,
+			 * and the worker would spin.
+			 */
+			if (op->ready || (op->f.wait_until && now >= op->f.wait_until)) {
 				op->parked = false;
 				pol->nwaiting--;
 				run[n++] = op;
@@ -691,8 +707,10 @@ int policy_init(struct policy *pol, struct fs *fs, const char *name, const char 
 	TAILQ_INIT(&pol->ops);
 	LIST_INIT(&pol->ghosts);
 	pol->next_op_id = 1;
+	/* Any limit but 0 is one: below a block, it admits only pins that hold no block. */
 	pol->max_user_blocks = lim->max_user_bytes == POLICY_USER_LIMIT_DEFAULT ? fs->sbi.data_blocks / 8
-										: lim->max_user_bytes >> fs->sbi.bshift;
+			       : lim->max_user_bytes == 0			    ? UINT64_MAX
+										    : lim->max_user_bytes >> fs->sbi.bshift;
 	cb.ctx = pol;
 	pin_table_init(&pol->pins, fs->sbi.bshift, lim->max_pins, lim->max_pins_per_file, &cb);
 	pol->pins.trace = &fs->trace;
@@ -715,9 +733,12 @@ fail:
 	return ret;
 }
 
+static void forget_live_holders(struct policy *pol);
+
 void policy_release_all(struct fs *fs)
 {
 	pin_release_all(&fs->pol->pins);
+	forget_live_holders(fs->pol);
 }
 
 void policy_destroy(struct policy *pol)
@@ -725,10 +746,14 @@ void policy_destroy(struct policy *pol)
 	struct policy_ghost *g;
 
 	policy_stop(pol->fs);
-	/* Ghosts end with the mount, their records kept: the next mount looks at their holders again. */
+	/*
+	 * Ghosts end with the mount, their records kept: the next mount looks at their holders again.
+	 * Their pins go with the table; their owners' events (a lease break, say) go here.
+	 */
 	while ((g = LIST_FIRST(&pol->ghosts))) {
 		LIST_REMOVE(g, link);
 		close(g->pidfd);
+		pin_owner_destroy(&g->owner);
 		free(g);
 	}
 	pin_table_destroy(&pol->pins);
@@ -789,6 +814,7 @@ static int media_ranges(const struct inode *ip, uint64_t lblk, uint64_t n, struc
 
 static void register_locked(struct policy *pol, struct policy_op *op)
 {
+	lock_assert_held(&pol->pins.lock);
 	if (op->registered)
 		return;
 	op->registered = true;
@@ -800,6 +826,7 @@ static void register_locked(struct policy *pol, struct policy_op *op)
 
 static void end_break_locked(struct policy *pol, struct policy_op *op)
 {
+	lock_assert_held(&pol->pins.lock);
 	if (op->brk_active) {
 		op->brk_active = false;
 		pin_break_end_locked(&pol->pins, &op->brk);
@@ -808,6 +835,7 @@ static void end_break_locked(struct policy *pol, struct policy_op *op)
 
 static void set_break_locked(struct policy *pol, struct policy_op *op, uint64_t lblk, uint64_t n)
 {
+	lock_assert_held(&pol->pins.lock);
 	op->brk.ino = op->f.ino;
 	op->brk.lblk = lblk;
 	op->brk.n = n;
@@ -820,6 +848,7 @@ static void set_break_locked(struct policy *pol, struct policy_op *op, uint64_t 
 
 static int decide_locked(struct policy *pol, struct policy_op *op, struct inode *ip, uint64_t lblk, uint64_t n)
 {
+	lock_assert_held(&pol->pins.lock);
 	struct daxfs_free *f = &op->f;
 	uint64_t now = util_now_ns();
 	bool pinned = false;
@@ -881,6 +910,7 @@ static void wait_blocking_locked(struct policy *pol, struct policy_op *op)
 {
 	struct pin_table *tab = &pol->pins;
 
+	lock_assert_held(&pol->pins.lock);
 	register_locked(pol, op);
 	while (!op->ready && !op->interrupted) {
 		uint64_t now = util_now_ns(), next = op->f.wait_until;
@@ -899,6 +929,7 @@ static void wait_blocking_locked(struct policy *pol, struct policy_op *op)
 
 static void unregister_locked(struct policy *pol, struct policy_op *op)
 {
+	lock_assert_held(&pol->pins.lock);
 	end_break_locked(pol, op);
 	if (op->registered) {
 		TAILQ_REMOVE(&pol->ops, op, link);
@@ -950,6 +981,8 @@ void policy_park(struct fs *fs, struct policy_op *op, void (*resume)(void *arg),
 	op->resume = resume;
 	op->arg = arg;
 	op->parked = true;
+	if (pol->stopping)
+		op->interrupted = op->ready = true;	/* parked after policy_stop interrupted the others */
 	pol->nwaiting++;
 	/* Something may have changed between the decision and now: the worker looks at once. */
 	kick(pol);
@@ -1021,9 +1054,9 @@ static void free_run(void *arg, uint64_t start, uint64_t len, uint32_t count)
 		sbi_free(&fs->sbi, fr->tx, start, len);
 		return;
 	}
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	int ret = busy_add_locked(&fs->busy, fr->tx, start, len, fr->ino);
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	if (ret) {
 		/*
 		 * No room for the record (out of memory or space for the list): keep the blocks allocated
@@ -1111,6 +1144,54 @@ static void unrecord_holder(struct policy *pol, uint64_t slot)
 	sbi_commit(&pol->fs->sbi, &tx);	/* failing, the fs is read-only: the record waits for the next mount */
 }
 
+static bool slot_is_ghost(struct policy *pol, uint64_t slot)
+{
+	struct policy_ghost *g;
+
+	LIST_FOREACH(g, &pol->ghosts, link)
+		if (g->slot == slot)
+			return true;
+	return false;
+}
+
+/*
+ * Every pin is gone and fenced (policy_release_all): no holder of this mount can write through
+ * one any more, so none of their records must quarantine anything at the next mount.  Open files
+ * not released first still have theirs: clear every record but the quarantine's, whose holders
+ * may still write what the crash before this mount left them.  Failing, the fs is read-only and
+ * the records wait for the next mount, which drops those of processes gone.
+ */
+static void forget_live_holders(struct policy *pol)
+{
+	static const struct daxfs_slot free_slot;
+	struct slotlist *sl = &pol->holders;
+	struct sbi *s = &pol->fs->sbi;
+	struct tx tx;
+	int ret = 0;
+
+	if (!pol->holders_loaded || sl->used == pol->nghosts)
+		return;
+	tx_init(&tx, &s->journal);
+	for (size_t bi = 0; bi < sl->nblocks && ret == 0; bi++) {
+		const struct daxfs_slot *slot = slots_block(sl, bi);
+
+		for (uint32_t i = 0; i < sl->per_block; i++) {
+			uint64_t id = bi * sl->per_block + i;
+
+			if (memcmp(&slot[i], &free_slot, sizeof(free_slot)) && !slot_is_ghost(pol, id))
+				slots_remove(sl, &tx, id);
+		}
+		if (tx_bytes(&tx) > tx_budget(&s->journal) / 2) {
+			ret = sbi_commit(s, &tx);
+			tx_init(&tx, &s->journal);
+		}
+	}
+	if (ret == 0)
+		sbi_commit(s, &tx);
+	else
+		tx_free(&tx);
+}
+
 struct holder_rec {
 	uint64_t slot;
 	uint64_t v[3];
@@ -1140,12 +1221,51 @@ static int collect_holder(void *arg, uint64_t id, const uint64_t v[3])
 	return 0;
 }
 
+/*
+ * A holder list that does not load, emptied (recover=reclaim): every record cleared, those that do
+ * not verify too, where its chain holds; else its head block written back empty.  pol->holders is
+ * then the empty list.  0 or -errno with err.
+ */
+static int discard_holders(struct policy *pol, char *err, size_t errlen)
+{
+	static const struct daxfs_slot free_slot;
+	struct sbi *s = &pol->fs->sbi;
+	struct slotlist *sl = &pol->holders;
+	struct tx tx;
+	int ret = slots_load_salvage(sl, s, DAXFS_SLOTS_HOLDER, s->sb.holder_head, NULL, NULL, NULL, err, errlen);
+
+	if (ret) {
+		/* The chain itself is broken: it starts again from its head block. */
+		slots_destroy(sl);
+		return slots_reset(sl, s, DAXFS_SLOTS_HOLDER, s->sb.holder_head, err, errlen);
+	}
+	tx_init(&tx, &s->journal);
+	for (size_t bi = 0; bi < sl->nblocks && ret == 0; bi++) {
+		const struct daxfs_slot *slot = slots_block(sl, bi);
+
+		for (uint32_t i = 0; i < sl->per_block; i++)
+			if (memcmp(&slot[i], &free_slot, sizeof(free_slot)))
+				slots_remove(sl, &tx, bi * sl->per_block + i);
+		if (tx_bytes(&tx) > tx_budget(&s->journal) / 2) {
+			ret = sbi_commit(s, &tx);
+			tx_init(&tx, &s->journal);
+		}
+	}
+	if (ret == 0)
+		ret = sbi_commit(s, &tx);
+	else
+		tx_free(&tx);
+	if (ret)
+		snprintf(err, errlen, "clearing it: %s", strerror(-ret));
+	return ret;
+}
+
 /* The busy extents that came from inode ino, appended to *ext as pieces after file block `after`. */
 static int ghost_busy_pieces(struct fs *fs, uint64_t ino, uint64_t after, struct pin_ext **ext, uint32_t *n)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	for (struct busy_ext *be = busy_first_locked(&fs->busy); be && !ret; be = busy_next_locked(&fs->busy, be)) {
 		if (be->ino != ino)
 			continue;
@@ -1159,7 +1279,7 @@ static int ghost_busy_pieces(struct fs *fs, uint64_t ino, uint64_t after, struct
 		(*ext)[(*n)++] = (struct pin_ext){ .lblk = after, .pblk = be->start, .len = be->len };
 		after += be->len;
 	}
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	return ret;
 }
 
@@ -1226,6 +1346,7 @@ fail:
 /* The ghost's holder exited: let go of what it held (pins.lock held; dropped meanwhile). */
 static void ghost_release_locked(struct policy *pol, struct policy_ghost *g)
 {
+	lock_assert_held(&pol->pins.lock);
 	LIST_REMOVE(g, link);
 	pol->nghosts--;
 	pol->quarantined_blocks -= g->blocks;
@@ -1248,11 +1369,11 @@ static void queue_unpinned_busy(struct policy *pol)
 	uint64_t now = util_now_ns();
 
 	lock_take(&pol->pins.lock);
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	for (struct busy_ext *be = busy_first_locked(&fs->busy); be; be = busy_next_locked(&fs->busy, be))
 		if (be->state == DAXFS_BUSY_PINNED && !pin_any_locked(&pol->pins, be->start, be->len))
 			busy_queue_locked(&fs->busy, be, now);
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	lock_drop(&pol->pins.lock);
 }
 
@@ -1266,8 +1387,18 @@ int policy_recover(struct fs *fs, bool quarantine, char *err, size_t errlen)
 	if (fs->sbi.sb.feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS) {
 		ret = slots_load(&pol->holders, &fs->sbi, DAXFS_SLOTS_HOLDER, fs->sbi.sb.holder_head, collect_holder, &hr,
 				 msg, sizeof(msg));
+		if (ret && !quarantine) {
+			/* recover=reclaim drops every record anyway: a corrupt list is no reason not to mount. */
+			fprintf(stderr, "daxfs: %s: holder list: %s: discarded (recover=reclaim)\n", fs->sbi.media.path,
+				msg);
+			slots_destroy(&pol->holders);
+			hr.n = 0;
+			ret = discard_holders(pol, msg, sizeof(msg));
+		}
 		if (ret) {
-			snprintf(err, errlen, "holder list: %s", msg);
+			snprintf(err, errlen, "holder list: %s%s", msg,
+				 quarantine && ret == -EUCLEAN ?
+					 " (fsck.daxfs -y drops bad records; -o recover=reclaim discards the list)" : "");
 			free(hr.v);
 			return ret;
 		}
@@ -1324,10 +1455,28 @@ static void undo_fill(struct fs *fs, struct inode *ip, const struct pin_ext *hol
 		file_unmap(fs, ip, holes[i].lblk, holes[i].len, &direct);
 }
 
-/* The mount's rules, then the policy's, for a pin about to be taken (pins.lock held).  0 or -errno. */
-static int admit_locked(struct policy *pol, const struct inode *ip, const struct policy_pin_args *a, uint64_t lblk,
-			uint64_t nblocks, bool cap_lease, struct pin_owner *owner)
+/* Blocks of file blocks [lblk, lblk + n) of ip that are mapped (not holes). */
+static uint64_t mapped_blocks(const struct inode *ip, uint64_t lblk, uint64_t n)
 {
+	struct emap_cursor c;
+	struct daxfs_extent e;
+	uint64_t end = lblk + n, mapped = 0;
+
+	for (bool more = emap_seek(ip, lblk, &c, &e); more && e.lblk < end; more = emap_next(ip, &c, &e))
+		if (e.lblk + e.len > lblk)
+			mapped += MIN(end, e.lblk + e.len) - MAX(lblk, e.lblk);
+	return mapped;
+}
+
+/*
+ * The mount's rules, then the policy's, for a pin about to be taken (pins.lock held): nblocks from
+ * lblk, of which it will hold `holds` (what the user's limit counts, as the charge does).  0 or
+ * -errno.
+ */
+static int admit_locked(struct policy *pol, const struct inode *ip, const struct policy_pin_args *a, uint64_t lblk,
+			uint64_t nblocks, uint64_t holds, bool cap_lease, struct pin_owner *owner)
+{
+	lock_assert_held(&pol->pins.lock);
 	struct pin_table *tab = &pol->pins;
 	bool privileged = a->uid == 0 || a->uid == ip->d.uid || cap_lease;
 	int ret = 0;
@@ -1348,10 +1497,10 @@ static int admit_locked(struct policy *pol, const struct inode *ip, const struct
 		if (ret > 0)
 			ret = -EPERM;
 	}
-	if (ret == 0 && a->uid != 0 && pol->max_user_blocks) {
+	if (ret == 0 && a->uid != 0 && pol->max_user_blocks != UINT64_MAX) {
 		struct policy_user *u = user_of(pol, a->uid, false);
 
-		if ((u ? u->blocks : 0) + nblocks > pol->max_user_blocks)
+		if ((u ? u->blocks : 0) + holds > pol->max_user_blocks)
 			ret = -EDQUOT;
 	}
 	if (ret == 0 && tab->max_per_owner && owner->npins >= tab->max_per_owner)
@@ -1421,10 +1570,19 @@ again:
 	uint64_t lblk = a->offset >> sh, last = (a->offset + a->length - 1) >> sh, nb = last - lblk + 1;
 	/* CAP_LEASE matters only for someone else's file; reading it costs a /proc read. */
 	bool cap = a->uid != 0 && a->uid != ip->d.uid && holder_has_cap_lease(a->pid);
+	/* What the pin will hold: every block for a write pin (it fills the holes), the mapped ones for a read pin. */
+	uint64_t holds = write || a->uid == 0 || pol->max_user_blocks == UINT64_MAX ? nb : mapped_blocks(ip, lblk, nb);
 
 	lock_take(&tab->lock);
+	if (op->interrupted) {
+		/* Its caller gave up waiting behind a break (or the daemon is stopping): as a free would. */
+		STAT_ADD(pol, waits_interrupted, 1);
+		lock_drop(&tab->lock);
+		ret = -EINTR;
+		goto out;
+	}
 	pin_expire_locked(tab, util_now_ns(), sh);
-	ret = admit_locked(pol, ip, a, lblk, nb, cap, owner);
+	ret = admit_locked(pol, ip, a, lblk, nb, holds, cap, owner);
 	struct pin_break *brk = ret ? NULL : pin_break_find_locked(tab, ip->ino, lblk, nb);
 	if (brk) {
 		/* A free is breaking this range: as the kernel's unmap-first order, new pins wait for it. */
@@ -1549,7 +1707,7 @@ int policy_pin_status(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_p
 		st->nextents = p->next;
 		st->deadline_ns = p->state == DAXFS_PIN_REVOKING && p->deadline_ns > now ? p->deadline_ns - now : 0;
 		st->gen = p->gen;
-		st->invalidated = p->ninvalidated;
+		st->invalidated = pin_invalidated_ranges(p);
 	}
 	lock_drop(&tab->lock);
 	return ret;
@@ -1569,9 +1727,9 @@ int policy_unpin(struct fs *fs, struct pin_owner *owner, uint64_t pin_id)
 	return ret;
 }
 
-void policy_release_owner(struct fs *fs, struct pin_owner *owner)
+/* The owner's pins are gone: forget its events and its holder record. */
+static void owner_done(struct fs *fs, struct pin_owner *owner)
 {
-	pin_release_owner(&fs->pol->pins, owner);
 	lock_take(&fs->pol->pins.lock);
 	pin_owner_destroy(owner);
 	lock_drop(&fs->pol->pins.lock);
@@ -1579,6 +1737,18 @@ void policy_release_owner(struct fs *fs, struct pin_owner *owner)
 	if (owner->recorded)
 		unrecord_holder(fs->pol, owner->holder_slot);
 	owner->recorded = false;
+}
+
+void policy_release_owner(struct fs *fs, struct pin_owner *owner)
+{
+	pin_release_owner(&fs->pol->pins, owner);
+	owner_done(fs, owner);
+}
+
+void policy_drop_owner(struct fs *fs, struct pin_owner *owner)
+{
+	pin_drop_owner(&fs->pol->pins, owner);
+	owner_done(fs, owner);
 }
 
 void policy_events(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_events *ev)
@@ -1707,7 +1877,7 @@ void policy_stats(struct fs *fs, struct daxfs_ioc_stats *st)
 	st->events = pol->pins.events;
 	st->revoked_held_blocks = pol->pins.held_revoked_blocks;
 	st->quarantined_blocks = pol->quarantined_blocks;
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	st->busy_extents = fs->busy.nextents;
 	st->busy_blocks = fs->busy.nblocks;
 	st->busy_created = fs->busy.created;
@@ -1716,7 +1886,7 @@ void policy_stats(struct fs *fs, struct daxfs_ioc_stats *st)
 	st->reclaimed_blocks = fs->reclaim.blocks;
 	st->reclaim_latency_ns_total = fs->reclaim.latency_ns_total;
 	st->reclaim_latency_ns_max = fs->reclaim.latency_ns_max;
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	lock_drop(&pol->pins.lock);
 	st->frees_waited = __atomic_load_n(&s->frees_waited, __ATOMIC_RELAXED);
 	st->free_wait_ns_total = __atomic_load_n(&s->free_wait_ns, __ATOMIC_RELAXED);
@@ -1761,7 +1931,7 @@ uint32_t policy_list_busy(struct fs *fs, uint32_t start, struct daxfs_busy_info 
 	uint32_t i = 0, n = 0;
 
 	lock_take(&tab->lock);
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	*total = (uint32_t)fs->busy.nextents;
 	for (struct busy_ext *be = busy_first_locked(&fs->busy); be && n < max; be = busy_next_locked(&fs->busy, be)) {
 		if (i++ < start)
@@ -1771,7 +1941,7 @@ uint32_t policy_list_busy(struct fs *fs, uint32_t start, struct daxfs_busy_info 
 			.pins = pin_max_count_locked(tab, be->start, be->len), .age_ns = now - be->created_ns,
 		};
 	}
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	lock_drop(&tab->lock);
 	return n;
 }

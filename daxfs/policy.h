@@ -118,7 +118,7 @@ struct policy {
 	uint32_t admission;		/* POLICY_ADMIT_* from the pins parameter */
 	uint64_t grace_ns;
 	uint64_t wait_timeout_ns;
-	uint64_t max_user_blocks;	/* pinned blocks per user other than root, 0 = unlimited */
+	uint64_t max_user_blocks;	/* pinned blocks per user other than root, UINT64_MAX = unlimited */
 	struct policy_user *users;
 	uint32_t nusers;
 	TAILQ_HEAD(, policy_op) ops;	/* registered requests, parked or deciding */
@@ -259,14 +259,22 @@ int policy_pin_status(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_p
 int policy_unpin(struct fs *fs, struct pin_owner *owner, uint64_t pin_id);
 /* Drop every pin of an owner (its open file was released) and its events. */
 void policy_release_owner(struct fs *fs, struct pin_owner *owner);
-/* The owner's events from seq `from` (consuming older ones). */
+/*
+ * The same when the daemon lets go of an open file on its own (it stops while the file is open):
+ * every pin's holder is told, DROPPED (by the pin's signal: nobody reads the events any more).
+ */
+void policy_drop_owner(struct fs *fs, struct pin_owner *owner);
+/* The owner's events from seq ev->from_seq (consuming older ones), and where to read on. */
 void policy_events(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_events *ev);
 /* Acknowledge an invalidation.  0, -ENOENT, -EBADF. */
 int policy_ack(struct fs *fs, struct pin_owner *owner, uint64_t pin_id, uint64_t seq);
 /* ODP refault of part of a pin (ip is the pinned file, the owner's).  0 or -errno (-ENXIO past EOF). */
 int policy_fault(struct fs *fs, struct pin_owner *owner, struct inode *ip, struct daxfs_ioc_pin_fault *a);
 
-/* The DMA engine behind DAXFS_IOC_DMA (dma.c). */
+/*
+ * The DMA engine behind DAXFS_IOC_DMA (dma.c).  0 when some of d was done (d->done; d->result is
+ * why it stopped short, or 0), -errno when none was.
+ */
 int policy_dma(struct fs *fs, struct pin_owner *owner, struct daxfs_ioc_dma *d);
 
 /* ---- state for the control ioctls ---- */

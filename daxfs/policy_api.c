@@ -103,7 +103,7 @@ uint64_t daxfs_policy_holder_busy_bytes(const struct daxfs_policy *pol, int32_t 
 	struct overlap_ctx c = { 0 };
 
 	lock_assert_held(&p->pins.lock);
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	for (struct pin *pin = pin_first_locked(&p->pins); pin; pin = pin_next_locked(&p->pins, pin)) {
 		if (pin->owner->holder.pid != pid || !pin->holds_refs)
 			continue;
@@ -115,7 +115,7 @@ uint64_t daxfs_policy_holder_busy_bytes(const struct daxfs_policy *pol, int32_t 
 			busy_visit_locked(&fs->busy, c.start, c.len, count_overlap, &c);
 		}
 	}
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	return c.blocks << fs->sbi.bshift;
 }
 
@@ -126,6 +126,23 @@ void daxfs_policy_timer(struct daxfs_policy *pol, uint64_t when_ns)
 }
 
 
+/* The length of s[0, k) without the incomplete UTF-8 sequence that a cut may have left at its end. */
+static size_t utf8_whole(const char *s, size_t k)
+{
+	size_t i = k, back = 0;
+
+	while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80) {
+		i--;
+		back++;
+	}
+	if (i == 0 || ((unsigned char)s[i - 1] & 0x80) == 0)
+		return k;	/* ASCII last, or no lead byte: nothing to mend */
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t need = lead >= 0xf0 ? 3 : lead >= 0xe0 ? 2 : lead >= 0xc0 ? 1 : 0;
+
+	return back >= need ? k : i - 1;
+}
+
 void daxfs_policy_trace(struct daxfs_policy *pol, const char *fmt, ...)
 {
 	struct trace *t = &pol->owner->fs->trace;
@@ -135,12 +152,16 @@ void daxfs_policy_trace(struct daxfs_policy *pol, const char *fmt, ...)
 	if (!trace_on(t))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	bool cut = vsnprintf(msg, sizeof(msg), fmt, ap) >= (int)sizeof(msg);
 	va_end(ap);
-	/* JSON string: escape what needs it. */
-	char esc[1100];
+	/*
+	 * JSON string: escape what needs it, cut to what the record leaves it (the name and the two
+	 * strings' lengths take the rest): a record over the limit would be dropped whole.
+	 */
+	char esc[TRACE_RECORD_MAX - TRACE_RECORD_HEAD - 2 * 8 - DAXFS_POLICY_NAME_MAX];
 	size_t k = 0;
-	for (const char *c = msg; *c && k < sizeof(esc) - 7; c++) {
+	const char *c;
+	for (c = msg; *c && k < sizeof(esc) - 7; c++) {
 		if (*c == '"' || *c == '\\') {
 			esc[k++] = '\\';
 			esc[k++] = *c;
@@ -150,6 +171,8 @@ void daxfs_policy_trace(struct daxfs_policy *pol, const char *fmt, ...)
 			esc[k++] = *c;
 		}
 	}
+	if (cut || *c)
+		k = utf8_whole(esc, k);
 	esc[k] = 0;
 	trace_emit(t, "policy_note", "\"policy\":\"%s\",\"msg\":\"%s\"", pol->ops->name, esc);
 }
@@ -308,7 +331,7 @@ int daxfs_pin_revoke(struct daxfs_policy *pol, const struct daxfs_pin_view *p)
 {
 	struct policy *po = pol->owner;
 
-	if (PIN(p)->state == DAXFS_PIN_REVOKED)
+	if (PIN(p)->state == DAXFS_PIN_REVOKED || PIN(p)->removing)
 		return -EINVAL;
 	pin_revoke_locked(&po->pins, (struct pin *)PIN(p), bshift(po));
 	return 0;

@@ -55,6 +55,14 @@ static void *worker(void *arg)
 	while ((n = busy_take(bt, v, BATCH, &rc->stop)) > 0) {
 		struct tx tx;
 
+		/*
+		 * An aborted image takes no more changes, scrubs included: leave the extents busy on the
+		 * media for the next mount.  (An abort that comes later is caught by the commit below.)
+		 */
+		if (sbi_writable(s)) {
+			busy_abandon(bt, v, n);
+			continue;
+		}
 		uint64_t blocks = 0;
 		for (size_t i = 0; i < n; i++) {
 			zero[i] = true;
@@ -84,7 +92,7 @@ static void *worker(void *arg)
 			continue;
 		}
 		uint64_t now = util_now_ns();
-		pthread_mutex_lock(&bt->lock);
+		lock_take(&bt->lock);
 		for (size_t i = 0; i < n; i++) {
 			uint64_t lat = now - v[i]->unpinned_ns;
 
@@ -96,7 +104,7 @@ static void *worker(void *arg)
 			rc->latency_ns_total += lat;
 			rc->latency_ns_max = MAX(rc->latency_ns_max, lat);
 		}
-		pthread_mutex_unlock(&bt->lock);
+		lock_drop(&bt->lock);
 		busy_done(bt, v, n);
 	}
 	return NULL;
@@ -138,10 +146,10 @@ void reclaim_stop(struct reclaim *rc)
 	if (!rc->started)
 		return;
 	busy_drain(rc->busy);
-	pthread_mutex_lock(&rc->busy->lock);
+	lock_take(&rc->busy->lock);
 	__atomic_store_n(&rc->stop, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&rc->busy->queued);
-	pthread_mutex_unlock(&rc->busy->lock);
+	lock_drop(&rc->busy->lock);
 	pthread_join(rc->thread, NULL);
 	if (rc->discard)
 		io_uring_queue_exit(&rc->ring);

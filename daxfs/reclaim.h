@@ -3,7 +3,8 @@
  * Asynchronous reclaim: a worker thread takes busy extents whose last pin has dropped, scrubs them
  * and hands the space back to the allocator, a batch per transaction.  Scrubbing zeroes the blocks
  * with non-temporal stores, or (reclaim=discard, image files only) punches them out of the image
- * with io_uring fallocate, so nothing of the old file reaches the next one.
+ * with io_uring fallocate, so nothing of the old file reaches the next one.  On an aborted image
+ * (sbi_writable fails) it changes nothing: the extents stay busy on the media for the next mount.
  */
 #ifndef DAXFS_RECLAIM_H
 #define DAXFS_RECLAIM_H

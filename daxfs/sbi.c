@@ -12,24 +12,48 @@
 #include "super.h"
 #include "util.h"
 
+/*
+ * aborted is set by whichever thread's commit fails and read by every other committer (the FUSE
+ * threads, the reclaim worker, the policy's holder list) without a common lock: atomic accesses, so
+ * a commit that starts after a failed one has returned sees the abort.
+ */
+bool sbi_aborted(const struct sbi *s)
+{
+	return __atomic_load_n(&s->aborted, __ATOMIC_ACQUIRE);
+}
+
+void sbi_abort(struct sbi *s, const char *why)
+{
+	if (!__atomic_exchange_n(&s->aborted, true, __ATOMIC_ACQ_REL))
+		fprintf(stderr, "daxfs: %s; the file system is now read-only\n", why);
+}
+
 int sbi_writable(const struct sbi *s)
 {
 	if (s->readonly)
 		return -EROFS;
-	if (s->aborted)
+	if (sbi_aborted(s))
 		return -EIO;
 	return 0;
 }
 
 int sbi_commit(struct sbi *s, struct tx *tx)
 {
+	/*
+	 * After a failed commit DRAM no longer matches the media, so no later transaction may reach it,
+	 * however small: refuse it as tx_commit refuses one that fails (freed, its deferred work not run).
+	 */
+	if (sbi_aborted(s)) {
+		tx_free(tx);
+		return -EIO;
+	}
 	int ret = tx_commit(tx);
 
 	if (ret) {
-		if (!s->aborted)
-			fprintf(stderr, "daxfs: transaction commit failed (%s); the file system is now read-only\n",
-				strerror(-ret));
-		s->aborted = true;
+		char why[64];
+
+		snprintf(why, sizeof(why), "transaction commit failed (%s)", strerror(-ret));
+		sbi_abort(s, why);
 		return -EIO;
 	}
 	return 0;

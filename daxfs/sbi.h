@@ -29,7 +29,7 @@ struct sbi {
 	int replayed;			/* journal records replayed at open */
 	bool was_dirty;			/* the image was not unmounted cleanly */
 	bool readonly;			/* no changes: a read-only mount, or a check that found damage */
-	bool aborted;			/* a commit failed: refuse further changes */
+	bool aborted;			/* a commit failed: refuse further changes (atomic: sbi_aborted, sbi_abort) */
 	uint64_t corruptions;		/* reports of corrupt metadata */
 	/* Where corruption reports go (the checker collects them); NULL prints them to stderr. */
 	void (*report)(void *arg, const char *msg);
@@ -77,11 +77,21 @@ void sbi_free(struct sbi *s, struct tx *tx, uint64_t start, uint64_t len);
 /* Give back allocated blocks that were not used. */
 void sbi_unalloc(struct sbi *s, uint64_t start, uint64_t len);
 
-/* 0 when changes are allowed; -EROFS on a read-only mount, -EIO once a commit has failed. */
+/* 0 when changes are allowed; -EROFS on a read-only mount, -EIO once a commit has failed.  No lock. */
 int sbi_writable(const struct sbi *s);
+/* Whether the image is aborted (a commit failed, or sbi_abort).  No lock: an atomic read. */
+bool sbi_aborted(const struct sbi *s);
 /*
- * Commit tx.  Returns 0, or -EIO when the commit failed (out of memory): the DRAM state then differs
- * from the media, so the file system stops changing either (like errors=remount-ro).
+ * Abort the image as a failed commit does, when DRAM may have diverged from what later commits
+ * would write (why: for the one message, printed by whichever thread aborts first).  No lock.
+ */
+void sbi_abort(struct sbi *s, const char *why);
+/*
+ * Commit tx (and reset it, as tx_commit does).  Returns 0, or -EIO when the commit failed (out of
+ * memory, too big for the journal): the DRAM state then differs from the media, so the image is
+ * aborted and stops changing (like errors=remount-ro): every later commit returns -EIO at once,
+ * with nothing of it reaching the media and its deferred work not run.  No lock needed beyond
+ * what the transaction's own changes require.
  */
 int sbi_commit(struct sbi *s, struct tx *tx);
 /* Report corrupt metadata found while reading it (the operation then fails with EIO). */

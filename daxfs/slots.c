@@ -43,23 +43,21 @@ static bool slot_is_free(const struct daxfs_slot *s)
 	return memcmp(s, &zero, sizeof(zero)) == 0;
 }
 
-int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head, slot_visit_fn visit, void *arg,
-	       char *err, size_t errlen)
+/*
+ * Check the chain from `head` before anything reads its records: every block in the data area with
+ * a valid header of this kind, and no loop (Brent's cycle finding, so that a loop is found in time
+ * proportional to the chain, with no memory, and no record is ever seen twice).  *len is its length.
+ */
+static int walk_chain(struct sbi *s, uint32_t kind, uint64_t head, size_t *len, char *err, size_t errlen)
 {
-	int ret;
+	uint64_t tortoise = head, power = 1, lam = 0;
 
-	memset(sl, 0, sizeof(*sl));
-	sl->sbi = s;
-	sl->kind = kind;
-	sl->per_block = (uint32_t)DAXFS_SLOTS_PER_BLOCK(s->bs);
-	pthread_mutex_init(&sl->lock, NULL);
-
+	*len = 0;
 	for (uint64_t blk = head; blk; ) {
 		const struct daxfs_slot_block *hdr = sbi_block(s, blk);
 
-		if (!sbi_data_block(s, blk, 1) || sl->nblocks > s->data_blocks) {
-			snprintf(err, errlen, "slot list %u: block %llu out of range or chain loops", kind,
-				 (unsigned long long)blk);
+		if (!sbi_data_block(s, blk, 1)) {
+			snprintf(err, errlen, "slot list %u: block %llu out of range", kind, (unsigned long long)blk);
 			return -EUCLEAN;
 		}
 		if (hdr->magic != DAXFS_SLOT_MAGIC || hdr->kind != kind ||
@@ -68,9 +66,44 @@ int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head,
 				 (unsigned long long)blk);
 			return -EUCLEAN;
 		}
+		(*len)++;
+		blk = hdr->next;
+		if (blk == tortoise) {
+			snprintf(err, errlen, "slot list %u: the chain loops back to block %llu", kind,
+				 (unsigned long long)blk);
+			return -EUCLEAN;
+		}
+		if (++lam == power) {
+			tortoise = blk;
+			power *= 2;
+			lam = 0;
+		}
+	}
+	return 0;
+}
+
+static int load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head, slot_visit_fn visit,
+		bool salvage, slot_bad_fn bad, void *arg, char *err, size_t errlen)
+{
+	size_t len;
+	int ret;
+
+	memset(sl, 0, sizeof(*sl));
+	sl->sbi = s;
+	sl->kind = kind;
+	sl->per_block = (uint32_t)DAXFS_SLOTS_PER_BLOCK(s->bs);
+	pthread_mutex_init(&sl->lock, NULL);
+
+	if ((ret = walk_chain(s, kind, head, &len, err, errlen)))
+		return ret;
+	if ((ret = reserve_capacity(sl, len))) {
+		snprintf(err, errlen, "out of memory loading slot list %u", kind);
+		return ret;
+	}
+	for (uint64_t blk = head; blk; ) {
+		const struct daxfs_slot_block *hdr = sbi_block(s, blk);
 		uint64_t bi = sl->nblocks;
-		if ((ret = reserve_capacity(sl, bi + 1)))
-			goto nomem;
+
 		sl->blocks[sl->nblocks++] = blk;
 		const struct daxfs_slot *slot = (const void *)(hdr + 1);
 		for (uint32_t i = sl->per_block; i-- > 0;) {
@@ -81,6 +114,12 @@ int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head,
 				continue;
 			}
 			if (slot[i].crc != csum_slot(s->seed, blk, i, &slot[i])) {
+				if (salvage) {
+					sl->used++;	/* in use until the caller clears it */
+					if (bad)
+						bad(arg, id, slot[i].v);
+					continue;
+				}
 				snprintf(err, errlen, "slot list %u: block %llu slot %u has a bad checksum", kind,
 					 (unsigned long long)blk, i);
 				return -EUCLEAN;
@@ -95,9 +134,45 @@ int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head,
 		blk = hdr->next;
 	}
 	return 0;
-nomem:
-	snprintf(err, errlen, "out of memory loading slot list %u", kind);
-	return ret;
+}
+
+int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head, slot_visit_fn visit, void *arg,
+	       char *err, size_t errlen)
+{
+	return load(sl, s, kind, head, visit, false, NULL, arg, err, errlen);
+}
+
+int slots_load_salvage(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head, slot_visit_fn visit,
+		       slot_bad_fn bad, void *arg, char *err, size_t errlen)
+{
+	return load(sl, s, kind, head, visit, true, bad, arg, err, errlen);
+}
+
+int slots_reset(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head, char *err, size_t errlen)
+{
+	struct daxfs_slot_block *hdr = calloc(1, s->bs);
+	struct tx tx;
+	int ret;
+
+	memset(sl, 0, sizeof(*sl));
+	pthread_mutex_init(&sl->lock, NULL);	/* safe to destroy on failure */
+	if (!hdr) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	hdr->magic = DAXFS_SLOT_MAGIC;
+	hdr->kind = kind;
+	hdr->crc = csum_slot_block(s->seed, head, hdr);
+	tx_init(&tx, &s->journal);
+	tx_log(&tx, sbi_block_off(s, head), hdr, s->bs);
+	free(hdr);
+	if ((ret = tx_commit(&tx))) {
+		snprintf(err, errlen, "slot list %u: writing its head block %llu back empty: %s", kind,
+			 (unsigned long long)head, strerror(-ret));
+		return ret;
+	}
+	pthread_mutex_destroy(&sl->lock);
+	return slots_load(sl, s, kind, head, NULL, NULL, err, errlen);
 }
 
 void slots_destroy(struct slotlist *sl)

@@ -29,10 +29,30 @@ struct slotlist {
 };
 
 typedef int (*slot_visit_fn)(void *arg, uint64_t id, const uint64_t v[3]);
+/* A slot whose record does not verify (its checksum is wrong): v is what it holds. */
+typedef void (*slot_bad_fn)(void *arg, uint64_t id, const uint64_t v[3]);
 
-/* Walk the list from `head`, validating it; `visit` sees each record (it may return -errno to stop). */
+/*
+ * Walk the list from `head`, validating it; `visit` sees each record (it may return -errno to stop).
+ * Returns 0, or -errno with err (-EUCLEAN: a bad block, a loop, a record that does not verify).
+ * No lock: sl is the caller's, initialized here (slots_destroy it whatever the result).
+ */
 int slots_load(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head, slot_visit_fn visit, void *arg,
 	       char *err, size_t errlen);
+/*
+ * The same, but a record that does not verify does not stop the walk: `bad` (if not NULL) sees it,
+ * and its slot stays in use, for the caller to clear with slots_remove.  Returns as slots_load
+ * (-EUCLEAN now only for a broken chain).  No lock, as slots_load.
+ */
+int slots_load_salvage(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head, slot_visit_fn visit,
+		       slot_bad_fn bad, void *arg, char *err, size_t errlen);
+/*
+ * Empty the list whose chain is broken: its head block is written back empty, in a transaction of
+ * its own, and the chain after it is cut off (fsck reclaims those blocks as leaked).  sl is then
+ * that empty list, loaded.  0 or -errno with err (slots_destroy sl either way).  No lock: nothing
+ * else may use the list meanwhile (mount or fsck, before anyone else can).
+ */
+int slots_reset(struct slotlist *sl, struct sbi *s, uint32_t kind, uint64_t head, char *err, size_t errlen);
 void slots_destroy(struct slotlist *sl);
 
 /* Store a record in tx and return its slot id (growing the chain first if it is full). */

@@ -2,9 +2,9 @@
 /*
  * The event trace: one JSON object per line for every state change of pins, busy extents, reclaim,
  * waits and the policy, with a CLOCK_MONOTONIC timestamp, written to a file by a thread of its own.
- * The request path only formats the record into a ring buffer under a leaf lock; when the buffer is
- * full, records are dropped (and counted), never waited for.  Off, a record costs one predicted
- * branch (TRACE).
+ * The request path only copies the record's raw values into a ring buffer under a leaf lock (the
+ * writer formats them); when the buffer is full, records are dropped (and counted), never waited
+ * for.  Off, a record costs one predicted branch (TRACE).
  *
  * Every record: {"t":NS,"ev":"NAME",...fields}.  The schema is in the README.
  */
@@ -33,6 +33,13 @@ struct trace {
 	char path[4096];
 };
 
+/*
+ * A record's limit (binary, and formatted), and the bytes of it before its values, for a caller
+ * that sizes a string to fit: each value takes 8 bytes, a string 8 more than its length padded to 8.
+ */
+#define TRACE_RECORD_MAX 1024
+#define TRACE_RECORD_HEAD 32
+
 void trace_init(struct trace *t);
 /* Start tracing into path (created or truncated), stopping any trace running.  0 or -errno. */
 int trace_start(struct trace *t, const char *path);
@@ -45,7 +52,15 @@ static inline bool trace_on(const struct trace *t)
 	return t && __atomic_load_n(&t->on, __ATOMIC_RELAXED);
 }
 
-/* Queue one record: ev names it, fmt gives its other fields as JSON ("\"id\":%llu,..."), or "". */
+/*
+ * Queue one record: ev names it, fmt gives its other fields as JSON ("\"id\":%llu,..." without a
+ * leading or trailing comma); a record without fields is TRACE0 (a literal "" is rejected by
+ * -Wformat-zero-length).  ev and fmt must be string literals (the writer formats later); fmt may
+ * use %d %i %u %x with l, ll or z, %s and %%.  The values are stored raw (strings copied) and
+ * formatted by the writer thread: the request path never formats.  A record over 1 KiB, or a
+ * conversion outside that set, is dropped and counted.  Takes t->lock, a leaf: the caller may hold
+ * any other lock.
+ */
 void trace_emit(struct trace *t, const char *ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define TRACE(t, ev, ...)                                        \
@@ -53,5 +68,8 @@ void trace_emit(struct trace *t, const char *ev, const char *fmt, ...) __attribu
 		if (__builtin_expect(trace_on(t), 0))            \
 			trace_emit((t), (ev), __VA_ARGS__);      \
 	} while (0)
+
+/* A record with no fields but its time and name: {"t":NS,"ev":"NAME"}. */
+#define TRACE0(t, ev) TRACE((t), (ev), "%s", "")
 
 #endif

@@ -109,6 +109,7 @@ struct wr_slot {
 	size_t cap;
 	uint64_t gate_val;
 	bool used;
+	bool defer;			/* a list post: submitted with the last request of the list */
 };
 
 struct daxfs_mr {
@@ -184,6 +185,15 @@ struct daxfs_dev {
 	bool stop;
 	int sig_slot;
 	struct deferred *deferred;	/* by due time; the event thread's own */
+	/*
+	 * Events for pins no registration has (yet): a registration is linked just after its pin
+	 * ioctl returns, and an event for it may be read in between.  Kept a while (dev->mu); those a
+	 * new registration claims are replayed by the event thread.
+	 */
+	struct daxfs_event unclaimed[32];
+	uint32_t nunclaimed;
+	struct daxfs_event replay[32];
+	uint32_t nreplay;
 	struct daxfs_dev_stats st;	/* atomics */
 };
 
@@ -528,10 +538,28 @@ static struct daxfs_mr *mr_new(struct daxfs_dev *d)
 
 static void mr_link(struct daxfs_dev *d, struct daxfs_mr *mr)
 {
+	bool kick = false;
+
 	pthread_mutex_lock(&d->mu);
 	mr->next = d->mrs;
 	d->mrs = mr;
+	/* Events that came for this pin before it was linked: the event thread replays them. */
+	for (uint32_t i = 0; mr->src && i < d->nunclaimed;) {
+		if (d->unclaimed[i].pin_id == mr->pin.id && d->nreplay < sizeof(d->replay) / sizeof(d->replay[0])) {
+			d->replay[d->nreplay++] = d->unclaimed[i];
+			d->unclaimed[i] = d->unclaimed[--d->nunclaimed];
+			kick = true;
+		} else {
+			i++;
+		}
+	}
 	pthread_mutex_unlock(&d->mu);
+	if (kick) {
+		uint64_t one = 1;
+		if (write(d->efd, &one, sizeof(one)) < 0) {
+			/* the thread polls anyway */
+		}
+	}
 }
 
 /* ---- completions ---- */
@@ -617,6 +645,9 @@ static unsigned qp_reap(struct daxfs_qp *qp)
 /* Reap; if nothing finished and requests are in flight, wait up to ms for one.  qp->mu held. */
 static void qp_progress(struct daxfs_qp *qp, int ms)
 {
+	/* Requests queued by a list post still being built: let them go, a fence may wait for them. */
+	if (qp->has_ring && io_uring_sq_ready(&qp->ring))
+		io_uring_submit(&qp->ring);
 	if (qp_reap(qp) || !qp->pieces || ms == 0)
 		return;
 	struct io_uring_cqe *cqe;
@@ -1270,7 +1301,31 @@ static bool needs_fault(const struct daxfs_mr *mr, uint64_t off, uint64_t len, u
 }
 
 /*
+ * Is a free (truncate, punch, O_TRUNC) over file bytes [start, end) of ino still in progress?  Its
+ * blocks are still in the file until it completes: a refault now would pin them again, and the free
+ * would have to invalidate them once more.
+ */
+static bool break_in_progress(struct daxfs_dev *d, uint64_t ino, uint64_t start, uint64_t end)
+{
+	struct daxfs_wait_info *w;
+	uint32_t n;
+	bool busy = false;
+
+	if (daxfs_list_waits(d->mount_fd, &w, &n))
+		return false;
+	for (uint32_t i = 0; i < n && !busy; i++)
+		busy = w[i].kind != DAXFS_WAIT_PIN && w[i].ino == ino && w[i].offset < end &&
+		       (w[i].length == UINT64_MAX || start < w[i].offset + w[i].length);
+	free(w);
+	return busy;
+}
+
+#define BREAK_WAIT_NS 1000000000ull
+
+/*
  * Make [off, off + len) usable: re-resolve (DAXFS_IOC_PIN_FAULT) the parts invalidations took.
+ * Like the kernel's ODP fault path, which waits for invalidate_range_end, it first waits (a bounded
+ * time) for the free that invalidated them to finish.
  * 0, or the fault's error: -ENXIO past EOF, -ENOLINK revoked, -EFAULT without a mount.  mr->mu held.
  */
 static int fault_in(struct daxfs_mr *mr, uint64_t off, uint64_t len)
@@ -1287,6 +1342,11 @@ static int fault_in(struct daxfs_mr *mr, uint64_t off, uint64_t len)
 		uint64_t bs = d->bs, s = foff / bs * bs, e = (foff + flen + bs - 1) / bs * bs;
 		if (e > mr->pin.length)
 			e = mr->pin.length;
+		for (uint64_t until = now_ns() + BREAK_WAIT_NS;
+		     break_in_progress(d, mr->ino, mr->pin.offset + s, mr->pin.offset + e) && now_ns() < until;) {
+			struct timespec ts = { 0, 200000 };
+			nanosleep(&ts, NULL);
+		}
 		int ret = daxfs_pin_fault(mr->src->fd, &mr->pin, s, e - s);
 		if (ret)
 			return ret;
@@ -1298,6 +1358,7 @@ static int fault_in(struct daxfs_mr *mr, uint64_t off, uint64_t len)
 }
 
 /* ---- posting ---- */
+
 
 /* Is every media piece of [off, off + len) inside the device's window?  mr->mu held. */
 static int check_window(struct daxfs_dev *d, const struct daxfs_mr *mr, uint64_t off, uint64_t len)
@@ -1441,11 +1502,12 @@ submit:
 	pthread_mutex_unlock(&mr->ifl);
 	qp->hw++;
 	qp->pieces += s->pieces;
-	submit_all(qp);
+	if (!s->defer)
+		submit_all(qp);
 	return true;
 }
 
-int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr)
+static int post_one(struct daxfs_qp *qp, const struct daxfs_wr *wr, bool defer)
 {
 	struct daxfs_dev *d = qp->dev;
 	struct daxfs_mr *mr = wr->mr;
@@ -1491,7 +1553,7 @@ int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr)
 		status = check_window(d, mr, wr->offset, wr->length);
 
 	pthread_mutex_lock(&qp->mu);
-	if (qp->outstanding >= qp->depth) {	/* the event thread may have completed nothing: only we post here */
+	if (qp->outstanding >= qp->depth) {	/* another thread posted on this queue pair meanwhile */
 		pthread_mutex_unlock(&qp->mu);
 		ret = -EAGAIN;
 		goto out;
@@ -1500,7 +1562,7 @@ int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr)
 	*s = (struct wr_slot){ .mr = mr, .wr_id = wr->wr_id, .opcode = wr->opcode, .off = wr->offset, .len = wr->length,
 			       .seq = wr->seq ? wr->seq : __atomic_fetch_add(&d->next_seq, 1, __ATOMIC_RELAXED),
 			       .gen = mr->pin.gen, .posted_ns = now_ns(), .status = status, .buf = s->buf, .cap = s->cap,
-			       .used = true };
+			       .used = true, .defer = defer };
 	qp->outstanding++;
 	ADD(&d->st.posted, 1);
 	void *dst = wr->buf;
@@ -1524,6 +1586,30 @@ out:
 	return ret;
 }
 
+int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr)
+{
+	return post_one(qp, wr, false);
+}
+
+int daxfs_post_list(struct daxfs_qp *qp, const struct daxfs_wr *wr, int n, int *posted)
+{
+	int ret = 0, i;
+
+	for (i = 0; i < n; i++)
+		if ((ret = post_one(qp, &wr[i], i + 1 < n)))
+			break;
+	if (i && qp->has_ring) {
+		/* One doorbell for the list (those before a refused one too). */
+		pthread_mutex_lock(&qp->mu);
+		if (io_uring_sq_ready(&qp->ring))
+			submit_all(qp);
+		pthread_mutex_unlock(&qp->mu);
+	}
+	if (posted)
+		*posted = i;
+	return ret;
+}
+
 /* ---- events ---- */
 
 /* Cooperative answer to a lease break, a revocation or a drop: stop, drain, unpin. */
@@ -1542,6 +1628,7 @@ static void mr_stop(struct daxfs_mr *mr, uint32_t why)
 	pthread_mutex_unlock(&mr->mu);
 	mr_drain(mr, 0, UINT64_MAX);
 	mr_unpin(mr);
+	ADD(&d->st.lost, 1);	/* counted before it shows LOST: who sees LOST sees the count */
 	pthread_mutex_lock(&mr->mu);
 	if (mr->state == DAXFS_MR_STOPPING) {
 		mr->state = DAXFS_MR_LOST;
@@ -1549,7 +1636,6 @@ static void mr_stop(struct daxfs_mr *mr, uint32_t why)
 	}
 	pthread_cond_broadcast(&mr->cond);
 	pthread_mutex_unlock(&mr->mu);
-	ADD(&d->st.lost, 1);
 }
 
 /* Cooperative answer to an invalidation: stop using the range, drain it, acknowledge. */
@@ -1623,16 +1709,28 @@ static void handle_event(struct daxfs_dev *d, const struct daxfs_event *ev)
 {
 	struct daxfs_mr *mr;
 
-	ADD(&d->st.events[ev->type <= DAXFS_EV_DROPPED ? ev->type : 0], 1);
-	__atomic_store_n(&d->st.last_event_ns, now_ns(), __ATOMIC_RELAXED);
 	pthread_mutex_lock(&d->mu);
 	for (mr = d->mrs; mr && mr->pin.id != ev->pin_id; mr = mr->next)
 		;
-	if (mr)
+	if (mr) {
 		mr_get(mr);
+	} else {
+		/*
+		 * A registration already gone, a pin someone else took on that file, or one being
+		 * registered: kept a second in case it is the last.
+		 */
+		uint32_t keep = 0;
+		for (uint32_t i = 0; i < d->nunclaimed; i++)
+			if (d->unclaimed[i].time_ns + 1000000000ull > ev->time_ns)
+				d->unclaimed[keep++] = d->unclaimed[i];
+		d->nunclaimed = keep;
+		if (keep == sizeof(d->unclaimed) / sizeof(d->unclaimed[0]))
+			memmove(d->unclaimed, d->unclaimed + 1, --d->nunclaimed * sizeof(d->unclaimed[0]));
+		d->unclaimed[d->nunclaimed++] = *ev;
+	}
 	pthread_mutex_unlock(&d->mu);
 	if (!mr)
-		return;	/* a registration already gone, or a pin someone else took on that file */
+		return;
 	pthread_mutex_lock(&mr->mu);
 	bool dup = ev->seq <= mr->last_seq;
 	if (!dup) {
@@ -1644,6 +1742,8 @@ static void handle_event(struct daxfs_dev *d, const struct daxfs_event *ev)
 		mr_put(mr);
 		return;
 	}
+	ADD(&d->st.events[ev->type <= DAXFS_EV_DROPPED ? ev->type : 0], 1);
+	__atomic_store_n(&d->st.last_event_ns, now_ns(), __ATOMIC_RELAXED);
 	if (d->attr.on_event)
 		d->attr.on_event(d->attr.arg, mr, ev);
 	switch (d->attr.behaviour) {
@@ -1720,6 +1820,14 @@ static void *event_thread(void *arg)
 		if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE))
 			break;
 		read_events(d);
+		pthread_mutex_lock(&d->mu);
+		struct daxfs_event replay[sizeof(d->replay) / sizeof(d->replay[0])];
+		uint32_t nreplay = d->nreplay;
+		memcpy(replay, d->replay, nreplay * sizeof(replay[0]));
+		d->nreplay = 0;
+		pthread_mutex_unlock(&d->mu);
+		for (uint32_t i = 0; i < nreplay; i++)
+			handle_event(d, &replay[i]);
 		t = now_ns();
 		while (d->deferred && d->deferred->due_ns <= t) {
 			struct deferred *f = d->deferred;

@@ -70,7 +70,8 @@ static void usage(FILE *f)
 "  --odp                DAXFS_PIN_ODP: the device takes invalidations (policy odp)\n"
 "  --longterm           DAXFS_PIN_LONGTERM, as an RDMA registration\n"
 "  --signal SIG         events are also signalled (USR1, USR2, IO, URG, RTMIN+N or a number)\n"
-"  --hold SEC|inf       after posting ends keep the registrations SEC more seconds (inf: until signalled)\n"
+"  --hold SEC|inf       after posting ends keep the registrations SEC more seconds (inf: until signalled),\n"
+"                       or until the device has let go of all of them\n"
 "  --json               print the results as JSON\n"
 "  --quiet              print only the results (no registrations, no events as they come)\n"
 "\n"
@@ -124,22 +125,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
 }
 
 static const char *human(uint64_t v, char *buf, size_t len)
@@ -274,9 +259,15 @@ static void *engine_main(void *arg)
 		bool over = posting_over();
 		bool posted_one = false;
 
-		while (!over && daxfs_qp_outstanding(e->qp) < c->qd) {
+		/* A batch of requests for the room left, posted with one doorbell. */
+		struct daxfs_wr batch[64];
+		struct reg *breg[64];
+		int nb = 0, room = (int)(c->qd - daxfs_qp_outstanding(e->qp));
+		if (room > 64)
+			room = 64;
+		while (!over && nb < room) {
 			if (per_thread > 0) {
-				next_post = start + (uint64_t)((double)posts * 1e9 / per_thread);
+				next_post = start + (uint64_t)((double)(posts + (uint64_t)nb) * 1e9 / per_thread);
 				if (now_ns() < next_post)
 					break;
 			}
@@ -302,28 +293,28 @@ static void *engine_main(void *arg)
 				e->cursor[r % e->nregs] = off + len;
 			}
 			if (c->count >= 0 && __atomic_sub_fetch(&count_left, 1, __ATOMIC_RELAXED) < 0) {
+				__atomic_add_fetch(&count_left, 1, __ATOMIC_RELAXED);
 				over = true;
 				break;
 			}
-			struct daxfs_wr wr = { .wr_id = posts, .opcode = c->op, .mr = g->mr, .offset = off, .length = len };
-			int ret = daxfs_post(e->qp, &wr);
-			if (ret == 0) {
-				posts++;
-				e->posted++;
-				posted_one = true;
-				r++;
-			} else {
-				if (c->count >= 0)
-					__atomic_add_fetch(&count_left, 1, __ATOMIC_RELAXED);
-				if (ret == -ENOLINK || ret == -ESHUTDOWN) {
-					__atomic_store_n(&g->lost, true, __ATOMIC_RELAXED);
-				} else if (ret != -EAGAIN) {
-					e->fatal = ret;
-					over = true;
-					break;
-				}
-				if (ret == -EAGAIN)
-					break;
+			batch[nb] = (struct daxfs_wr){ .wr_id = posts + (uint64_t)nb, .opcode = c->op, .mr = g->mr, .offset = off,
+						       .length = len };
+			breg[nb++] = g;
+			r++;
+		}
+		if (nb) {
+			int done = 0, ret = daxfs_post_list(e->qp, batch, nb, &done);
+
+			posts += (uint64_t)done;
+			e->posted += (uint64_t)done;
+			posted_one = done > 0;
+			if (c->count >= 0)
+				__atomic_add_fetch(&count_left, nb - done, __ATOMIC_RELAXED);
+			if (ret == -ENOLINK || ret == -ESHUTDOWN) {
+				__atomic_store_n(&breg[done]->lost, true, __ATOMIC_RELAXED);
+			} else if (ret && ret != -EAGAIN) {
+				e->fatal = ret;
+				over = true;
 			}
 		}
 		if (over && daxfs_qp_outstanding(e->qp) == 0)
@@ -332,19 +323,21 @@ static void *engine_main(void *arg)
 			account(e, wc, daxfs_wait_cq(e->qp, wc, 64, 100));
 			continue;
 		}
-		int wait = 10;
-		if (per_thread > 0) {
-			uint64_t t = now_ns();
-			next_post = start + (uint64_t)((double)posts * 1e9 / per_thread);
-			wait = next_post > t ? (int)((next_post - t) / 1000000) : 0;
-			if (wait > 10)
-				wait = 10;
+		if (per_thread <= 0) {
+			/* As fast as it goes: wait for a completion only when the queue is full. */
+			int n = posted_one && daxfs_qp_outstanding(e->qp) < c->qd ? daxfs_poll_cq(e->qp, wc, 64)
+										    : daxfs_wait_cq(e->qp, wc, 64, 10);
+			account(e, wc, n);
+			continue;
 		}
-		int n = posted_one && daxfs_qp_outstanding(e->qp) < c->qd ? daxfs_poll_cq(e->qp, wc, 64)
-									    : daxfs_wait_cq(e->qp, wc, 64, wait);
+		/* Rate-limited: reap what is done, then sleep until the next post is due (at most 1 ms). */
+		int n = daxfs_poll_cq(e->qp, wc, 64);
 		account(e, wc, n);
-		if (n == 0 && daxfs_qp_outstanding(e->qp) == 0 && per_thread > 0 && wait > 0) {
-			struct timespec ts = { 0, (long)wait * 1000000 };
+		uint64_t t = now_ns();
+		next_post = start + (uint64_t)((double)posts * 1e9 / per_thread);
+		if (n == 0 && next_post > t) {
+			uint64_t ns = next_post - t < 1000000 ? next_post - t : 1000000;
+			struct timespec ts = { 0, (long)ns };
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -684,9 +677,17 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	double elapsed = (double)(now_ns() - t0) / 1e9;
 	if (c.hold != 0 && !stop_flag) {
+		/* Hold until the time is up, a signal comes, or the device has let go of everything. */
 		uint64_t until = c.hold < 0 ? UINT64_MAX : now_ns() + (uint64_t)(c.hold * 1e9);
-		while (!stop_flag && now_ns() < until)
+		for (bool any = true; any && !stop_flag && now_ns() < until;) {
 			usleep(10000);
+			any = false;
+			for (uint32_t i = 0; i < nregs && !any; i++) {
+				struct daxfs_mr_info ri;
+				daxfs_mr_query(regs[i].mr, &ri);
+				any = ri.state == DAXFS_MR_ACTIVE || ri.state == DAXFS_MR_STOPPING;
+			}
+		}
 	}
 
 	/* Results, gathered before the registrations go. */

@@ -4,18 +4,20 @@
  *
  *   daxfsctl [--json] stat|pins|busy|waits|info|policies PATH
  *   daxfsctl [--json] policy PATH [NAME|/PATH.so] [KEY=VALUE...]
- *   daxfsctl [--json] trace PATH [on FILE|off]
+ *   daxfsctl [--json] trace PATH [on FILE|off|follow]
  *
  * PATH is the mount point or any file or directory on the mount.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daxfs/libdaxfs.h"
@@ -38,28 +40,14 @@ static void usage(FILE *f)
 		"                  show the policy, switch to another (built in, or a policy object), or\n"
 		"                  change its parameters\n"
 		"  policies PATH   the policies the daemon knows, with their parameters\n"
-		"  trace PATH [on FILE|off]\n"
-		"                  show, start (into FILE, an absolute path) or stop the event trace\n"
+		"  trace PATH [on FILE|off|follow]\n"
+		"                  show, start (into FILE, an absolute path), stop or follow (print the\n"
+		"                  records as they are written) the event trace\n"
 		"\n"
 		"  --json          machine-readable output\n"
 		"\n"
 		"PATH is the mount point or anything on the mount.  Changing the policy or the trace needs root\n"
 		"or the daemon's user.  Exit: 0, 1 on errors, 2 on usage errors.\n");
-}
-
-/* A JSON string literal of s (quotes included). */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", (unsigned char)*s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
 }
 
 static int open_path(const char *path)
@@ -100,7 +88,7 @@ static void json_transport(const struct daxfs_ioc_transport *t)
 {
 	printf(",\"transport\":\"%s\",\"transport_requested\":\"%s\",\"transport_reason\":",
 	       daxfs_transport_str(t->transport), daxfs_transport_str(t->requested));
-	json_str(t->reason);
+	json_str(stdout, t->reason);
 	printf(",\"dev_requests\":%llu,\"queues\":[", t->dev_requests);
 	for (uint32_t i = 0; i < t->nqueues && i < DAXFS_TRANSPORT_QUEUES_MAX; i++) {
 		const struct daxfs_transport_queue *q = &t->queues[i];
@@ -151,7 +139,7 @@ static int cmd_stat(int fd, const char *path)
 	double avg = s.reclaimed_extents ? ms(s.reclaim_latency_ns_total) / (double)s.reclaimed_extents : 0;
 	if (json) {
 		printf("{\"policy\":");
-		json_str(p.name);
+		json_str(stdout, p.name);
 		printf(",\"blocks\":%llu,\"free_blocks\":%llu,"
 		       "\"pins_active\":%llu,\"pins_created\":%llu,\"pins_released\":%llu,\"pins_revoked\":%llu,"
 		       "\"pins_refused\":%llu,\"pinned_blocks\":%llu,\"busy_extents\":%llu,\"busy_blocks\":%llu,"
@@ -290,7 +278,7 @@ static void print_policy(const struct daxfs_ioc_policy *p)
 {
 	if (json) {
 		printf("{\"policy\":");
-		json_str(p->name);
+		json_str(stdout, p->name);
 		printf(",\"params\":{");
 		/* params is "k=v,k=v": values never hold commas (the daemon splits on them too). */
 		char copy[sizeof(p->params)], *save = NULL;
@@ -302,13 +290,13 @@ static void print_policy(const struct daxfs_ioc_policy *p)
 				continue;
 			*eq = 0;
 			printf("%s", first ? "" : ",");
-			json_str(kv);
+			json_str(stdout, kv);
 			putchar(':');
-			json_str(eq + 1);
+			json_str(stdout, eq + 1);
 			first = 0;
 		}
 		printf("},\"summary\":");
-		json_str(p->summary);
+		json_str(stdout, p->summary);
 		printf(",\"stalls\":%s,\"loaded\":%s,\"generation\":%llu}\n",
 		       p->flags & DAXFS_POLICY_F_STALLS ? "true" : "false", p->flags & DAXFS_POLICY_F_LOADED ? "true" : "false",
 		       p->generation);
@@ -321,7 +309,7 @@ static void print_policy(const struct daxfs_ioc_policy *p)
 static int cmd_policy(int fd, const char *path, int argc, char **argv)
 {
 	struct daxfs_ioc_policy p;
-	char params[DAXFS_POLICY_PARAMS_MAX] = "", msg[256];
+	char params[DAXFS_POLICY_PARAMS_MAX] = "";
 	const char *name = NULL;
 	size_t n = 0;
 
@@ -338,15 +326,17 @@ static int cmd_policy(int fd, const char *path, int argc, char **argv)
 		n += (size_t)w;
 	}
 	if (argc > 0) {
-		int ret = daxfs_policy_set(fd, name, params, msg, sizeof(msg));
+		int ret = daxfs_policy_change(fd, name, params, &p);
 
+		/* The request refused (who asks), or the change refused (what was asked): two reasons. */
 		if (ret == -EPERM)
 			die("daxfsctl: %s: changing the policy needs root or the daemon's user", path);
-		if (ret && msg[0])
-			die("daxfsctl: %s: %s", path, msg);
 		check(ret, "set policy", path);
+		if (p.result)
+			die("daxfsctl: %s: %s", path, p.message[0] ? p.message : strerror(-p.result));
+	} else {
+		check(daxfs_policy_get(fd, &p), "policy", path);
 	}
-	check(daxfs_policy_get(fd, &p), "policy", path);
 	print_policy(&p);
 	return 0;
 }
@@ -362,11 +352,11 @@ static int cmd_policies(int fd, const char *path)
 	for (uint32_t i = 0; i < n; i++) {
 		if (json) {
 			printf("%s{\"name\":", i ? "," : "");
-			json_str(v[i].name);
+			json_str(stdout, v[i].name);
 			printf(",\"summary\":");
-			json_str(v[i].summary);
+			json_str(stdout, v[i].summary);
 			printf(",\"stalls\":%s,\"params\":", v[i].flags & DAXFS_POLICY_F_STALLS ? "true" : "false");
-			json_str(v[i].params);
+			json_str(stdout, v[i].params);
 			printf("}");
 			continue;
 		}
@@ -418,11 +408,141 @@ static int cmd_waits(int fd, const char *path)
 	return 0;
 }
 
+static volatile sig_atomic_t stop_following;
+
+static void on_stop_following(int sig)
+{
+	(void)sig;
+	stop_following = 1;
+}
+
+/* One record as "+SECONDS ev key=value ...", SECONDS from the first record shown. */
+static void print_record(const char *line, uint64_t *t0)
+{
+	unsigned long long t = 0;
+	const char *p = strstr(line, "\"t\":"), *ev = strstr(line, "\"ev\":\"");
+
+	if (line[0] != '{' || !p || !ev) {
+		printf("%s\n", line);	/* not a record: as it is */
+		return;
+	}
+	t = strtoull(p + 4, NULL, 10);
+	if (!*t0)
+		*t0 = t;
+	ev += 6;
+	printf("+%.6f %.*s", (double)(t - *t0) / 1e9, (int)strcspn(ev, "\""), ev);
+	/* The other fields: "key":value pairs after "ev", strings unquoted. */
+	const char *q = ev + strcspn(ev, "\"") + 1;
+	while (*q == ',' && q[1] == '"') {
+		const char *k = q + 2, *kend = strchr(k, '"');
+
+		if (!kend || kend[1] != ':')
+			break;
+		const char *v = kend + 2, *vend;
+		if (*v == '"') {
+			v++;
+			for (vend = v; *vend && !(*vend == '"' && vend[-1] != '\\'); vend++)
+				;
+			printf(" %.*s=%.*s", (int)(kend - k), k, (int)(vend - v), v);
+			q = *vend ? vend + 1 : vend;
+		} else {
+			vend = v + strcspn(v, ",}");
+			printf(" %.*s=%.*s", (int)(kend - k), k, (int)(vend - v), v);
+			q = vend;
+		}
+	}
+	printf("\n");
+}
+
+/* The lines of a trace file as they come, cut at newlines (a record may arrive in two reads). */
+struct follow {
+	char *line;
+	size_t len, cap;
+	uint64_t t0;
+};
+
+static void follow_feed(struct follow *f, const char *buf, ssize_t n)
+{
+	for (ssize_t i = 0; i < n; i++) {
+		if (f->len + 1 >= f->cap) {
+			f->cap = f->cap ? 2 * f->cap : 4096;
+			if (!(f->line = realloc(f->line, f->cap)))
+				die("daxfsctl: out of memory");
+		}
+		if (buf[i] != '\n') {
+			f->line[f->len++] = buf[i];
+			continue;
+		}
+		f->line[f->len] = 0;
+		if (json)
+			printf("%s\n", f->line);
+		else
+			print_record(f->line, &f->t0);
+		f->len = 0;
+	}
+}
+
+/*
+ * Follow the trace live, as tail -f: the records written from now on, until the trace stops (then
+ * 0), or SIGINT/SIGTERM.  A trace restarted into another file is followed there.
+ */
+static int trace_follow(int fd, const char *path)
+{
+	struct daxfs_ioc_trace t;
+	struct follow f = { 0 };
+	char file[sizeof(t.path)], buf[65536];
+	ssize_t n;
+	off_t pos;
+	int tf;
+
+	check(daxfs_trace(fd, DAXFS_TRACE_GET, NULL, &t), "trace", path);
+	if (!t.on)
+		die("daxfsctl: %s: the trace is off (daxfsctl trace %s on FILE starts it)", path, path);
+	snprintf(file, sizeof(file), "%s", t.path);
+	if ((tf = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+		die("daxfsctl: %s: %s", file, strerror(errno));
+	pos = lseek(tf, 0, SEEK_END);
+	signal(SIGINT, on_stop_following);
+	signal(SIGTERM, on_stop_following);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (!stop_following) {
+		if ((n = pread(tf, buf, sizeof(buf), pos)) > 0) {
+			pos += n;
+			follow_feed(&f, buf, n);
+			continue;
+		}
+		/* Nothing new: has the trace stopped, moved to another file, or started the same one again? */
+		struct stat st;
+		if (daxfs_trace(fd, DAXFS_TRACE_GET, NULL, &t) || !t.on)
+			break;
+		if (strcmp(t.path, file) || (fstat(tf, &st) == 0 && st.st_size < pos)) {
+			close(tf);
+			snprintf(file, sizeof(file), "%s", t.path);
+			if ((tf = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+				die("daxfsctl: %s: %s", file, strerror(errno));
+			pos = 0;
+			f.len = 0;
+			continue;
+		}
+		usleep(100000);
+	}
+	/* What the writer put out before the stop. */
+	while (!stop_following && (n = pread(tf, buf, sizeof(buf), pos)) > 0) {
+		pos += n;
+		follow_feed(&f, buf, n);
+	}
+	free(f.line);
+	close(tf);
+	return 0;
+}
+
 static int cmd_trace(int fd, const char *path, int argc, char **argv)
 {
 	struct daxfs_ioc_trace t;
 	int ret;
 
+	if (argc == 1 && strcmp(argv[0], "follow") == 0)
+		return trace_follow(fd, path);
 	if (argc == 0)
 		ret = daxfs_trace(fd, DAXFS_TRACE_GET, NULL, &t);
 	else if (argc == 2 && strcmp(argv[0], "on") == 0)
@@ -430,7 +550,7 @@ static int cmd_trace(int fd, const char *path, int argc, char **argv)
 	else if (argc == 1 && strcmp(argv[0], "off") == 0)
 		ret = daxfs_trace(fd, DAXFS_TRACE_STOP, NULL, &t);
 	else
-		die_usage("daxfsctl", "trace: expected nothing, 'on FILE' or 'off'");
+		die_usage("daxfsctl", "trace: expected nothing, 'on FILE', 'off' or 'follow'");
 	if (ret == -EPERM)
 		die("daxfsctl: %s: tracing needs root or the daemon's user", path);
 	if (ret == -EINVAL && argc == 2)
@@ -438,7 +558,7 @@ static int cmd_trace(int fd, const char *path, int argc, char **argv)
 	check(ret, "trace", path);
 	if (json) {
 		printf("{\"on\":%s,\"file\":", t.on ? "true" : "false");
-		json_str(t.path);
+		json_str(stdout, t.path);
 		printf(",\"records\":%llu,\"dropped\":%llu}\n", t.records, t.dropped);
 	} else if (t.on) {
 		printf("tracing to %s: %llu records, %llu dropped\n", t.path, t.records, t.dropped);

@@ -5,12 +5,15 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
 __attribute__((noreturn, format(printf, 2, 3))) void die_usage(const char *prog, const char *fmt, ...);
 /* "4096", "64K", "1M", "2G", "1T": binary multiples. */
 int parse_size(const char *s, uint64_t *out);
 void format_uuid(const uint8_t uuid[16], char out[37]);
+/* s as a JSON string literal (quotes included, '"', '\\' and control characters escaped) on f. */
+void json_str(FILE *f, const char *s);
 
 /*
  * A progress line on stderr for long work, as mkfs.ext4 and e2fsck -C show: "WHAT:  45%", redrawn

@@ -8,7 +8,8 @@
  * blocks, or ENXIO past EOF.  A holder that does not acknowledge within ack_ms is revoked.
  *
  * Long-term pins that cannot take invalidations are refused, as the kernel refuses FOLL_LONGTERM on
- * fsdax unless the registration is ODP; short-term ones are waited for.
+ * fsdax unless the registration is ODP.  Short-term ones cannot take them either: the free waits for
+ * them as `wait` does (until they are unpinned; wait_timeout_ms bounds it with EBUSY).
  */
 #include "builtin.h"
 
@@ -31,26 +32,46 @@ struct odp_walk {
 	struct daxfs_policy *pol;
 	struct daxfs_free *f;
 	uint64_t deadline_ns;
+	uint32_t odp;		/* live ODP pins: asked to let go, revoked at deadline_ns */
+	uint32_t plain;		/* live pins that cannot take invalidations */
 };
 
 static int invalidate(void *arg, const struct daxfs_pin_view *p)
 {
 	struct odp_walk *w = arg;
 
-	if (daxfs_pin_state(p) != DAXFS_PIN_REVOKED && (daxfs_pin_flags(p) & DAXFS_PIN_ODP))
+	if (daxfs_pin_state(p) == DAXFS_PIN_REVOKED)
+		return 0;
+	if (daxfs_pin_flags(p) & DAXFS_PIN_ODP) {
 		daxfs_pin_invalidate(w->pol, w->f, p, w->deadline_ns);
+		w->odp++;
+	} else {
+		w->plain++;
+	}
 	return 0;
 }
 
 static int odp_before_free(struct daxfs_policy *pol, struct daxfs_free *f)
 {
-	struct odp_walk w = { pol, f, daxfs_free_started_ns(f) + daxfs_policy_param_u64(pol, "ack_ms", 1000) * 1000000ull };
+	struct odp_walk w = { pol, f, daxfs_free_started_ns(f) + daxfs_policy_param_u64(pol, "ack_ms", 1000) * 1000000ull,
+			      0, 0 };
+	uint64_t timeout_ms = daxfs_policy_param_u64(pol, "wait_timeout_ms", 0), until = 0;
 
-	if (daxfs_free_live_pins(f) == 0)
-		return DAXFS_PROCEED;
 	/* Once per pin and free: asking again on a later attempt does nothing. */
 	daxfs_free_for_each_pin(f, invalidate, &w);
-	daxfs_free_wait(f, w.deadline_ns, DAXFS_BREAK_RANGE);
+	if (!w.odp && !w.plain)
+		return DAXFS_PROCEED;
+	/*
+	 * An acknowledgement or a revocation at the deadline wakes the free; so does an unpin.  Only
+	 * the plain pins' wait may have an end of its own: a time already passed here would have the
+	 * free decided again and again until they go.
+	 */
+	if (w.plain && timeout_ms) {
+		until = daxfs_free_started_ns(f) + timeout_ms * 1000000ull;
+		if (daxfs_now_ns() >= until)
+			return -EBUSY;
+	}
+	daxfs_free_wait(f, until, DAXFS_BREAK_RANGE);
 	return DAXFS_WAIT;
 }
 

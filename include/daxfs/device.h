@@ -136,7 +136,7 @@ struct daxfs_dev_stats {
 	uint64_t errors;		/* completions with a status other than 0 */
 	uint64_t bytes_written;
 	uint64_t bytes_read;
-	uint64_t events[5];		/* by DAXFS_EV_* (index 0: unknown types) */
+	uint64_t events[5];		/* for its registrations, by DAXFS_EV_* (index 0: unknown types) */
 	uint64_t signals;		/* event signals received */
 	uint64_t faults;		/* work requests that hit an invalidated range */
 	uint64_t refaults;		/* ranges re-resolved (DAXFS_IOC_PIN_FAULT) */
@@ -159,7 +159,10 @@ void daxfs_dev_stats(struct daxfs_dev *dev, struct daxfs_dev_stats *st);
  * DAXFS_PIN_REVOCABLE is added when the device has DAXFS_DEV_F_REVOCABLE) and the device's signal,
  * and keep its extents.  A WRITE registration needs fd open for writing.  The device keeps its own
  * duplicate of fd: the pin and its events stay with that open file until deregistration, whatever
- * the caller does with fd.  Errors (with a message): ENOTTY not a daxfs file; EXDEV a file of
+ * the caller does with fd.  The device reads that open file's events: do not read them yourself
+ * (DAXFS_IOC_EVENTS consumes them).  Pins belong to the open file, not the process: a descriptor
+ * inherited across fork is the same open file, and the pins live until its last holder closes it.
+ * Errors (with a message): ENOTTY not a daxfs file; EXDEV a file of
  * another daxfs mount; EINVAL a range beyond EOF or bad flags; EBADF a write registration on a
  * descriptor not open for writing; and the pin ioctl's others (EOPNOTSUPP, EPERM, EDQUOT, ...).
  */
@@ -230,6 +233,12 @@ struct daxfs_wr {
  * A request touching a range whose invalidation is being processed waits for it.
  */
 int daxfs_post(struct daxfs_qp *qp, const struct daxfs_wr *wr);
+/*
+ * Post wr[0..n) with one doorbell (one submission to the ring, as ibv_post_send of a chained list):
+ * 0 with *posted = n, or the error of the first refused request with *posted the ones before it,
+ * which are posted.
+ */
+int daxfs_post_list(struct daxfs_qp *qp, const struct daxfs_wr *wr, int n, int *posted);
 
 struct daxfs_wc {
 	uint64_t wr_id;

@@ -111,7 +111,8 @@ struct daxfs_ioc_pin_status {
 	__u32 nextents;			/* out */
 	__u64 deadline_ns;		/* out: REVOKING: nanoseconds left before revocation */
 	__u32 gen;			/* out: generation, bumped by every refault */
-	__u32 invalidated;		/* out: ODP: extents invalidated and not yet refaulted */
+	__u32 invalidated;		/* out: ODP: ranges of the pin invalidated and not refaulted since
+					   (the gaps between its extents) */
 };
 
 /*
@@ -138,7 +139,8 @@ struct daxfs_ioc_pin_fault {
 #define DAXFS_EV_REVOKED	2	/* the pin is dead: its device must stop; only UNPIN works */
 #define DAXFS_EV_INVALIDATE	3	/* [file_off, file_off + len) leaves the pin: stop using it, then
 					   DAXFS_IOC_EVENT_ACK; not acked by deadline_ns: revoked */
-#define DAXFS_EV_DROPPED	4	/* the file system dropped the pin (unmount) */
+#define DAXFS_EV_DROPPED	4	/* the daemon dropped the pin, stopping with its file open: the
+					   file answers nothing more, so only the pin's signal tells */
 
 struct daxfs_event {
 	__u64 seq;			/* per open file, from 1, no gaps */
@@ -154,14 +156,16 @@ struct daxfs_event {
 
 /*
  * The open file's events with seq >= from_seq, oldest first; the events before from_seq are
- * consumed (forgotten).  A holder that polls loses none: events stay queued until consumed.
+ * consumed (forgotten).  Events stay queued until consumed: a holder that asks from next_seq each
+ * time reads every event once, in order, however many there are.
  */
 #define DAXFS_EVENTS_MAX 200
 struct daxfs_ioc_events {
 	__u32 size;
 	__u32 count;			/* out: events in ev[] */
 	__u64 from_seq;			/* in */
-	__u64 next_seq;			/* out: the seq the next event will get */
+	__u64 next_seq;			/* out: where to read on: ev[count - 1].seq + 1 (more may be
+					   queued), or with count 0 the seq the next event will get */
 	__u64 reserved;
 	struct daxfs_event ev[DAXFS_EVENTS_MAX];
 };
@@ -201,7 +205,10 @@ struct daxfs_tag {
 /*
  * The engine reads or writes the media blocks the pin holds, whatever the file maps there now, as a
  * device would.  offset and length are bytes within the pin, multiples of DAXFS_TAG_UNIT.  Unpin,
- * release and revocation stop it between two units of work (64 KiB) before they return.
+ * release and revocation stop it between two units of work (64 KiB) before they return; so does a
+ * range invalidated and not refaulted.  Stopped after some of the work, the request succeeds, short
+ * (done < length, result says why), as a device's completion would; stopped before any, it fails
+ * with that error.
  */
 struct daxfs_ioc_dma {
 	__u32 size;
@@ -210,10 +217,12 @@ struct daxfs_ioc_dma {
 	__u64 offset;			/* in */
 	__u64 length;			/* in */
 	__u64 seq;			/* in: recorded in (or expected from) every tag */
-	__u64 mismatches;		/* out (verify): units that differ */
+	__u64 mismatches;		/* out (verify): units that differ, of those done */
 	__u64 first_mismatch;		/* out (verify): pin offset of the first, or ~0 */
-	__u64 done;			/* out: bytes done (less than length when a fence stopped it) */
-	__u64 reserved;
+	__u64 done;			/* out: bytes done from offset */
+	__s32 result;			/* out: 0, or why it stopped short: -ENOENT unpinned, -ENOLINK
+					   revoked, -EFAULT invalidated; in: zero */
+	__u32 reserved;			/* zero */
 };
 
 /* ---- information ---- */

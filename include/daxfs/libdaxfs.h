@@ -44,13 +44,26 @@ int daxfs_pin_fault(int fd, struct daxfs_pin *pin, uint64_t offset, uint64_t len
  */
 int daxfs_pin_map(const struct daxfs_pin *pin, uint64_t off, uint64_t *media_off, uint64_t *run);
 
-/* The daemon's DMA engine; mismatches and first_mismatch (verify) may be NULL. */
+/*
+ * The daemon's DMA engine; mismatches and first_mismatch (verify) may be NULL.  0 when all of
+ * length was done; -errno otherwise, also when a fence stopped it part-way (daxfs_dma_run says
+ * how far it got).
+ */
 int daxfs_dma(int fd, uint64_t pin_id, uint32_t op, uint64_t offset, uint64_t length, uint64_t seq,
 	      uint64_t *mismatches, uint64_t *first_mismatch);
+/*
+ * The same, with the whole request: d->op, pin_id, offset, length and seq in (size and the rest are
+ * set here).  0 when any of it was done: d->done bytes from offset, and d->result 0, or why it
+ * stopped short (-ENOENT unpinned, -ENOLINK revoked, -EFAULT invalidated); -errno when none was.
+ */
+int daxfs_dma_run(int fd, struct daxfs_ioc_dma *d);
 
 /* ---- events ---- */
 
-/* Up to max events with seq >= from_seq (consuming older ones); *n read, *next_seq to ask for next. */
+/*
+ * Up to max events with seq >= from_seq (consuming older ones), *n of them; *next_seq (may be NULL)
+ * is where to read on: a reader that asks from it each time reads every event once.
+ */
 int daxfs_events(int fd, uint64_t from_seq, struct daxfs_event *ev, uint32_t max, uint32_t *n, uint64_t *next_seq);
 int daxfs_event_ack(int fd, uint64_t pin_id, uint64_t seq);
 
@@ -65,7 +78,15 @@ int daxfs_list_policies(int fd, struct daxfs_policy_desc **policies, uint32_t *n
 int daxfs_policy_get(int fd, struct daxfs_ioc_policy *p);
 /*
  * Switch to policy `name` (built in, or a .so path) with params "key=value,...", or with name NULL
- * change the current policy's params.  0, or -errno with the daemon's reason in msg.
+ * change the current policy's params.  -errno when the request failed (-EPERM: the caller may not
+ * change the policy); 0 when the daemon answered, with the answer in *out: out->result 0 and the
+ * policy now in force, or out->result the -errno why the change was refused (the reason in
+ * out->message; nothing changed).
+ */
+int daxfs_policy_change(int fd, const char *name, const char *params, struct daxfs_ioc_policy *out);
+/*
+ * The same in one number: 0, or -errno either way, with the daemon's reason for a refused change in
+ * msg ("" when the request itself failed).  daxfs_policy_change tells the two apart.
  */
 int daxfs_policy_set(int fd, const char *name, const char *params, char *msg, size_t msglen);
 /* Start (path), stop or query the event trace: op DAXFS_TRACE_*; out may be NULL. */

@@ -103,7 +103,10 @@ struct daxfs_policy_ops {
 	int (*before_free)(struct daxfs_policy *pol, struct daxfs_free *f);
 	/* Optional (default DAXFS_KEEP_BUSY).  For each pinned media range leaving the file. */
 	int (*pinned_freed)(struct daxfs_policy *pol, struct daxfs_free *f, uint64_t media_off, uint64_t len);
-	/* Optional.  A pin is going away (unpinned, its file released, or revoked). */
+	/*
+	 * Optional.  A pin is going away (unpinned, its file released, or revoked): from now on it
+	 * cannot be broken, revoked or invalidated (those calls return -EINVAL).
+	 */
 	void (*on_unpin)(struct daxfs_policy *pol, const struct daxfs_pin_view *p);
 	/* Optional.  The holder acknowledged an invalidation of [file_off, file_off + len). */
 	void (*on_ack)(struct daxfs_policy *pol, const struct daxfs_pin_view *p, uint64_t file_off, uint64_t len);
@@ -126,7 +129,12 @@ uint64_t daxfs_policy_holder_busy_bytes(const struct daxfs_policy *pol, int32_t 
 void daxfs_policy_timer(struct daxfs_policy *pol, uint64_t when_ns);
 /* A built-in policy's ops, to delegate to (busy-quota falls back to wait, fail or revoke). */
 const struct daxfs_policy_ops *daxfs_policy_builtin(const char *name);
-/* A record in the event trace (when tracing is on): "policy" events with a free-form message. */
+/*
+ * A "policy_note" record in the event trace (when tracing is on), {"ev":"policy_note","policy":NAME,
+ * "msg":TEXT}: a free-form message (printf format, up to 511 bytes; cut shorter, at a whole character,
+ * where escaping it for JSON would take more than the record leaves it).  Not "policy": that record is
+ * the daemon's, for a change of policy.
+ */
 void daxfs_policy_trace(struct daxfs_policy *pol, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t daxfs_now_ns(void);
 
@@ -165,20 +173,21 @@ uint32_t daxfs_pin_uid(const struct daxfs_pin_view *p);
 uint64_t daxfs_pin_bytes(const struct daxfs_pin_view *p);	/* media bytes it holds */
 /*
  * Break the pin's lease: it becomes REVOKING and its holder gets a LEASE_BREAK event; at deadline_ns
- * it is revoked unless unpinned.  An earlier deadline stands.  0, or -EINVAL on a revoked pin.
+ * it is revoked unless unpinned.  An earlier deadline stands (one earlier than the pin's replaces it,
+ * with a new event).  0, or -EINVAL on a revoked pin or one going away.
  */
 int daxfs_pin_break_lease(struct daxfs_policy *pol, const struct daxfs_pin_view *p, uint64_t deadline_ns);
 /*
  * Revoke the pin now: REVOKED event; the daemon's DMA through it is fenced.  A DAXFS_PIN_REVOCABLE
  * pin lets go of its blocks at once; any other keeps them out of reuse until its file is released,
- * since its device may not have stopped.
+ * since its device may not have stopped.  0, or -EINVAL on a revoked pin or one going away.
  */
 int daxfs_pin_revoke(struct daxfs_policy *pol, const struct daxfs_pin_view *p);
 /*
  * ODP: ask the holder to stop using the blocks of this free under pin p (an INVALIDATE event per
  * range).  When it acknowledges, the pin lets go of them; at deadline_ns unacknowledged, the pin is
  * revoked.  Once per pin and free: calling again for the same free does nothing.  0, or -EINVAL when
- * the pin is not DAXFS_PIN_ODP or is revoked.
+ * the pin is not DAXFS_PIN_ODP, is revoked or is going away.
  */
 int daxfs_pin_invalidate(struct daxfs_policy *pol, struct daxfs_free *f, const struct daxfs_pin_view *p,
 			 uint64_t deadline_ns);

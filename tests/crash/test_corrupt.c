@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "check.h"
+#include "csum.h"
 #include "super.h"
 #include "treewalk.h"
 #include "util.h"
@@ -195,11 +196,11 @@ static void locate(void)
 		inode_free(ip);
 	}
 	struct slotlist sl;
-	for (int l = 0; l < 2; l++) {
-		uint64_t head = l ? s->sb.busy_head : s->sb.orphan_head;
+	static const uint32_t kinds[] = { DAXFS_SLOTS_ORPHAN, DAXFS_SLOTS_BUSY, DAXFS_SLOTS_HOLDER };
+	for (int l = 0; l < 3; l++) {
+		uint64_t head = l == 0 ? s->sb.orphan_head : l == 1 ? s->sb.busy_head : s->sb.holder_head;
 
-		assert_int_equal(slots_load(&sl, s, l ? DAXFS_SLOTS_BUSY : DAXFS_SLOTS_ORPHAN, head, NULL, NULL, err,
-					    sizeof(err)), 0);
+		assert_int_equal(slots_load(&sl, s, kinds[l], head, NULL, NULL, err, sizeof(err)), 0);
 		for (size_t i = 0; i < sl.nblocks; i++)
 			add(K_SLOTS, sl.blocks[i] * bs, 32 + 8 * 32);	/* header and the first slots */
 		slots_destroy(&sl);
@@ -432,6 +433,216 @@ static void test_stale_orphan_slot(void **state)
 	free(img);
 }
 
+/* ---- a corrupt holder list ---- */
+
+enum holder_damage {
+	HD_CHECKSUM,	/* a record that does not verify */
+	HD_NO_HOLDER,	/* a record that verifies but names no process (pid 0) */
+	HD_CHAIN,	/* the list's head block does not verify: no record can be read */
+};
+static const char *const damage_name[] = { "a holder record with a bad checksum", "a holder record naming no process",
+					   "a holder list whose head block is corrupt" };
+
+/* Where the base image's first holder record and its list's head block are; the record with pid 0. */
+struct holder_spot {
+	uint64_t slot_off, head_off;
+	struct daxfs_slot no_holder;
+};
+
+static int first_holder(void *arg, uint64_t id, const uint64_t v[3])
+{
+	(void)v;
+	if (*(uint64_t *)arg == UINT64_MAX)
+		*(uint64_t *)arg = id;
+	return 0;
+}
+
+static struct holder_spot find_holder(void)
+{
+	struct mount_config cfg = { .norecovery = true, .readonly = true, .private_map = true, .shared = true };
+	struct holder_spot h;
+	struct slotlist sl;
+	struct fs *fs;
+	char err[256];
+	uint64_t id = UINT64_MAX;
+
+	assert_int_equal(mount_open(&fs, base_path, &cfg, err, sizeof(err)), 0);
+	struct sbi *s = &fs->sbi;
+	assert_true(s->sb.feature_compat & DAXFS_FEATURE_COMPAT_HOLDERS);
+	assert_int_equal(slots_load(&sl, s, DAXFS_SLOTS_HOLDER, s->sb.holder_head, first_holder, &id, err,
+				    sizeof(err)), 0);
+	assert_true(id != UINT64_MAX);	/* build_base's pinning process */
+	uint64_t blk = sl.blocks[id / sl.per_block];
+	uint32_t idx = (uint32_t)(id % sl.per_block);
+	h.slot_off = blk * s->bs + sizeof(struct daxfs_slot_block) + idx * sizeof(struct daxfs_slot);
+	h.head_off = s->sb.holder_head * s->bs;
+	h.no_holder = slots_block(&sl, id / sl.per_block)[idx];
+	h.no_holder.v[2] = 0;
+	h.no_holder.crc = csum_slot(s->seed, blk, idx, &h.no_holder);
+	slots_destroy(&sl);
+	mount_close(fs);
+	return h;
+}
+
+/* Records on the holder list of the image, or -1 when it does not load. */
+static int holder_records(void)
+{
+	struct mount_config cfg = { .norecovery = true, .readonly = true, .private_map = true, .shared = true };
+	struct slotlist sl;
+	struct fs *fs;
+	char err[256];
+	int n = -1;
+
+	if (mount_open(&fs, work_path, &cfg, err, sizeof(err)))
+		return -1;
+	if (slots_load(&sl, &fs->sbi, DAXFS_SLOTS_HOLDER, fs->sbi.sb.holder_head, NULL, NULL, err, sizeof(err)) == 0)
+		n = (int)sl.used;
+	slots_destroy(&sl);
+	mount_close(fs);
+	return n;
+}
+
+/* What a file holds, as a string (at most 8 KiB). */
+static const char *slurp(FILE *f)
+{
+	static char buf[8192];
+	size_t n;
+
+	rewind(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	return buf;
+}
+
+#define H_CHECK(cond, ...)                                                                 \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			fprintf(stderr, "%s: ", damage_name[d]);                           \
+			fprintf(stderr, __VA_ARGS__);                                      \
+			fputc('\n', stderr);                                               \
+			return 1;                                                          \
+		}                                                                          \
+	} while (0)
+
+/* Repaired or mounted, the image must check clean, mount with quarantine, and hold no holder record. */
+static int holder_after(enum holder_damage d)
+{
+	struct check_opts o = { .mode = CHECK_READONLY };
+	struct mount_config cfg = { .enospc_wait_ms = 100 };
+	struct check_result r;
+	struct fs *fs;
+	char err[512];
+	FILE *out = tmpfile();
+
+	o.out = out;
+	H_CHECK(check_image(work_path, &o, &r) == FSCK_OK, "fsck -n afterwards: %s", slurp(out));
+	fclose(out);
+	H_CHECK(holder_records() == 0, "%d holder records left", holder_records());
+	H_CHECK(mount_open(&fs, work_path, &cfg, err, sizeof(err)) == 0, "the default mount afterwards: %s", err);
+	mount_close(fs);
+	return 0;
+}
+
+/* In a child: fsck -n reports what is wrong with the list; fsck -y drops it, and says so. */
+static int holder_fsck_child(enum holder_damage d)
+{
+	struct check_opts o = { .mode = CHECK_READONLY };
+	struct check_result r;
+	FILE *out = tmpfile();
+
+	alarm(20);
+	o.out = out;
+	int rc = check_image(work_path, &o, &r);
+	const char *said = slurp(out);
+	H_CHECK(rc == FSCK_UNFIXED, "fsck -n returned %d: %s", rc, said);
+	H_CHECK(strstr(said, "holder"), "fsck -n said: %s", said);
+	H_CHECK(holder_records() != 0, "fsck -n changed the list");
+	fclose(out);
+	o.mode = CHECK_REPAIR;
+	o.out = out = tmpfile();
+	rc = check_image(work_path, &o, &r);
+	said = slurp(out);
+	H_CHECK(rc == FSCK_FIXED, "fsck -y returned %d: %s", rc, said);
+	H_CHECK(strstr(said, d == HD_CHAIN ? "holder list emptied" : "dropped"), "fsck -y said: %s", said);
+	fclose(out);
+	return holder_after(d);
+}
+
+/*
+ * In a child: the default mount (quarantine) refuses a list it cannot read, saying what helps;
+ * recover=reclaim mounts by discarding it, with a line on standard error.
+ */
+static int holder_mount_child(enum holder_damage d)
+{
+	struct mount_config cfg = { .enospc_wait_ms = 100 };
+	struct fs *fs;
+	char err[512];
+	FILE *log = tmpfile();
+
+	alarm(20);
+	if (d != HD_NO_HOLDER) {
+		H_CHECK(mount_open(&fs, work_path, &cfg, err, sizeof(err)) != 0, "mounted with quarantine");
+		H_CHECK(strstr(err, "holder list") && strstr(err, "recover=reclaim") && strstr(err, "fsck.daxfs -y"),
+			"the mount said: %s", err);
+	}
+	cfg.reclaim_at_mount = true;
+	fflush(stderr);
+	int saved = dup(2);
+	dup2(fileno(log), 2);
+	int ret = mount_open(&fs, work_path, &cfg, err, sizeof(err));
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	H_CHECK(ret == 0, "recover=reclaim did not mount: %s", err);
+	mount_start(fs);
+	use(fs);
+	mount_close(fs);
+	const char *said = slurp(log);
+	if (d != HD_NO_HOLDER)
+		H_CHECK(strstr(said, "holder list") && strstr(said, "discarded (recover=reclaim)"), "it logged: %s", said);
+	fclose(log);
+	return holder_after(d);
+}
+
+static void holder_trial(const char *img, enum holder_damage d, int (*child)(enum holder_damage))
+{
+	write_image(img, IMAGE_BYTES);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(child(d));
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (WIFSIGNALED(st))
+		fail_msg("%s: the trial died with signal %d", damage_name[d], WTERMSIG(st));
+	if (WEXITSTATUS(st))
+		fail_msg("%s: trial failed (exit %d)", damage_name[d], WEXITSTATUS(st));
+}
+
+/*
+ * A corrupt holder list (a record that does not verify, one naming no process, a head block that
+ * does not verify): fsck -y drops the bad records or empties the list, and recover=reclaim mounts by
+ * discarding it; either way the image checks clean and mounts with quarantine after.
+ */
+static void test_corrupt_holder_list(void **state)
+{
+	struct holder_spot h = find_holder();
+	char *img = malloc(IMAGE_BYTES);
+
+	(void)state;
+	for (enum holder_damage d = HD_CHECKSUM; d <= HD_CHAIN; d++) {
+		memcpy(img, base, IMAGE_BYTES);
+		if (d == HD_CHECKSUM)
+			img[h.slot_off + offsetof(struct daxfs_slot, v)] ^= 0x5a;
+		else if (d == HD_NO_HOLDER)
+			memcpy(img + h.slot_off, &h.no_holder, sizeof(h.no_holder));
+		else
+			img[h.head_off + offsetof(struct daxfs_slot_block, magic)] ^= 0x5a;
+		holder_trial(img, d, holder_fsck_child);
+		holder_trial(img, d, holder_mount_child);
+	}
+	free(img);
+}
+
 static void test_truncated_and_random(void **state)
 {
 	char *img = malloc(IMAGE_BYTES);
@@ -472,6 +683,7 @@ int main(void)
 		cmocka_unit_test(test_base_is_sound),
 		cmocka_unit_test(test_flip_every_structure),
 		cmocka_unit_test(test_stale_orphan_slot),
+		cmocka_unit_test(test_corrupt_holder_list),
 		cmocka_unit_test(test_truncated_and_random),
 	};
 	return cmocka_run_group_tests_name("corrupt", tests, setup, teardown);

@@ -23,6 +23,22 @@ static char workdir[128];	/* registry and mount points live here */
 static int registry = -1;	/* "M path" mounts, "I path" images, "P pid" daemons */
 static int counter;
 
+/*
+ * Bounds on waiting for the daemon: generous, since only a hang may reach them (a loaded 2-CPU VM,
+ * ASan, two test programs at once), and measured on the clock, not in polls of some length.
+ */
+#define MOUNT_WAIT_S 60		/* the daemon to validate, recover and mount the image */
+#define UMOUNT_BUSY_S 30	/* the mount to stop being busy (a child's descriptors closing) */
+#define EXIT_WAIT_S 60		/* the daemon to exit after umount (drain reclaim, write back) */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
 static const char *env_or(const char *name, const char *def)
 {
 	const char *v = getenv(name);
@@ -65,6 +81,16 @@ static int uring_available(char *why, size_t len)
 		snprintf(why, len, "FUSE over io_uring is off (%s is N; scripts/test.sh turns it on for its "
 			 "io_uring pass)", param);
 	return f && c == 'Y' ? 0 : -1;
+}
+
+const char *h_daxfsctl_bin(void)
+{
+	return env_or("DAXFSCTL_BIN", "build/tools/daxfsctl");
+}
+
+const char *h_daxfs_pin_bin(void)
+{
+	return env_or("DAXFS_PIN_BIN", "build/tools/daxfs-pin");
 }
 
 static void reg(char kind, const char *what)
@@ -161,7 +187,7 @@ int h_mount(struct mnt *m, const char *opts)
 	reg('P', p);
 	reg('M', m->dir);
 	m->daemon = pid;
-	for (int i = 0; i < 2000; i++) {
+	for (uint64_t deadline = mono_ms() + MOUNT_WAIT_S * 1000; mono_ms() < deadline;) {
 		int st;
 
 		if (mounted(m->dir))
@@ -170,9 +196,9 @@ int h_mount(struct mnt *m, const char *opts)
 			m->daemon = 0;
 			return -1;
 		}
-		usleep(5000);
+		usleep(2000);
 	}
-	print_message("daemon did not mount %s within 10 s\n", m->dir);
+	print_message("daemon did not mount %s within %d s\n", m->dir, MOUNT_WAIT_S);
 	h_crash(m);
 	return -1;
 }
@@ -181,7 +207,7 @@ static int wait_daemon(struct mnt *m, int seconds)
 {
 	int st;
 
-	for (int i = 0; i < seconds * 200; i++) {
+	for (uint64_t deadline = mono_ms() + (uint64_t)seconds * 1000;;) {
 		pid_t r = waitpid(m->daemon, &st, WNOHANG);
 
 		if (r == m->daemon) {
@@ -190,38 +216,44 @@ static int wait_daemon(struct mnt *m, int seconds)
 		}
 		if (r < 0)
 			return -1;
-		usleep(5000);
+		if (mono_ms() > deadline)
+			return -2;
+		usleep(2000);
 	}
-	return -2;
 }
 
 int h_umount(struct mnt *m)
 {
 	if (!m->daemon)
 		return -1;
-	for (int i = 0; umount2(m->dir, 0) < 0; i++) {
-		if (errno != EBUSY || i > 400) {
+	for (uint64_t deadline = mono_ms() + UMOUNT_BUSY_S * 1000; umount2(m->dir, 0) < 0;) {
+		if (errno != EBUSY || mono_ms() > deadline) {
 			print_message("umount %s: %s\n", m->dir, strerror(errno));
 			umount2(m->dir, MNT_DETACH);
 			break;
 		}
-		usleep(5000);
+		usleep(2000);
 	}
-	int rc = wait_daemon(m, 30);
+	int rc = wait_daemon(m, EXIT_WAIT_S);
 	if (rc == -2) {
 		print_message("daemon %d did not exit after umount\n", m->daemon);
 		kill(m->daemon, SIGKILL);
-		wait_daemon(m, 5);
+		wait_daemon(m, EXIT_WAIT_S);
 	}
 	return rc;
 }
 
-void h_crash(struct mnt *m)
+void h_kill(struct mnt *m)
 {
 	if (m->daemon) {
 		kill(m->daemon, SIGKILL);
-		wait_daemon(m, 10);
+		wait_daemon(m, EXIT_WAIT_S);
 	}
+}
+
+void h_crash(struct mnt *m)
+{
+	h_kill(m);
 	umount2(m->dir, MNT_DETACH);
 }
 
@@ -303,11 +335,11 @@ int h_main(int (*fn)(void))
 		perror(path);
 		return 1;
 	}
-	/* Daemons orphaned by a crashed test process come back to us, so we can reap them. */
-	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	/* DAXFS_TEST_FILTER=PATTERN runs only the tests whose names match (cmocka's wildcards). */
+	/* While working on a test: run only the tests whose names match this pattern. */
 	if (getenv("DAXFS_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("DAXFS_TEST_FILTER"));
+	/* Daemons orphaned by a crashed test process come back to us, so we can reap them. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	pid_t child = fork();
 	if (child == 0)
 		_exit(fn());

@@ -27,7 +27,8 @@ struct mnt {
 
 /*
  * Run `fn` (which calls cmocka) under the supervisor; returns the exit code for main: 77 (skipped)
- * without running it when this machine cannot mount FUSE file systems.
+ * without running it when this machine cannot mount FUSE file systems.  DAXFS_TEST_FILTER=PATTERN
+ * in the environment runs only the tests whose names match (cmocka's wildcards).
  */
 int h_main(int (*fn)(void));
 
@@ -39,7 +40,13 @@ int h_mkfs(struct mnt *m, const char *args);
 int h_mount(struct mnt *m, const char *opts);
 /* Unmount and wait for the daemon; returns its exit status (0 when it exited cleanly). */
 int h_umount(struct mnt *m);
-/* kill -9 the daemon and detach the dead mount. */
+/*
+ * kill -9 the daemon and wait for it.  The dead mount stays attached: every call on it fails
+ * (ENOTCONN).  Detached, its path would lead to the empty directory under it, and a process still
+ * working there would carry on in /tmp.  Stop such processes, then h_crash to detach.
+ */
+void h_kill(struct mnt *m);
+/* kill -9 the daemon (if h_kill has not) and detach the dead mount. */
 void h_crash(struct mnt *m);
 /* Remove the image. */
 void h_destroy(struct mnt *m);
@@ -59,6 +66,8 @@ const char *h_mkfs_bin(void);
 const char *h_fsck_bin(void);
 /* DAXFS_TEST_TRANSPORT: "uring" or "dev" adds -o transport= to every mount; "" (unset) adds nothing. */
 const char *h_transport(void);
+const char *h_daxfsctl_bin(void);
+const char *h_daxfs_pin_bin(void);
 
 /* Assert a call failed with the given errno. */
 #define assert_errno(call, err)                                                                  \

@@ -116,33 +116,40 @@ static inline struct statvfs sfs_of(const char *path)
 }
 
 /*
- * FUSE sends RELEASE asynchronously after close(): wait (up to 5 s) for f_bfree to reach `want`.
- * Returns the last value seen.
+ * How long a test waits for the daemon to do something it must do before calling it hung.  Only a
+ * hang may fail a wait: the machine may be a loaded 2-CPU VM running two test programs, under ASan.
+ */
+#define WAIT_S 30
+
+static inline uint64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/*
+ * FUSE sends RELEASE asynchronously after close(): wait (up to WAIT_S) for f_bfree to reach `want`.
+ * Returns the last value seen.  Only for a count that moves one way to a known value: a value
+ * that passes through `want` on its way elsewhere ends the wait too (settle() has no such hole).
  */
 static inline uint64_t wait_bfree(const char *path, uint64_t want)
 {
-	uint64_t v = 0;
+	uint64_t v, deadline = mono_ms() + WAIT_S * 1000;
 
-	for (int i = 0; i < 500; i++) {
-		v = sfs_of(path).f_bfree;
-		if (v == want)
-			break;
-		usleep(10000);
-	}
+	while ((v = sfs_of(path).f_bfree) != want && mono_ms() < deadline)
+		usleep(2000);
 	return v;
 }
 
 /* Inode numbers return when the kernel sends FORGET, also asynchronously: the same for f_ffree. */
 static inline uint64_t wait_ffree(const char *path, uint64_t want)
 {
-	uint64_t v = 0;
+	uint64_t v, deadline = mono_ms() + WAIT_S * 1000;
 
-	for (int i = 0; i < 500; i++) {
-		v = sfs_of(path).f_ffree;
-		if (v == want)
-			break;
-		usleep(10000);
-	}
+	while ((v = sfs_of(path).f_ffree) != want && mono_ms() < deadline)
+		usleep(2000);
 	return v;
 }
 
@@ -164,6 +171,28 @@ static inline struct timespec now_rt(void)
 static inline int64_t ts_ns(struct timespec t)
 {
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/*
+ * Wait until the clock has passed t, so that a change made after this returns stamps a time later
+ * than t and a change that should not have happened shows.  The daemon stamps with CLOCK_REALTIME;
+ * the kernel's coarse clock, which it uses when it stamps a time itself, trails that by up to a
+ * tick: wait for the coarse one.  A fixed sleep would assume how fast the clock ticks.
+ */
+static inline void tick_past(struct timespec t)
+{
+	uint64_t deadline = mono_ms() + WAIT_S * 1000;
+	struct timespec now;
+
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME_COARSE, &now);
+		if (ts_cmp(now, t) > 0)
+			return;
+		if (mono_ms() > deadline)
+			fail_msg("CLOCK_REALTIME_COARSE did not pass %lld.%09ld in %d s", (long long)t.tv_sec,
+				 t.tv_nsec, WAIT_S);
+		usleep(1000);
+	}
 }
 
 static inline int renameat2_(const char *a, const char *b, unsigned flags)
@@ -211,6 +240,96 @@ static inline void close_leaked(const struct mnt *m)
 			close(fd);
 	}
 	closedir(d);
+}
+
+/* Append the inode number of everything below the directory fd (which this closes) to *v. */
+static inline void collect_inos(int fd, ino_t **v, size_t *n, size_t *cap)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *e;
+
+	if (!d)
+		fail_msg("fdopendir: %s", strerror(errno));
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (*n == *cap) {
+			*cap = *cap ? 2 * *cap : 1024;
+			*v = realloc(*v, *cap * sizeof(**v));
+			assert_non_null(*v);
+		}
+		(*v)[(*n)++] = e->d_ino;
+		unsigned char type = e->d_type;
+		if (type == DT_UNKNOWN) {
+			struct stat st;
+
+			if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				fail_msg("fstatat %s: %s", e->d_name, strerror(errno));
+			type = IFTODT(st.st_mode);
+		}
+		if (type == DT_DIR) {
+			int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+
+			if (sub < 0)
+				fail_msg("open directory %s: %s", e->d_name, strerror(errno));
+			collect_inos(sub, v, n, cap);
+		}
+	}
+	closedir(d);
+}
+
+static inline int ino_cmp(const void *a, const void *b)
+{
+	ino_t x = *(const ino_t *)a, y = *(const ino_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Wait until the daemon holds no inode that is gone from the namespace: every file unlinked (or
+ * replaced, or removed while open) has been released and forgotten, so its blocks and its inode are
+ * back in the counts.  close() returns before the kernel's RELEASE is served, and FORGET follows
+ * later still (the kernel holds a file's inode until the RELEASE reply); nothing the test can call
+ * waits for them, and a statfs answered in between is not ordered after them (the daemon serves
+ * requests on several threads).  So: count the distinct inodes the namespace holds (hard links
+ * once, the root too) and wait for statfs to say exactly that many are in use.  The daemon frees
+ * an inode's blocks before it drops the inode number, so once the inode count agrees f_bfree is
+ * final too (busy extents aside: those wait for their pins, see the pin tests).
+ *
+ * For a test's start, when it must not see the earlier tests' deferred frees arrive, and after a
+ * test's own removals when it then checks exact counts.  Requires that nothing unlinked is still
+ * open or mapped: descriptors left behind by a failed test are closed first.
+ */
+static inline void settle(const struct mnt *m)
+{
+	ino_t *v = NULL;
+	size_t n = 0, cap = 0, distinct = 0;
+
+	close_leaked(m);
+	int fd = open(m->dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		fail_msg("open %s: %s", m->dir, strerror(errno));
+	collect_inos(fd, &v, &n, &cap);
+	if (n)
+		qsort(v, n, sizeof(*v), ino_cmp);
+	for (size_t i = 0; i < n; i++)
+		distinct += i == 0 || v[i] != v[i - 1];
+	free(v);
+	distinct++;	/* the root */
+
+	uint64_t deadline = mono_ms() + WAIT_S * 1000, used;
+	for (;;) {
+		struct statvfs sv = sfs_of(m->dir);
+
+		used = sv.f_files - sv.f_ffree;
+		if (used == distinct)
+			return;
+		if (mono_ms() > deadline)
+			break;
+		usleep(2000);
+	}
+	fail_msg("%s: after %d s the daemon has %llu inodes in use, the namespace holds %zu", m->dir, WAIT_S,
+		 (unsigned long long)used, distinct);
 }
 
 /* fsck.daxfs -n on the (unmounted) image must find nothing wrong. */

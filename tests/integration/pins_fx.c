@@ -158,7 +158,7 @@ void unpin_and_check_reclaim(struct fx *x)
 	struct daxfs_ioc_stats s0 = pu_stats(x->dfd);
 
 	assert_int_equal(daxfs_unpin(x->fd, x->p.id), 0);
-	if (!PU_POLL(pu_nbusy(x->dfd) == 0 && pu_bfree(&x->m) == bfree + PIN_BLOCKS, 5000))
+	if (!PU_POLL(pu_nbusy(x->dfd) == 0 && pu_bfree(&x->m) == bfree + PIN_BLOCKS, PU_WAIT_MS))
 		fail_msg("5 s after unpin: %u busy extents, %llu blocks free (expected %llu)", pu_nbusy(x->dfd),
 			 (unsigned long long)pu_bfree(&x->m), (unsigned long long)(bfree + PIN_BLOCKS));
 	struct daxfs_ioc_stats s = pu_stats(x->dfd);

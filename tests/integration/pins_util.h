@@ -24,16 +24,27 @@
 
 uint64_t pu_now_ms(void);
 
-/* Seconds a whole test may take before the guard (pu_guard) declares it hung. */
-#define PU_TEST_TIMEOUT 60
+/*
+ * Seconds a whole test may take before the guard (pu_guard) declares it hung, and milliseconds a
+ * test waits for something the daemon must do (a release, reclaim) before failing.  Only hangs may
+ * reach them: the machine may be a loaded 2-CPU VM running two test programs, under ASan.
+ */
+#define PU_TEST_TIMEOUT 120
+#define PU_WAIT_MS 30000
 
 /* mkfs -s SIZE and mount with opts (attr_timeout=0 is always added, so stat sees fresh st_blocks). */
 void pu_setup(struct mnt *m, const char *name, const char *size, const char *opts);
 /*
- * close() queues FUSE_RELEASE asynchronously, and an unmount aborts whatever the daemon has not read
- * yet (daxfs never frees such an open file: a leak under ASan).  The daemon reads requests in order, so
- * once a later synchronous request (statfs) is answered, every earlier release has been read and
- * will be served before the daemon exits.  Call before unmounting.
+ * Before an unmount: close() queues FUSE_RELEASE and returns, and an unmount aborts the requests the
+ * daemon has not read yet.  The kernel hands requests over in the order they were queued, so once a
+ * later synchronous request (a statfs) is answered the earlier releases have been read, and a
+ * request read is served before the daemon exits.  (Only while fewer than max_background, 12,
+ * background requests are in flight: beyond that the kernel holds releases back and the statfs can
+ * overtake them.  The daemon also drops at exit the open files whose release never came.)
+ *
+ * This orders reading, not serving: the daemon serves on several threads, so the statfs may be
+ * answered while a release is still being served.  It proves nothing about a release's effects
+ * (pins dropped, blocks freed): poll for those with PU_POLL.
  */
 void pu_release_barrier(const struct mnt *m);
 /* Unmount (exit status 0 required), fsck -n (exit 0 required), remove the image; disarms the guard. */

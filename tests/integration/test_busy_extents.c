@@ -149,10 +149,10 @@ static void unlinked_scenario(const char *name, bool rename_over)
 	uint64_t bfull = pu_bfree(&x.m);
 	assert_ok(close(x.fd));
 	x.fd = -1;
-	if (!PU_POLL(pu_npins(x.dfd) == 0 && pu_bfree(&x.m) >= bfull + FSIZE / BS, 5000))
+	if (!PU_POLL(pu_npins(x.dfd) == 0 && pu_bfree(&x.m) >= bfull + FSIZE / BS, PU_WAIT_MS))
 		fail_msg("5 s after the last close: %u pins, %llu blocks free, expected at least %llu",
 			 pu_npins(x.dfd), (unsigned long long)pu_bfree(&x.m), (unsigned long long)(bfull + FSIZE / BS));
-	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0, PU_WAIT_MS));
 	struct scan s = pu_scan(x.g);
 	assert_int_equal(s.units + s.foreign, 0);
 	assert_ok(unlink(x.g));
@@ -194,7 +194,7 @@ static void test_busy_overlapping_pins(void **state)
 	/* Drop the first pin: what only it held may go; what q holds must stay busy. */
 	uint64_t bfree = pu_bfree(&x.m);
 	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
-	assert_true(PU_POLL(pu_stats(x.dfd).reclaim_queued == 0 && pu_bfree(&x.m) == bfree + 1 * MiB / BS, 5000));
+	assert_true(PU_POLL(pu_stats(x.dfd).reclaim_queued == 0 && pu_bfree(&x.m) == bfree + 1 * MiB / BS, PU_WAIT_MS));
 	b = pu_busy(x.dfd, &n);
 	uint64_t held = 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -216,7 +216,7 @@ static void test_busy_overlapping_pins(void **state)
 
 	bfree = pu_bfree(&x.m);
 	assert_int_equal(daxfs_unpin(x.fd, q.id), 0);
-	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0 && pu_bfree(&x.m) == bfree + 2 * MiB / BS, 5000));
+	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0 && pu_bfree(&x.m) == bfree + 2 * MiB / BS, PU_WAIT_MS));
 	daxfs_pin_free(&q);
 	assert_ok(unlink(x.g));
 	fx_done(&x);
@@ -246,7 +246,7 @@ static void test_busy_partial_truncate(void **state)
 
 	bfree0 = pu_bfree(&x.m);
 	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
-	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0 && pu_bfree(&x.m) == bfree0 + 1 * MiB / BS, 5000));
+	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0 && pu_bfree(&x.m) == bfree0 + 1 * MiB / BS, PU_WAIT_MS));
 	assert_int_equal(pu_stats(x.dfd).reclaimed_blocks, 1 * MiB / BS);
 	/* F's own half of the old pin is untouched by reclaim. */
 	assert_int_equal(pread(x.fd, buf, 1 * MiB, PIN_OFF), (ssize_t)(1 * MiB));
@@ -327,7 +327,7 @@ static void test_crash_with_busy_extents(void **state)
 	assert_int_equal(h_mount(&x.m, "-o attr_timeout=0"), 0);
 	pu_guard(&x.m, "after the remount", PU_TEST_TIMEOUT);
 	x.dfd = pu_dirfd(&x.m);
-	if (!PU_POLL(pu_nbusy(x.dfd) == 0 && pu_bfree(&x.m) == bfree + PIN_BLOCKS, 5000))
+	if (!PU_POLL(pu_nbusy(x.dfd) == 0 && pu_bfree(&x.m) == bfree + PIN_BLOCKS, PU_WAIT_MS))
 		fail_msg("5 s after remount: %u busy extents, %llu free blocks (expected %llu)", pu_nbusy(x.dfd),
 			 (unsigned long long)pu_bfree(&x.m), (unsigned long long)(bfree + PIN_BLOCKS));
 	for (uint32_t i = 0; i < x.p.nextents; i++)
@@ -403,8 +403,8 @@ static void quarantine_case(bool quarantine)
 	if (!quarantine) {
 		/* Everything busy is reclaimed at once, live holder or not: the promise is only for crashes of both. */
 		assert_int_equal(s.quarantined_blocks, 0);
-		if (!PU_POLL(pu_nbusy(x.dfd) == 0, 10000))
-			fail_msg("recover=reclaim: busy extents left 10 s after the mount");
+		if (!PU_POLL(pu_nbusy(x.dfd) == 0, PU_WAIT_MS))
+			fail_msg("recover=reclaim: busy extents left 30 s after the mount");
 	} else {
 		/* Held: the busy range, and G2's pinned range, not queued for reclaim. */
 		assert_int_equal(s.quarantined_blocks, 2 * PIN_BLOCKS);
@@ -423,13 +423,18 @@ static void quarantine_case(bool quarantine)
 		assert_int_equal(daxfs_unpin(gfd, all.id), 0);
 		daxfs_pin_free(&all);
 		close(gfd);
+		uint64_t full = pu_bfree(&x.m);
 		assert_ok(unlink(x.g));
+		/* G's blocks come back when its RELEASE arrives, after close() returned: count from then. */
+		if (!PU_POLL(pu_bfree(&x.m) >= full + glen / BS, PU_WAIT_MS))
+			fail_msg("30 s after the unlink: %llu blocks free, G's %llu not back",
+				 (unsigned long long)pu_bfree(&x.m), (unsigned long long)(glen / BS));
 		/* The holder exits: what it held comes back. */
 		uint64_t before = pu_bfree(&x.m);
 		assert_ok(kill(holder, SIGKILL));
 		waitpid(holder, NULL, 0);
-		if (!PU_POLL(pu_nbusy(x.dfd) == 0 && pu_bfree(&x.m) == before + 2 * PIN_BLOCKS, 10000))
-			fail_msg("10 s after the holder exited: %u busy extents, %llu blocks free (expected %llu)",
+		if (!PU_POLL(pu_nbusy(x.dfd) == 0 && pu_bfree(&x.m) == before + 2 * PIN_BLOCKS, PU_WAIT_MS))
+			fail_msg("30 s after the holder exited: %u busy extents, %llu blocks free (expected %llu)",
 				 pu_nbusy(x.dfd), (unsigned long long)pu_bfree(&x.m),
 				 (unsigned long long)(before + 2 * PIN_BLOCKS));
 		assert_int_equal(pu_stats(x.dfd).quarantined_blocks, 0);
@@ -510,7 +515,7 @@ static void test_enospc_and_reclaim(void **state)
 	if (w != (ssize_t)sizeof(buf))
 		fail_msg("write right after the unpin: %zd (%s); enospc_waits %llu", w, w < 0 ? strerror(errno) : "short",
 			 (unsigned long long)pu_stats(x.dfd).enospc_waits);
-	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0, PU_WAIT_MS));
 	/* The rest of the reclaimed space is usable too. */
 	for (uint64_t off = BS; off < 1 * MiB; off += BS)
 		assert_int_equal(pwrite(pfd, buf, sizeof(buf), (off_t)off), (ssize_t)sizeof(buf));
@@ -533,7 +538,7 @@ static void test_reclaim_discard(void **state)
 	assert_ok(stat(x.m.image, &st));
 	uint64_t before = (uint64_t)st.st_blocks * 512;
 	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
-	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_nbusy(x.dfd) == 0, PU_WAIT_MS));
 	assert_ok(stat(x.m.image, &st));
 	uint64_t after = (uint64_t)st.st_blocks * 512;
 	print_message("image allocation: %llu -> %llu bytes\n", (unsigned long long)before, (unsigned long long)after);

@@ -143,7 +143,7 @@ static void progress(struct driver *d, uint64_t n, const char *what)
 {
 	uint64_t want = done_of(d) + n;
 
-	if (!PU_POLL(done_of(d) >= want, 20000))
+	if (!PU_POLL(done_of(d) >= want, PU_WAIT_MS))
 		fail_msg("%s: the device completed %llu writes, not %llu (errors %llu, first %d, lost %d, post %d)", what,
 			 (unsigned long long)done_of(d), (unsigned long long)want, (unsigned long long)d->failed,
 			 d->first_bad, d->lost, d->post_err);
@@ -251,6 +251,17 @@ static struct daxfs_mr_info mr_info(struct daxfs_mr *mr)
 	return mi;
 }
 
+/*
+ * The device shows LOST only after its unpin returned, and the truncate that waited for that unpin
+ * may return first: wait for it.
+ */
+static struct daxfs_mr_info wait_lost(struct daxfs_mr *mr)
+{
+	if (!PU_POLL(mr_info(mr).state == DAXFS_MR_LOST, PU_WAIT_MS))
+		fail_msg("the registration is %s, not lost, 30 s after its pin went", daxfs_mr_state_str(mr_info(mr).state));
+	return mr_info(mr);
+}
+
 static struct daxfs_scan_report scan(struct fx *x, bool with_trace)
 {
 	struct daxfs_scan_opts o = { .trace = with_trace ? x->trace : NULL };
@@ -346,7 +357,7 @@ static void free_start(struct free_job *j)
 
 static void free_join(struct free_job *j, const char *what)
 {
-	if (!PU_POLL(__atomic_load_n(&j->done, __ATOMIC_ACQUIRE), 20000))
+	if (!PU_POLL(__atomic_load_n(&j->done, __ATOMIC_ACQUIRE), PU_WAIT_MS))
 		fail_msg("%s: still running after 20 s", what);
 	assert_int_equal(pthread_join(j->t, NULL), 0);
 	if (j->err)
@@ -503,7 +514,7 @@ static void test_truncate_busy(void **state)
 	assert_int_equal(d.failed + d.enxio, 0);
 	assert_int_equal(seen_count(&x.seen, DAXFS_EV_LEASE_BREAK) + seen_count(&x.seen, DAXFS_EV_REVOKED), 0);
 	assert_int_equal(daxfs_dereg_mr(mr), 0);
-	if (!PU_POLL(pu_stats(x.dfd).busy_blocks == 0, 10000))
+	if (!PU_POLL(pu_stats(x.dfd).busy_blocks == 0, PU_WAIT_MS))
 		fail_msg("busy blocks not reclaimed after the deregistration");
 	expect_clean(&x, false, "busy, after the deregistration");
 	fx_down(&x);
@@ -625,8 +636,8 @@ static void lease_case(const char *name, const char *opts, const char *behaviour
 
 static void check_cooperative(struct fx *x, struct driver *d, struct daxfs_mr *mr, struct free_job *j, uint64_t revoked0)
 {
+	struct daxfs_mr_info mi = wait_lost(mr);
 	struct daxfs_ioc_stats s = pu_stats(x->dfd);
-	struct daxfs_mr_info mi = mr_info(mr);
 	struct daxfs_dev_stats ds;
 
 	/* It let go on the lease break, before the deadline: nothing revoked, nothing busy. */
@@ -642,7 +653,7 @@ static void check_cooperative(struct fx *x, struct driver *d, struct daxfs_mr *m
 	/* Posting on it is refused now; what it wrote before stays legitimate nowhere else. */
 	struct daxfs_wr wr = { .opcode = DAXFS_WR_WRITE, .mr = mr, .offset = 0, .length = WR_SIZE };
 	assert_int_equal(daxfs_post(d->qp, &wr), -ENOLINK);
-	assert_true(PU_POLL(__atomic_load_n(&d->lost, __ATOMIC_ACQUIRE), 10000));
+	assert_true(PU_POLL(__atomic_load_n(&d->lost, __ATOMIC_ACQUIRE), PU_WAIT_MS));
 	drive_stop(d);
 	assert_int_equal(d->failed, 0);
 	pu_fill(x->g);
@@ -658,8 +669,8 @@ static void test_lease_cooperative(void **state)
 
 static void check_slow(struct fx *x, struct driver *d, struct daxfs_mr *mr, struct free_job *j, uint64_t revoked0)
 {
+	struct daxfs_mr_info mi = wait_lost(mr);
 	struct daxfs_ioc_stats s = pu_stats(x->dfd);
-	struct daxfs_mr_info mi = mr_info(mr);
 	struct daxfs_dev_stats ds;
 
 	(void)d;
@@ -700,7 +711,7 @@ static void check_ignore(struct fx *x, struct driver *d, struct daxfs_mr *mr, st
 	assert_int_equal(s.pins_revoked, revoked0 + 1);
 	assert_int_equal(mi.state, DAXFS_MR_ACTIVE);	/* the device did not care */
 	assert_true(seen_count(&x->seen, DAXFS_EV_LEASE_BREAK) >= 1);
-	assert_true(PU_POLL(seen_count(&x->seen, DAXFS_EV_REVOKED) >= 1, 10000));
+	assert_true(PU_POLL(seen_count(&x->seen, DAXFS_EV_REVOKED) >= 1, PU_WAIT_MS));
 	assert_int_equal(s.revoked_held_blocks, MR_LEN / BS);
 	assert_int_equal(s.busy_blocks, MR_LEN / BS);
 	/* It keeps writing the media offsets it was given. */
@@ -722,7 +733,7 @@ static void check_ignore(struct fx *x, struct driver *d, struct daxfs_mr *mr, st
 	free(pi);
 	(void)ps;
 	assert_int_equal(daxfs_dereg_mr(mr), 0);
-	if (!PU_POLL(pu_stats(x->dfd).busy_blocks == 0, 10000))
+	if (!PU_POLL(pu_stats(x->dfd).busy_blocks == 0, PU_WAIT_MS))
 		fail_msg("the revoked pin's blocks were not reclaimed after its deregistration");
 	assert_ok(unlink(x->g));
 }
@@ -786,7 +797,7 @@ static void test_odp(void **state)
 	assert_true(j.ns < 10000000000ull);
 	assert_true(seen_count(&x.seen, DAXFS_EV_INVALIDATE) >= 1);
 	/* The device touches the range again: it faults, re-resolves (new blocks, generation 1) and writes. */
-	if (!PU_POLL(mr_info(mr).refaults >= 1, 10000))
+	if (!PU_POLL(mr_info(mr).refaults >= 1, PU_WAIT_MS))
 		fail_msg("the device never refaulted the punched range");
 	struct daxfs_mr_info mi = mr_info(mr);
 	assert_int_equal(mi.state, DAXFS_MR_ACTIVE);
@@ -803,7 +814,7 @@ static void test_odp(void **state)
 	struct free_job tr = { .path = x.f, .off = MR_OFF + MiB };
 	free_start(&tr);
 	free_join(&tr, "truncate under ODP");
-	if (!PU_POLL(__atomic_load_n(&d.enxio, __ATOMIC_ACQUIRE) >= 1, 10000))
+	if (!PU_POLL(__atomic_load_n(&d.enxio, __ATOMIC_ACQUIRE) >= 1, PU_WAIT_MS))
 		fail_msg("no write past EOF failed with ENXIO");
 	progress(&d, 50, "the part still inside the file");
 	drive_stop(&d);
@@ -847,7 +858,7 @@ static void test_events_per_open_file(void **state)
 	/* Each registration got its own lease break, from its own open file, and let go. */
 	struct daxfs_mr *mrs[] = { mr1, mr2, mr3 };
 	for (int i = 0; i < 3; i++) {
-		struct daxfs_mr_info mi = mr_info(mrs[i]);
+		struct daxfs_mr_info mi = wait_lost(mrs[i]);
 
 		assert_int_equal(mi.events, 1);
 		assert_int_equal(mi.state, DAXFS_MR_LOST);
@@ -899,7 +910,7 @@ static void test_holder_killed(void **state)
 			usleep(1000);
 		}
 	}
-	if (!PU_POLL(__atomic_load_n(&shared[0], __ATOMIC_ACQUIRE) >= 300, 20000))
+	if (!PU_POLL(__atomic_load_n(&shared[0], __ATOMIC_ACQUIRE) >= 300, PU_WAIT_MS))
 		fail_msg("the holder never got going");
 	uint64_t pin = shared[1];
 	assert_ok(kill(pid, SIGKILL));
@@ -907,7 +918,7 @@ static void test_holder_killed(void **state)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFSIGNALED(st));
 	/* Its open files are released: the daemon drops the pin (fencing nothing it does not own). */
-	if (!PU_POLL(pu_npins(x.dfd) == 0, 10000))
+	if (!PU_POLL(pu_npins(x.dfd) == 0, PU_WAIT_MS))
 		fail_msg("pin %llu still there after its holder died", (unsigned long long)pin);
 	assert_ok(truncate(x.f, 0));
 	assert_int_equal(pu_stats(x.dfd).busy_blocks, 0);	/* nothing pinned any more: freed outright */

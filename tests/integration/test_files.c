@@ -36,6 +36,14 @@ static int teardown(void **state)
 	return h_group_down(&M);
 }
 
+/* Before each test: the earlier tests' deferred releases and forgets have arrived (see settle). */
+static int settled(void **state)
+{
+	(void)state;
+	settle(&M);
+	return 0;
+}
+
 /* A fresh directory for one test. */
 static const char *tdir(const char *name)
 {
@@ -515,7 +523,7 @@ static void test_utimens(void **state)
 	/* NULL: both now; ctime always moves. */
 	assert_ok(utimensat(AT_FDCWD, P(&M, "times/f"), ts, 0));
 	struct timespec c0 = st_of(P(&M, "times/f")).st_ctim;
-	usleep(20000);
+	tick_past(c0);
 	assert_ok(utimensat(AT_FDCWD, P(&M, "times/f"), NULL, 0));
 	st = st_of(P(&M, "times/f"));
 	assert_true(st.st_atim.tv_sec > 1234567890 && st.st_mtim.tv_sec > 1234567890);
@@ -558,7 +566,10 @@ static void test_ctime_updates(void **state)
 	do {                                        \
 		a = st_of(P(&M, "ctime/f"));        \
 		da = st_of(P(&M, "ctime/d"));       \
-		usleep(15000);                      \
+		tick_past(a.st_ctim);               \
+		tick_past(a.st_mtim);               \
+		tick_past(da.st_ctim);              \
+		tick_past(da.st_mtim);              \
 	} while (0)
 #define AFTER()                                     \
 	do {                                        \
@@ -649,7 +660,8 @@ static void test_truncate_times(void **state)
 	write_str(P(&M, "trtimes/f"), "hello");
 	int fd = open(P(&M, "trtimes/f"), O_WRONLY);
 	a = st_of(P(&M, "trtimes/f"));
-	usleep(15000);
+	tick_past(a.st_ctim);
+	tick_past(a.st_mtim);
 	assert_ok(ftruncate(fd, 3));
 	b = st_of(P(&M, "trtimes/f"));
 	assert_true(ts_cmp(b.st_ctim, a.st_ctim) > 0);
@@ -657,14 +669,16 @@ static void test_truncate_times(void **state)
 	close(fd);
 	/* truncate(2) by path, shrinking and growing. */
 	a = b;
-	usleep(15000);
+	tick_past(a.st_ctim);
+	tick_past(a.st_mtim);
 	assert_ok(truncate(P(&M, "trtimes/f"), 2));
 	b = st_of(P(&M, "trtimes/f"));
 	assert_int_equal(b.st_size, 2);
 	assert_true(ts_cmp(b.st_ctim, a.st_ctim) > 0);
 	assert_true(ts_cmp(b.st_mtim, a.st_mtim) > 0);
 	a = b;
-	usleep(15000);
+	tick_past(a.st_ctim);
+	tick_past(a.st_mtim);
 	assert_ok(truncate(P(&M, "trtimes/f"), 10000));
 	b = st_of(P(&M, "trtimes/f"));
 	assert_true(ts_cmp(b.st_ctim, a.st_ctim) > 0);
@@ -688,7 +702,7 @@ static void test_atime_relatime(void **state)
 	assert_true(st.st_atim.tv_sec > 2000);
 	assert_int_equal(st.st_mtim.tv_sec, 2000);
 	struct timespec at = st.st_atim;
-	usleep(10000);
+	tick_past(at);	/* an atime update would now show */
 	fd = open(P(&M, "atime/f"), O_RDONLY);
 	assert_int_equal(read(fd, &c, 1), 1);
 	close(fd);
@@ -1415,9 +1429,8 @@ static void test_remount(void **state)
 	(void)state;
 	char buf[150];
 
-	close_leaked(&M);
 	/* An overwrite in place: only lazy timestamps change, which must be written at unmount. */
-	usleep(15000);
+	tick_past(st_of(P(&M, "rw/f")).st_mtim);
 	int wfd = open(P(&M, "rw/f"), O_WRONLY);
 	assert_int_equal(pwrite(wfd, "\x01", 1, 0), 1);
 	close(wfd);
@@ -1463,36 +1476,36 @@ static void test_remount(void **state)
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_excl),
-		cmocka_unit_test(test_open_errors),
-		cmocka_unit_test(test_o_trunc),
-		cmocka_unit_test(test_o_append),
-		cmocka_unit_test(test_rw_offsets),
-		cmocka_unit_test(test_readv_writev),
-		cmocka_unit_test(test_large_file),
-		cmocka_unit_test(test_truncate),
-		cmocka_unit_test(test_truncate_errors),
-		cmocka_unit_test(test_chmod_chown),
-		cmocka_unit_test(test_utimens),
-		cmocka_unit_test(test_ctime_updates),
-		cmocka_unit_test(test_truncate_times),
-		cmocka_unit_test(test_atime_relatime),
-		cmocka_unit_test(test_sparse),
-		cmocka_unit_test(test_seek_data_hole),
-		cmocka_unit_test(test_fragmented),
-		cmocka_unit_test(test_fallocate_default),
-		cmocka_unit_test(test_fallocate_keep_size),
-		cmocka_unit_test(test_truncate_drops_prealloc),
-		cmocka_unit_test(test_fallocate_punch),
-		cmocka_unit_test(test_fallocate_zero_range),
-		cmocka_unit_test(test_fallocate_unsupported),
-		cmocka_unit_test(test_truncate_full_inline_map),
-		cmocka_unit_test(test_prealloc_write_truncate),
-		cmocka_unit_test(test_concurrent_append),
-		cmocka_unit_test(test_concurrent_pwrite),
-		cmocka_unit_test(test_data_stress),
-		cmocka_unit_test(test_fsync),
-		cmocka_unit_test(test_remount),
+		cmocka_unit_test_setup(test_create_excl, settled),
+		cmocka_unit_test_setup(test_open_errors, settled),
+		cmocka_unit_test_setup(test_o_trunc, settled),
+		cmocka_unit_test_setup(test_o_append, settled),
+		cmocka_unit_test_setup(test_rw_offsets, settled),
+		cmocka_unit_test_setup(test_readv_writev, settled),
+		cmocka_unit_test_setup(test_large_file, settled),
+		cmocka_unit_test_setup(test_truncate, settled),
+		cmocka_unit_test_setup(test_truncate_errors, settled),
+		cmocka_unit_test_setup(test_chmod_chown, settled),
+		cmocka_unit_test_setup(test_utimens, settled),
+		cmocka_unit_test_setup(test_ctime_updates, settled),
+		cmocka_unit_test_setup(test_truncate_times, settled),
+		cmocka_unit_test_setup(test_atime_relatime, settled),
+		cmocka_unit_test_setup(test_sparse, settled),
+		cmocka_unit_test_setup(test_seek_data_hole, settled),
+		cmocka_unit_test_setup(test_fragmented, settled),
+		cmocka_unit_test_setup(test_fallocate_default, settled),
+		cmocka_unit_test_setup(test_fallocate_keep_size, settled),
+		cmocka_unit_test_setup(test_truncate_drops_prealloc, settled),
+		cmocka_unit_test_setup(test_fallocate_punch, settled),
+		cmocka_unit_test_setup(test_fallocate_zero_range, settled),
+		cmocka_unit_test_setup(test_fallocate_unsupported, settled),
+		cmocka_unit_test_setup(test_truncate_full_inline_map, settled),
+		cmocka_unit_test_setup(test_prealloc_write_truncate, settled),
+		cmocka_unit_test_setup(test_concurrent_append, settled),
+		cmocka_unit_test_setup(test_concurrent_pwrite, settled),
+		cmocka_unit_test_setup(test_data_stress, settled),
+		cmocka_unit_test_setup(test_fsync, settled),
+		cmocka_unit_test_setup(test_remount, settled),
 	};
 	return cmocka_run_group_tests_name("files", tests, setup, teardown);
 }

@@ -33,6 +33,14 @@ static int teardown(void **state)
 	return h_group_down(&M);
 }
 
+/* Before each test: the earlier tests' deferred releases and forgets have arrived (see settle). */
+static int settled(void **state)
+{
+	(void)state;
+	settle(&M);
+	return 0;
+}
+
 static char *name_of_len(char c, size_t n)
 {
 	static char buf[512];
@@ -298,12 +306,12 @@ static void test_remount(void **state)
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_name_length),
-		cmocka_unit_test(test_max_file_size),
-		cmocka_unit_test(test_big_directory),
-		cmocka_unit_test(test_many_links),
-		cmocka_unit_test(test_deep_nesting),
-		cmocka_unit_test(test_remount),
+		cmocka_unit_test_setup(test_name_length, settled),
+		cmocka_unit_test_setup(test_max_file_size, settled),
+		cmocka_unit_test_setup(test_big_directory, settled),
+		cmocka_unit_test_setup(test_many_links, settled),
+		cmocka_unit_test_setup(test_deep_nesting, settled),
+		cmocka_unit_test_setup(test_remount, settled),
 	};
 	return cmocka_run_group_tests_name("limits", tests, setup, teardown);
 }

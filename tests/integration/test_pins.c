@@ -2,7 +2,8 @@
 /*
  * Pins through the control ABI on a mounted daxfs: what PIN returns, every documented errno, extent
  * and listing pagination, the pin limits, long-term admission and who may change the policy, and
- * pins dropping when their open file goes away (close, or the holder killed).
+ * pins dropping when their open file goes away (close, or the holder killed).  And daxfs-pin, the
+ * tool that pins as a device would: its --json output.
  *
  * The busy-extent scenarios and the truncate policies are in test_pins_policy.c.
  */
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "jsonl.h"
 #include "pins_util.h"
 
 /* Check that every extent lies in the data area and that the media holds the file's stream there. */
@@ -152,7 +154,7 @@ static void test_pin_extents_and_holes(void **state)
 
 	assert_ok(close(hfd));
 	assert_ok(close(fd));
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
 	assert_ok(close(dfd));
 	pu_finish(&m);
 }
@@ -510,8 +512,8 @@ static void test_mount_point_ioctls(void **state)
 	/* Closing the file drops every pin; reclaim then empties the list. */
 	uint64_t bfree = pu_bfree(&m);
 	assert_ok(close(fd));
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
-	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree + npins, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
+	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree + npins, PU_WAIT_MS));
 	s = pu_stats(dfd);
 	assert_int_equal(s.reclaimed_blocks, npins);
 	assert_int_equal(s.busy_blocks, 0);
@@ -560,14 +562,14 @@ static void test_pin_limits(void **state)
 	assert_int_equal(daxfs_pin(f1, 0, BS, 0, &x), -ENFILE);
 	/* Closing a file gives its pins back to the global budget. */
 	assert_ok(close(g1));
-	assert_true(PU_POLL(pu_npins(dfd) == 4, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 4, PU_WAIT_MS));
 	p[7] = pu_pin(f2, 2 * BS, BS, 0);
 	assert_int_equal(daxfs_pin(f2, 3 * BS, BS, 0, &x), -EMFILE);
 	for (int i = 0; i < 8; i++)
 		daxfs_pin_free(&p[i]);
 	close(f1);
 	close(f2);
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
 	close(dfd);
 	pu_finish(&m);
 }
@@ -719,7 +721,7 @@ static void test_pin_drop_on_close(void **state)
 	assert_int_equal(daxfs_pin_status(dup_fd, p.id, &ps), 0);
 	assert_int_equal(pu_npins(dfd), 1);
 	assert_ok(close(dup_fd));
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
 	daxfs_pin_free(&p);
 
 	/* A child pins, reports, and closes while still alive: the close alone drops the pin. */
@@ -753,7 +755,7 @@ static void test_pin_drop_on_close(void **state)
 	char c;
 	assert_int_equal(write(go[1], "g", 1), 1);
 	assert_int_equal(read(ready[0], &c, 1), 1);
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
 	assert_int_equal(kill(pid, 0), 0);	/* the child is still alive */
 	assert_int_equal(write(go[1], "g", 1), 1);
 	int st;
@@ -814,8 +816,8 @@ static void test_pin_drop_on_holder_death(void **state)
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFSIGNALED(st));
-	assert_true(PU_POLL(pu_npins(dfd) == 0, 5000));
-	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree1 + 1 * MiB / BS, 5000));
+	assert_true(PU_POLL(pu_npins(dfd) == 0, PU_WAIT_MS));
+	assert_true(PU_POLL(pu_nbusy(dfd) == 0 && pu_bfree(&m) == bfree1 + 1 * MiB / BS, PU_WAIT_MS));
 	s = pu_stats(dfd);
 	assert_true(s.reclaimed_extents >= 1);
 	assert_int_equal(s.reclaimed_blocks, 1 * MiB / BS);
@@ -892,18 +894,283 @@ static void test_pin_hole_enospc(void **state)
 	assert_true(fd >= 0);
 	assert_ok(ftruncate(fd, 8 * MiB));
 	int dfd = pu_dirfd(&m);
+	uint64_t bfree = pu_bfree(&m);
 	pu_fill(g);
 	assert_int_equal(daxfs_pin(fd, 0, 8 * MiB, DAXFS_PIN_WRITE, &x), -ENOSPC);
 	assert_int_equal(pu_npins(dfd), 0);
 	assert_true(pu_file_zero(f, 0, 8 * MiB));
-	/* With room again, the same pin works. */
+	/*
+	 * With room again, the same pin works.  G's blocks come back when the daemon has served the
+	 * RELEASE of pu_fill's close, which may come after the unlink: wait for them.
+	 */
 	assert_ok(unlink(g));
+	assert_true(PU_POLL(pu_bfree(&m) == bfree, PU_WAIT_MS));
 	struct daxfs_pin p = pu_pin(fd, 0, 8 * MiB, DAXFS_PIN_WRITE);
 	assert_true(pu_file_zero(f, 0, 8 * MiB));
 	daxfs_pin_free(&p);
 	close(fd);
 	close(dfd);
 	pu_finish(&m);
+}
+
+/* ---- daxfs-pin --json ---- */
+
+#define PIN_JSON_MAX 16
+
+/* daxfs-pin's output, split into its lines, each of which must be one whole JSON object. */
+struct pin_json {
+	char *line[PIN_JSON_MAX];
+	size_t len[PIN_JSON_MAX];
+	int n;
+};
+
+static void pin_json_split(char *out, struct pin_json *j)
+{
+	j->n = 0;
+	for (char *p = out, *nl; *p; p = nl + 1) {
+		if (!(nl = strchr(p, '\n')))
+			fail_msg("daxfs-pin --json: an unfinished line: '%s'", p);
+		if (j->n == PIN_JSON_MAX)
+			fail_msg("daxfs-pin --json: more than %d lines:\n%s", PIN_JSON_MAX, out);
+		if (!json_object_line(p, (size_t)(nl - p)))
+			fail_msg("daxfs-pin --json: not one JSON object: '%.*s'", (int)(nl - p), p);
+		j->line[j->n] = p;
+		j->len[j->n++] = (size_t)(nl - p);
+	}
+}
+
+/* Line i's field key, raw (strings keep their quotes); fails the test when it is missing. */
+static const char *pj_field(const struct pin_json *j, int i, const char *key)
+{
+	static char buf[4096];
+
+	if (i >= j->n || !json_field(j->line[i], j->len[i], key, buf, sizeof(buf)))
+		fail_msg("daxfs-pin --json: line %d has no \"%s\": '%.*s'", i, key, i < j->n ? (int)j->len[i] : 0,
+			 i < j->n ? j->line[i] : "");
+	return buf;
+}
+
+static uint64_t pj_u64(const struct pin_json *j, int i, const char *key)
+{
+	const char *v = pj_field(j, i, key);
+
+	if (*v < '0' || *v > '9')
+		fail_msg("daxfs-pin --json: line %d: \"%s\" is %s, not a number", i, key, v);
+	return strtoull(v, NULL, 10);
+}
+
+static void pj_is(const struct pin_json *j, int i, const char *key, const char *want)
+{
+	const char *v = pj_field(j, i, key);
+
+	if (strcmp(v, want))
+		fail_msg("daxfs-pin --json: line %d: \"%s\" is %s, expected %s", i, key, v, want);
+}
+
+/*
+ * Line i is the pin of [off, off + len) of path: its extents, counted and listed in "map", cover the
+ * range in file order, and are the extents a pin of our own finds there now (daxfs-pin has let go,
+ * and nothing moved the file's blocks since).  Returns the pin id.
+ */
+static uint64_t pj_check_pin(const struct pin_json *j, int i, int fd, const char *path, uint64_t off, uint64_t len)
+{
+	char want[600];
+
+	pj_is(j, i, "ev", "\"pin\"");
+	snprintf(want, sizeof(want), "\"%s\"", path);
+	pj_is(j, i, "file", want);
+	uint64_t id = pj_u64(j, i, "pin");
+	assert_true(id > 0);
+	assert_int_equal(pj_u64(j, i, "offset"), off);
+	assert_int_equal(pj_u64(j, i, "length"), len);
+	uint64_t n = pj_u64(j, i, "extents");
+	assert_true(n > 0);
+
+	struct daxfs_pin p = pu_pin(fd, off, len, 0);
+	assert_int_equal(n, p.nextents);
+	/* The map, rebuilt from our own pin, must be exactly what daxfs-pin printed. */
+	char map[4096];
+	size_t k = (size_t)snprintf(map, sizeof(map), "[");
+	for (uint32_t e = 0; e < p.nextents && k < sizeof(map); e++) {
+		char media[32];
+
+		if (p.ext[e].media_off == DAXFS_MEDIA_ZERO)
+			snprintf(media, sizeof(media), "null");
+		else
+			snprintf(media, sizeof(media), "%llu", (unsigned long long)p.ext[e].media_off);
+		k += (size_t)snprintf(map + k, sizeof(map) - k, "%s{\"file_off\":%llu,\"media_off\":%s,\"len\":%llu}",
+				      e ? "," : "", (unsigned long long)p.ext[e].file_off, media,
+				      (unsigned long long)p.ext[e].len);
+	}
+	if (k < sizeof(map))
+		snprintf(map + k, sizeof(map) - k, "]");
+	pj_is(j, i, "map", map);
+	assert_int_equal(daxfs_unpin(fd, p.id), 0);
+	daxfs_pin_free(&p);
+	return id;
+}
+
+/* daxfs-pin ARGS on path: its exit status, its standard output (stderr goes to the test's log). */
+static int run_daxfs_pin(char *out, size_t outlen, const char *args, const char *path, const char *range)
+{
+	const char *bin = getenv("DAXFS_PIN_BIN");
+
+	if (!bin)
+		fail_msg("DAXFS_PIN_BIN is not set: run through meson test");
+	return h_run(out, outlen, "%s %s %s %s", bin, args, path, range);
+}
+
+/*
+ * daxfs-pin --json: one JSON object per line, as it happens.  A read pin over data and a hole held
+ * for no time (the pin with its extents, the unpin), DMA write and verify (the result), and a pin
+ * held until a truncate breaks its lease (the event, and the unpin it caused).
+ */
+static void test_daxfs_pin_json(void **state)
+{
+	struct pin_json j;
+	struct mnt m;
+	char f[512], out[16384];
+
+	(void)state;
+	/* revoke: a truncate breaks the lease and waits (up to grace_ms) for the holder to let go. */
+	pu_setup(&m, "pinjson", "64M", "policy=revoke,grace_ms=60000");
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	pu_write_file(f, 1 * MiB, 3);
+	assert_ok(truncate(f, 3 * MiB));	/* [1M, 3M) a hole */
+	int fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+
+	/* A read pin held for no time: the pin, with a hole in its map, then the unpin. */
+	assert_int_equal(run_daxfs_pin(out, sizeof(out), "--json -t 0", f, "0 3M"), 0);
+	pin_json_split(out, &j);
+	assert_int_equal(j.n, 2);
+	uint64_t id = pj_check_pin(&j, 0, fd, f, 0, 3 * MiB);
+	if (!strstr(pj_field(&j, 0, "map"), "\"media_off\":null"))
+		fail_msg("daxfs-pin --json: no hole in the map of [0, 3M): %.*s", (int)j.len[0], j.line[0]);
+	pj_is(&j, 0, "flags", "0");
+	pj_is(&j, 1, "ev", "\"unpin\"");
+	assert_int_equal(pj_u64(&j, 1, "pin"), id);
+	pj_is(&j, 1, "reason", "\"time\"");
+	(void)pj_field(&j, 1, "held_ms");
+
+	/* DMA: a write through a write pin, then a verify through a new pin, which matches none of it. */
+	assert_int_equal(run_daxfs_pin(out, sizeof(out), "-j -w -d write -T 9 -t 0", f, "0 1M"), 0);
+	pin_json_split(out, &j);
+	assert_int_equal(j.n, 3);
+	id = pj_check_pin(&j, 0, fd, f, 0, 1 * MiB);
+	pj_is(&j, 0, "flags", "1");
+	pj_is(&j, 1, "ev", "\"dma\"");
+	assert_int_equal(pj_u64(&j, 1, "pin"), id);
+	pj_is(&j, 1, "op", "\"write\"");
+	assert_int_equal(pj_u64(&j, 1, "bytes"), 1 * MiB);
+	pj_is(&j, 2, "ev", "\"unpin\"");
+	assert_int_equal(run_daxfs_pin(out, sizeof(out), "--json -d verify -T 9 -t 0", f, "0 1M"), 3);
+	pin_json_split(out, &j);
+	assert_int_equal(j.n, 3);
+	pj_is(&j, 1, "ev", "\"dma\"");
+	pj_is(&j, 1, "op", "\"verify\"");
+	assert_int_equal(pj_u64(&j, 1, "units"), 1 * MiB / DAXFS_TAG_UNIT);
+	assert_int_equal(pj_u64(&j, 1, "mismatches"), 1 * MiB / DAXFS_TAG_UNIT);
+	pj_is(&j, 1, "first", "0");
+	pj_is(&j, 2, "ev", "\"unpin\"");
+
+	/*
+	 * Held (at most a minute, so that it ends even if the daemon dies) until the truncate breaks
+	 * its lease: the event, what daxfs-pin did about it, and the unpin it caused.
+	 */
+	const char *bin = getenv("DAXFS_PIN_BIN");
+	int pfd[2], st;
+	assert_ok(pipe(pfd));
+	pid_t c = pu_fork();
+	if (c == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execl(bin, bin, "--json", "-t", "60", f, "0", "1M", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	FILE *in = fdopen(pfd[0], "r");
+	assert_non_null(in);
+	size_t len = 0;
+	/* The pin line first: the truncate must come while the pin is held. */
+	if (!fgets(out, (int)sizeof(out), in))
+		fail_msg("daxfs-pin --json printed nothing");
+	len = strlen(out);
+	assert_ok(truncate(f, 0));
+	while (len < sizeof(out) - 1 && fgets(out + len, (int)(sizeof(out) - len), in))
+		len += strlen(out + len);
+	fclose(in);
+	assert_int_equal(waitpid(c, &st, 0), c);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	pin_json_split(out, &j);
+	assert_int_equal(j.n, 3);
+	pj_is(&j, 0, "ev", "\"pin\"");
+	id = pj_u64(&j, 0, "pin");
+	pj_is(&j, 1, "ev", "\"event\"");
+	assert_int_equal(pj_u64(&j, 1, "pin"), id);
+	pj_is(&j, 1, "type", "\"lease-break\"");
+	pj_is(&j, 1, "action", "\"unpin\"");
+	assert_int_equal(pj_u64(&j, 1, "file_off"), 0);
+	assert_int_equal(pj_u64(&j, 1, "len"), 1 * MiB);
+	(void)pj_u64(&j, 1, "seq");
+	(void)pj_u64(&j, 1, "deadline_ms");	/* a number: the lease has a deadline */
+	pj_is(&j, 2, "ev", "\"unpin\"");
+	assert_int_equal(pj_u64(&j, 2, "pin"), id);
+	pj_is(&j, 2, "reason", "\"lease-break\"");
+	struct stat sb;
+	assert_ok(stat(f, &sb));
+	assert_int_equal(sb.st_size, 0);
+
+	close(fd);
+	pu_finish(&m);
+}
+
+/* A holder whose daemon dies stops holding: daxfs-pin says why and exits 1, it does not poll forever. */
+static void test_daxfs_pin_daemon_death(void **state)
+{
+	struct mnt m;
+	char f[512], line[4096];
+	int pfd[2], efd[2], st;
+
+	(void)state;
+	pu_setup(&m, "pindeath", "64M", NULL);
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	pu_write_file(f, 1 * MiB, 3);
+	const char *bin = getenv("DAXFS_PIN_BIN");
+	assert_ok(pipe(pfd));
+	assert_ok(pipe(efd));
+	pid_t c = pu_fork();
+	if (c == 0) {
+		dup2(pfd[1], 1);
+		dup2(efd[1], 2);
+		close(pfd[0]);
+		close(efd[0]);
+		execl(bin, bin, "--json", f, "0", "1M", (char *)NULL);	/* no -t: until told */
+		_exit(127);
+	}
+	close(pfd[1]);
+	close(efd[1]);
+	FILE *in = fdopen(pfd[0], "r"), *err = fdopen(efd[0], "r");
+	assert_true(in && err);
+	if (!fgets(line, (int)sizeof(line), in) || !strstr(line, "\"ev\":\"pin\""))
+		fail_msg("daxfs-pin printed no pin line");
+	h_kill(&m);
+	/* It notices at its next poll of the events: well within the deadline. */
+	if (!PU_POLL(waitpid(c, &st, WNOHANG) == c, PU_WAIT_MS)) {
+		kill(c, SIGKILL);
+		waitpid(c, NULL, 0);
+		fail_msg("daxfs-pin still holding 30 s after its daemon died");
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+	if (!fgets(line, (int)sizeof(line), err) || !strstr(line, "reading events"))
+		fail_msg("daxfs-pin did not say why it stopped: %s", line);
+	fclose(in);
+	fclose(err);
+	h_crash(&m);
+	pu_guard(NULL, NULL, 0);
+	h_destroy(&m);
 }
 
 static int run(void)
@@ -919,6 +1186,8 @@ static int run(void)
 		cmocka_unit_test(test_pin_drop_on_holder_death),
 		cmocka_unit_test(test_pin_hole_enospc),
 		cmocka_unit_test(test_pin_readonly_mount),
+		cmocka_unit_test(test_daxfs_pin_json),
+		cmocka_unit_test(test_daxfs_pin_daemon_death),
 	};
 	return cmocka_run_group_tests_name("pins", tests, NULL, NULL);
 }

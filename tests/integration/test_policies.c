@@ -2,7 +2,8 @@
 /*
  * Every policy, one table: pinned blocks leave their file by truncate, punch hole and O_TRUNC while
  * the daemon's DMA engine writes through the pin, and each policy must do what it promises (a new
- * policy gets these tests by adding a row).  Then the machinery of waiting: waits that cost no
+ * policy gets these tests by adding a row); and the file is unlinked under the pin, which no policy
+ * is asked about.  Then the machinery of waiting: waits that cost no
  * thread (a thousand truncates waiting on a single-threaded daemon), interrupts, new pins during a
  * break (the 2017 get_user_pages vs punch deadlock under wait, and none under the others), broken
  * leases that stay broken, the DMA fence (unpin and revocation stop DMA in flight), events by
@@ -39,8 +40,12 @@
 
 /* ---- a free running in a thread ---- */
 
-enum cause { C_TRUNCATE, C_PUNCH, C_OTRUNC };
-static const char *const cause_name[] = { "truncate", "punch", "O_TRUNC" };
+/*
+ * C_UNLINK: the holder's file is unlinked, and its open file is the last reference: the frees come at
+ * its last close, and cannot wait.
+ */
+enum cause { C_TRUNCATE, C_PUNCH, C_OTRUNC, C_UNLINK };
+static const char *const cause_name[] = { "truncate", "punch", "O_TRUNC", "unlink" };
 
 struct free_job {
 	const char *path;
@@ -68,6 +73,9 @@ static void *free_thread(void *arg)
 		r = t < 0 ? -1 : close(t);
 		break;
 	}
+	case C_UNLINK:
+		r = unlink(j->path);
+		break;
 	}
 	j->err = r ? errno : 0;
 	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
@@ -82,7 +90,7 @@ static bool job_done(struct free_job *j)
 /* Wait (bounded: a hang fails) for the job to finish. */
 static void join_job(struct fx *x, pthread_t t, struct free_job *j, const char *what)
 {
-	if (!PU_POLL(job_done(j), 20000))
+	if (!PU_POLL(job_done(j), PU_WAIT_MS))
 		fail_msg("%s: still running after 20 s (%llu requests waiting in the daemon)", what,
 			 (unsigned long long)pu_stats(x->dfd).waiting);
 	assert_int_equal(pthread_join(t, NULL), 0);
@@ -91,7 +99,7 @@ static void join_job(struct fx *x, pthread_t t, struct free_job *j, const char *
 /* The daemon counts n requests parked on its policy. */
 static void wait_parked(struct fx *x, uint64_t n, const char *what)
 {
-	if (!PU_POLL(pu_stats(x->dfd).waiting >= n, 10000))
+	if (!PU_POLL(pu_stats(x->dfd).waiting >= n, PU_WAIT_MS))
 		fail_msg("%s: the daemon never had %llu requests waiting (it has %llu)", what, (unsigned long long)n,
 			 (unsigned long long)pu_stats(x->dfd).waiting);
 }
@@ -134,33 +142,40 @@ enum outcome {
 	OUT_INVALIDATE,		/* once the holder acknowledges: freed at once, no busy space; the pin faults there */
 	OUT_UNSAFE,		/* at once, the pinned blocks freed: another file gets them and the DMA's tags */
 	OUT_REFUSED,		/* the long-term pin is refused */
+	/*
+	 * Unlink: at once, nothing freed while the holder's file is open (the pin and its DMA go on,
+	 * into the file's own blocks); its last close drops the pins, fenced, before it frees the
+	 * blocks, so nothing becomes busy and nothing pinned is freed, not even under unsafe.
+	 */
+	OUT_KEPT,
 };
 
 struct row {
 	const char *name;
 	const char *opts;	/* "%s" stands for the loadable example policy's path */
 	uint32_t pin_flags;
-	enum outcome out;
+	enum outcome out;	/* truncate, punch and O_TRUNC */
+	enum outcome unlink;	/* unlink */
 };
 
 static const struct row rows[] = {
-	{ "busy", "policy=busy", W | LT, OUT_BUSY },
-	{ "wait", "policy=wait", W | LT, OUT_WAIT },
-	{ "fail", "policy=fail", W | LT, OUT_FAIL },
-	{ "revoke", "policy=revoke,grace_ms=200", W | LT, OUT_REVOKE },
-	{ "unsafe", "policy=unsafe", W | LT, OUT_UNSAFE },
-	{ "deny-longterm", "policy=deny-longterm", W | LT, OUT_REFUSED },
-	{ "deny-longterm-short", "policy=deny-longterm", W, OUT_WAIT },
-	{ "odp", "policy=odp,ack_ms=20000", W | LT | DAXFS_PIN_ODP, OUT_INVALIDATE },
-	{ "odp-refuses", "policy=odp", W | LT, OUT_REFUSED },
-	{ "busy-quota", "policy=busy-quota,quota=64M", W | LT, OUT_BUSY },
-	{ "busy-quota-over", "policy=busy-quota,quota=1M,fallback=fail", W | LT, OUT_FAIL },
+	{ "busy", "policy=busy", W | LT, OUT_BUSY, OUT_KEPT },
+	{ "wait", "policy=wait", W | LT, OUT_WAIT, OUT_KEPT },
+	{ "fail", "policy=fail", W | LT, OUT_FAIL, OUT_KEPT },
+	{ "revoke", "policy=revoke,grace_ms=200", W | LT, OUT_REVOKE, OUT_KEPT },
+	{ "unsafe", "policy=unsafe", W | LT, OUT_UNSAFE, OUT_KEPT },
+	{ "deny-longterm", "policy=deny-longterm", W | LT, OUT_REFUSED, OUT_REFUSED },
+	{ "deny-longterm-short", "policy=deny-longterm", W, OUT_WAIT, OUT_KEPT },
+	{ "odp", "policy=odp,ack_ms=20000", W | LT | DAXFS_PIN_ODP, OUT_INVALIDATE, OUT_KEPT },
+	{ "odp-refuses", "policy=odp", W | LT, OUT_REFUSED, OUT_REFUSED },
+	{ "busy-quota", "policy=busy-quota,quota=64M", W | LT, OUT_BUSY, OUT_KEPT },
+	{ "busy-quota-over", "policy=busy-quota,quota=1M,fallback=fail", W | LT, OUT_FAIL, OUT_KEPT },
 	{ "busy-quota-holder", "policy=busy-quota,quota=64M,holder_quota=1M,fallback=revoke,grace_ms=100", W | LT,
-	  OUT_REVOKE },
-	{ "revocable-only", "policy=busy,pins=revocable-only", W | LT, OUT_REFUSED },
+	  OUT_REVOKE, OUT_KEPT },
+	{ "revocable-only", "policy=busy,pins=revocable-only", W | LT, OUT_REFUSED, OUT_REFUSED },
 	/* examples/policy-quota, loaded from its .so: within the holder's quota busy, past it a wait */
-	{ "quota.so", "policy=%s,per_holder=64M", W | LT, OUT_BUSY },
-	{ "quota.so-over", "policy=%s,per_holder=1M,wait_ms=60000", W | LT, OUT_WAIT },
+	{ "quota.so", "policy=%s,per_holder=64M", W | LT, OUT_BUSY, OUT_KEPT },
+	{ "quota.so-over", "policy=%s,per_holder=1M,wait_ms=60000", W | LT, OUT_WAIT, OUT_KEPT },
 };
 
 static const char *quota_so(void)
@@ -176,7 +191,15 @@ static void check_file_after(struct fx *x, enum cause c, bool freed)
 {
 	struct stat st;
 
-	assert_ok(stat(x->f, &st));
+	if (c == C_UNLINK) {
+		/* Gone from the namespace; its open file keeps all of it until the last close. */
+		assert_false(freed);
+		assert_errno(stat(x->f, &st), ENOENT);
+		assert_ok(fstat(x->fd, &st));
+		assert_int_equal(st.st_nlink, 0);
+	} else {
+		assert_ok(stat(x->f, &st));
+	}
 	if (!freed) {
 		assert_int_equal(st.st_size, FSIZE);
 		assert_int_equal((uint64_t)st.st_blocks * 512 / BS, x->blocks);
@@ -191,9 +214,32 @@ static void check_file_after(struct fx *x, enum cause c, bool freed)
 	}
 }
 
+/*
+ * The unlinked file's last close: the holder closes without unpinning, and its pin goes with the open
+ * file before the file's blocks are freed.  The frees cannot wait, and would make pinned blocks busy
+ * (or free them, under unsafe) if any were still pinned: none is, under every policy.  bfull is
+ * f_bfree before the close.
+ */
+static void last_close(struct fx *x, const struct daxfs_ioc_stats *s0, uint64_t bfull, const char *what)
+{
+	assert_ok(close(x->fd));
+	x->fd = -1;
+	if (!PU_POLL(pu_npins(x->dfd) == 0 && pu_bfree(&x->m) >= bfull + x->blocks, PU_WAIT_MS))
+		fail_msg("%s: %d s after the last close: %u pins, %llu blocks free, expected at least %llu", what,
+			 PU_WAIT_MS / 1000, pu_npins(x->dfd), (unsigned long long)pu_bfree(&x->m),
+			 (unsigned long long)(bfull + x->blocks));
+	struct daxfs_ioc_stats s = pu_stats(x->dfd);
+	if (s.busy_created != s0->busy_created || s.busy_blocks || s.unsafe_blocks != s0->unsafe_blocks)
+		fail_msg("%s: the last close freed blocks still pinned: %llu extents made busy (%llu blocks busy now), "
+			 "%llu blocks freed unsafely; its pins must go first", what,
+			 (unsigned long long)(s.busy_created - s0->busy_created), (unsigned long long)s.busy_blocks,
+			 (unsigned long long)(s.unsafe_blocks - s0->unsafe_blocks));
+}
+
 /* One free of the pinned range under one row's policy. */
 static void run_case(struct fx *x, const struct row *r, enum cause c)
 {
+	enum outcome out = c == C_UNLINK ? r->unlink : r->out;
 	char what[128];
 	pthread_t t, at;
 
@@ -205,7 +251,7 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	assert_ok(fstat(x->fd, &st));
 	x->ino = st.st_ino;
 	x->blocks = (uint64_t)st.st_blocks * 512 / BS;
-	if (r->out == OUT_REFUSED) {
+	if (out == OUT_REFUSED) {
 		assert_int_equal(daxfs_pin(x->fd, PIN_OFF, PIN_LEN, r->pin_flags, &x->p), -EOPNOTSUPP);
 		close(x->fd);
 		x->fd = -1;
@@ -214,14 +260,14 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	x->p = pu_pin(x->fd, PIN_OFF, PIN_LEN, r->pin_flags);
 	dma_write_checked(x, 0x100 + c);
 	struct acker ack = { .fd = x->fd, .pin_id = x->p.id };
-	if (r->out == OUT_INVALIDATE)
+	if (out == OUT_INVALIDATE)
 		assert_int_equal(pthread_create(&at, NULL, acker_thread, &ack), 0);
 	struct daxfs_ioc_stats s0 = pu_stats(x->dfd);
 
 	struct free_job j = { .path = x->f, .fd = x->fd, .cause = c };
-	pu_guard(&x->m, what, 40);
+	pu_guard(&x->m, what, PU_TEST_TIMEOUT);
 	assert_int_equal(pthread_create(&t, NULL, free_thread, &j), 0);
-	if (r->out == OUT_WAIT) {
+	if (out == OUT_WAIT) {
 		wait_parked(x, 1, what);
 		assert_false(job_done(&j));
 		/* The holder still works with its file while the free waits. */
@@ -229,7 +275,7 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 		assert_int_equal(daxfs_unpin(x->fd, x->p.id), 0);
 	}
 	join_job(x, t, &j, what);
-	if (r->out == OUT_INVALIDATE) {
+	if (out == OUT_INVALIDATE) {
 		ack.stop = 1;
 		assert_int_equal(pthread_join(at, NULL), 0);
 		assert_true(ack.acked >= 1);
@@ -237,9 +283,9 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	pu_guard(&x->m, "checking", PU_TEST_TIMEOUT);
 	struct daxfs_ioc_stats s = pu_stats(x->dfd);
 	struct daxfs_ioc_pin_status ps;
-	bool pinned = r->out != OUT_WAIT;
+	bool pinned = out != OUT_WAIT;
 
-	switch (r->out) {
+	switch (out) {
 	case OUT_FAIL:
 		assert_int_equal(j.err, EBUSY);
 		check_file_after(x, c, false);
@@ -299,6 +345,18 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 		assert_int_equal(s.busy_blocks, 0);
 		assert_int_equal(s.unsafe_blocks, s0.unsafe_blocks + PIN_BLOCKS);
 		break;
+	case OUT_KEPT:
+		assert_int_equal(j.err, 0);
+		check_file_after(x, c, false);
+		assert_int_equal(s.busy_blocks, 0);
+		assert_int_equal(s.busy_created, s0.busy_created);
+		assert_int_equal(s.unsafe_frees, s0.unsafe_frees);
+		assert_int_equal(s.frees_waited, s0.frees_waited);
+		assert_int_equal(s.frees_failed, s0.frees_failed);
+		assert_int_equal(daxfs_pin_status(x->fd, x->p.id, &ps), 0);
+		assert_int_equal(ps.state, DAXFS_PIN_ACTIVE);
+		assert_int_equal(verify_mismatches(x, 0x100 + c), 0);	/* its blocks are still its own */
+		break;
 	case OUT_REFUSED:
 		break;
 	}
@@ -307,18 +365,18 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 	 * Another file takes every free block, and the device writes through its pin again (where the
 	 * policy still lets it).  Only unsafe lets those writes reach the other file.
 	 */
-	if (r->out != OUT_FAIL) {
+	if (out != OUT_FAIL) {
 		uint64_t glen = pu_fill(x->g);
 		int dr = pinned ? daxfs_dma(x->fd, x->p.id, DAXFS_DMA_WRITE_PATTERN, 0, PIN_LEN, 0x400, NULL, NULL) : 0;
 		struct scan sc = pu_scan(x->g);
 
-		if (r->out == OUT_REVOKE)
+		if (out == OUT_REVOKE)
 			assert_int_equal(dr, -ENOLINK);
-		else if (r->out == OUT_INVALIDATE)
+		else if (out == OUT_INVALIDATE)
 			assert_int_equal(dr, c == C_PUNCH ? 0 : -EFAULT);	/* refaulted, or nothing left */
 		else
 			assert_int_equal(dr, 0);
-		if (r->out == OUT_UNSAFE) {
+		if (out == OUT_UNSAFE) {
 			/* The baseline: G got the pinned blocks, and with them the device's writes. */
 			assert_int_equal(g_overlap_with_pin(x, glen), PIN_LEN);
 			assert_int_equal(sc.units, PIN_UNITS);
@@ -336,6 +394,17 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 			if (shared)
 				fail_msg("%s: the filler maps %llu bytes the pin holds", what, (unsigned long long)shared);
 		}
+		if (out == OUT_KEPT) {
+			/* The DMA went to the unlinked file, which reads it through its open file. */
+			char *buf = malloc(PIN_LEN);
+			assert_non_null(buf);
+			assert_int_equal(pread(x->fd, buf, PIN_LEN, PIN_OFF), (ssize_t)PIN_LEN);
+			assert_int_equal(pu_count_units(buf, PIN_LEN, x->p.id, 0x400), PIN_UNITS);
+			free(buf);
+			/* G still holds the rest of the space: what comes back now is the file's. */
+			last_close(x, &s0, pu_bfree(&x->m), what);
+			pinned = false;
+		}
 		assert_ok(unlink(x->g));
 	}
 	if (pinned) {
@@ -343,10 +412,12 @@ static void run_case(struct fx *x, const struct row *r, enum cause c)
 		assert_int_equal(ur, 0);
 	}
 	daxfs_pin_free(&x->p);
-	close(x->fd);
+	if (x->fd >= 0)
+		close(x->fd);
 	x->fd = -1;
-	assert_ok(unlink(x->f));
-	if (!PU_POLL(pu_stats(x->dfd).busy_blocks == 0 && pu_npins(x->dfd) == 0, 10000))
+	if (c != C_UNLINK)
+		assert_ok(unlink(x->f));
+	if (!PU_POLL(pu_stats(x->dfd).busy_blocks == 0 && pu_npins(x->dfd) == 0, PU_WAIT_MS))
 		fail_msg("%s: busy blocks or pins left after the file closed", what);
 }
 
@@ -369,7 +440,7 @@ static void test_every_policy(void **state)
 		snprintf(x.g, sizeof(x.g), "%s", P(&x.m, "G"));
 		x.dfd = pu_dirfd(&x.m);
 		x.fd = -1;
-		for (enum cause c = C_TRUNCATE; c <= C_OTRUNC; c++)
+		for (enum cause c = C_TRUNCATE; c <= C_UNLINK; c++)
 			run_case(&x, r, c);
 		close(x.dfd);
 		pu_finish(&x.m);
@@ -437,14 +508,14 @@ static void gup_vs_punch(const char *opts, bool deadlocks, bool write)
 
 	fx_setup(&x, deadlocks ? "gupwait" : "gupother", opts);
 	struct free_job punch = { .path = x.f, .fd = x.fd, .cause = C_PUNCH };
-	pu_guard(&x.m, "gup vs punch", 40);
+	pu_guard(&x.m, "gup vs punch", PU_TEST_TIMEOUT);
 	assert_int_equal(pthread_create(&pt, NULL, free_thread, &punch), 0);
 	wait_parked(&x, 1, "the punch of A");
 	struct pin_job b = { .fd = x.fd, .off = 8 * MiB, .write = write };
 	assert_int_equal(pthread_create(&bt, NULL, pin_thread, &b), 0);
 	if (deadlocks && write) {
 		/* The write waits in the kernel, behind the punch: only the punch is on the daemon's list. */
-		if (!PU_POLL(in_syscall(&b.tid, SYS_pwrite64), 10000))
+		if (!PU_POLL(in_syscall(&b.tid, SYS_pwrite64), PU_WAIT_MS))
 			fail_msg("the write of B never entered pwrite");
 		struct daxfs_wait_info *w;
 		uint32_t n;
@@ -457,7 +528,7 @@ static void gup_vs_punch(const char *opts, bool deadlocks, bool write)
 		assert_false(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE));
 		assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
 		join_job(&x, pt, &punch, "the punch after A's unpin");
-		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 20000))
+		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), PU_WAIT_MS))
 			fail_msg("the write of B still waiting after the punch finished");
 		assert_int_equal(pthread_join(bt, NULL), 0);
 		assert_int_equal(b.ret, 0);
@@ -482,13 +553,13 @@ static void gup_vs_punch(const char *opts, bool deadlocks, bool write)
 		/* Break it as a user would: the holder gives up A (here from another thread). */
 		assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
 		join_job(&x, pt, &punch, "the punch after A's unpin");
-		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 20000))
+		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), PU_WAIT_MS))
 			fail_msg("B still waiting after the punch finished");
 		assert_int_equal(pthread_join(bt, NULL), 0);
 		assert_int_equal(b.ret, 0);
 	} else {
 		/* Only the range being freed is off limits: B pins at once while the punch waits. */
-		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 20000))
+		if (!PU_POLL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), PU_WAIT_MS))
 			fail_msg("B waited behind a punch of A under %s", opts);
 		assert_int_equal(pthread_join(bt, NULL), 0);
 		assert_int_equal(b.ret, 0);
@@ -540,7 +611,7 @@ static void test_new_pin_waits_for_break(void **state)
 	int fd2 = open(x.f, O_RDWR);
 	assert_true(fd2 >= 0);
 	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
-	pu_guard(&x.m, "new pin during a lease break", 40);
+	pu_guard(&x.m, "new pin during a lease break", PU_TEST_TIMEOUT);
 	assert_int_equal(pthread_create(&tt, NULL, free_thread, &tr), 0);
 	wait_parked(&x, 1, "the truncate");
 	struct pin_job q = { .fd = fd2, .off = PIN_OFF };
@@ -550,7 +621,7 @@ static void test_new_pin_waits_for_break(void **state)
 	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);	/* the holder answers the lease break */
 	join_job(&x, tt, &tr, "the truncate");
 	assert_int_equal(tr.err, 0);
-	if (!PU_POLL(__atomic_load_n(&q.done, __ATOMIC_ACQUIRE), 20000))
+	if (!PU_POLL(__atomic_load_n(&q.done, __ATOMIC_ACQUIRE), PU_WAIT_MS))
 		fail_msg("the new pin still waiting after the truncate finished");
 	assert_int_equal(pthread_join(pt, NULL), 0);
 	assert_int_equal(q.ret, -EINVAL);	/* the file is empty now: nothing to pin */
@@ -572,7 +643,7 @@ static void test_wait_interrupted(void **state)
 
 	(void)state;
 	fx_setup(&x, "waitintr", "policy=wait");
-	pu_guard(&x.m, "an interrupted truncate", 40);
+	pu_guard(&x.m, "an interrupted truncate", PU_TEST_TIMEOUT);
 	pid_t c = pu_fork();
 	if (c == 0) {
 		struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART: EINTR comes back */
@@ -583,16 +654,173 @@ static void test_wait_interrupted(void **state)
 	uint64_t intr0 = pu_stats(x.dfd).waits_interrupted;
 	assert_ok(kill(c, SIGUSR1));
 	int st2;
-	if (!PU_POLL(waitpid(c, &st2, WNOHANG) == c, 20000))
+	if (!PU_POLL(waitpid(c, &st2, WNOHANG) == c, PU_WAIT_MS))
 		fail_msg("the interrupted truncate did not return");
 	assert_true(WIFEXITED(st2));
 	assert_int_equal(WEXITSTATUS(st2), 4);
 	assert_int_equal(pu_stats(x.dfd).waits_interrupted, intr0 + 1);
-	assert_true(PU_POLL(pu_stats(x.dfd).waiting == 0, 10000));
+	assert_true(PU_POLL(pu_stats(x.dfd).waiting == 0, PU_WAIT_MS));
 	assert_ok(fstat(x.fd, &st));
 	assert_int_equal(st.st_size, FSIZE);
 	assert_true(pu_check_file(x.f, 0, FSIZE, 1));
 	assert_int_equal(pu_stats(x.dfd).busy_created, 0);
+	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
+	fx_done(&x);
+}
+
+/* Processor time (user + system) process pid has used, in clock ticks. */
+static uint64_t cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		fail_msg("%s: %s", path, strerror(errno));
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* After the command name (which may hold anything but ends with the last ')'): fields 3 on. */
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		fail_msg("%s: cannot parse: %s", path, buf);
+	return ut + st;
+}
+
+/*
+ * The share of one processor m's daemon uses over the next ms milliseconds, and the share a thread
+ * that never stops gets over the same time: what a daemon looping without rest would get on this
+ * machine, however loaded it is.  The window is the measurement: there is no condition to wait for.
+ */
+struct cpu_shares {
+	double daemon;
+	double spinner;
+};
+
+static struct cpu_shares daemon_cpu_share(const struct mnt *m, unsigned ms)
+{
+	struct timespec s0, s1;
+	uint64_t c0 = cpu_ticks(m->daemon), t0 = pu_now_ms(), t1;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s0);
+	while ((t1 = pu_now_ms()) < t0 + ms)
+		;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s1);
+	uint64_t c1 = cpu_ticks(m->daemon);
+	double wall = (double)(t1 - t0) / 1000.0;
+	return (struct cpu_shares){
+		.daemon = (double)(c1 - c0) / (double)sysconf(_SC_CLK_TCK) / wall,
+		.spinner = ((double)(s1.tv_sec - s0.tv_sec) + (double)(s1.tv_nsec - s0.tv_nsec) / 1e9) / wall,
+	};
+}
+
+/*
+ * A waiting request costs the daemon no processor time: less than 30% of one, and less than a
+ * quarter of what a busy loop gets (on a loaded machine a busy loop may get less than 30%).
+ */
+static void check_idle(struct cpu_shares c, const char *what)
+{
+	print_message("daemon CPU %s: %.1f%% (a busy loop got %.1f%%)\n", what, c.daemon * 100, c.spinner * 100);
+	if (c.daemon >= 0.3 || c.daemon >= c.spinner / 4)
+		fail_msg("the daemon used %.1f%% of a processor %s", c.daemon * 100, what);
+}
+
+/* How long the oldest request waiting for the policy has waited (0: none waits). */
+static uint64_t oldest_wait_ns(int dfd)
+{
+	struct daxfs_wait_info *w;
+	uint64_t oldest = 0;
+	uint32_t n;
+
+	assert_int_equal(daxfs_list_waits(dfd, &w, &n), 0);
+	for (uint32_t i = 0; i < n; i++)
+		oldest = w[i].age_ns > oldest ? w[i].age_ns : oldest;
+	free(w);
+	return oldest;
+}
+
+/*
+ * A pin waiting behind a truncate is a parked request like the truncate: a signal to its caller
+ * makes it fail with EINTR, and while it waits it is run again only when something it waits for
+ * changes, so the daemon stays idle.
+ */
+static void test_pin_wait_interrupted(void **state)
+{
+	struct fx x;
+	pthread_t tt;
+
+	(void)state;
+	fx_setup(&x, "pinintr", "policy=revoke,grace_ms=20000");
+	int fd2 = open(x.f, O_RDWR);
+	assert_true(fd2 >= 0);
+	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
+	pu_guard(&x.m, "an interrupted pin", 40);
+	assert_int_equal(pthread_create(&tt, NULL, free_thread, &tr), 0);
+	wait_parked(&x, 1, "the truncate");
+	pid_t c = pu_fork();
+	if (c == 0) {
+		struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART: EINTR comes back */
+		struct daxfs_pin p;
+
+		sigaction(SIGUSR1, &sa, NULL);
+		int r = daxfs_pin(fd2, PIN_OFF, BS, 0, &p);
+		_exit(r == -EINTR ? 4 : r == 0 ? 0 : 5);
+	}
+	wait_parked(&x, 2, "the pin");
+	check_idle(daemon_cpu_share(&x.m, 1000), "while a pin waits");
+	uint64_t intr0 = pu_stats(x.dfd).waits_interrupted;
+	assert_ok(kill(c, SIGUSR1));
+	/* Its wait is over: nothing of it may go on running in the daemon. */
+	check_idle(daemon_cpu_share(&x.m, 1000), "after the pin was interrupted");
+	int st;
+	if (!PU_POLL(waitpid(c, &st, WNOHANG) == c, 10000))
+		fail_msg("the interrupted pin did not return");
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 4);
+	assert_int_equal(pu_stats(x.dfd).waits_interrupted, intr0 + 1);
+	assert_true(PU_POLL(pu_stats(x.dfd).waiting == 1, 10000));
+	assert_false(job_done(&tr));
+	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+	join_job(&x, tt, &tr, "the truncate");
+	assert_int_equal(tr.err, 0);
+	close(fd2);
+	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
+	fx_done(&x);
+}
+
+/*
+ * odp and a short-term pin without DAXFS_PIN_ODP: it takes no invalidation, so the free waits for it
+ * as wait does, past ack_ms, without spinning the policy worker; the unpin lets it finish, and
+ * wait_timeout_ms makes it give up.
+ */
+static void test_odp_waits_for_plain_pin(void **state)
+{
+	struct fx x;
+	pthread_t tt;
+
+	(void)state;
+	fx_setup_flags(&x, "odpplain", "policy=odp,ack_ms=100", W);
+	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
+	pu_guard(&x.m, "a truncate under odp waiting for a plain pin", 40);
+	assert_int_equal(pthread_create(&tt, NULL, free_thread, &tr), 0);
+	wait_parked(&x, 1, "the truncate");
+	/* Past ack_ms: the deadline for invalidations has come and gone. */
+	assert_true(PU_POLL(oldest_wait_ns(x.dfd) > 300000000ull, 10000));
+	check_idle(daemon_cpu_share(&x.m, 1500), "while the truncate waits past ack_ms");
+	assert_false(job_done(&tr));
+	assert_int_equal(daxfs_unpin(x.fd, x.p.id), 0);
+	join_job(&x, tt, &tr, "the truncate");
+	assert_int_equal(tr.err, 0);
+	assert_int_equal(pu_stats(x.dfd).busy_blocks, 0);
+	/* wait_timeout_ms bounds that wait, as under wait: EBUSY, the file unchanged. */
+	assert_int_equal(daxfs_policy_set(x.dfd, NULL, "wait_timeout_ms=200", NULL, 0), 0);
+	pu_write_file(x.f, FSIZE, 2);
+	struct daxfs_pin q = pu_pin(x.fd, PIN_OFF, BS, W);
+	assert_errno(truncate(x.f, 0), EBUSY);
+	assert_true(pu_check_file(x.f, 0, FSIZE, 2));
+	assert_int_equal(daxfs_unpin(x.fd, q.id), 0);
+	daxfs_pin_free(&q);
 	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
 	fx_done(&x);
 }
@@ -685,7 +913,7 @@ static void test_wait_timeout(void **state)
 
 	(void)state;
 	fx_setup(&x, "waitto", "policy=wait,wait_timeout_ms=200");
-	pu_guard(&x.m, "truncate with wait_timeout_ms=200", 30);
+	pu_guard(&x.m, "truncate with wait_timeout_ms=200", PU_TEST_TIMEOUT);
 	assert_errno(truncate(x.f, 0), EBUSY);
 	pu_guard(&x.m, "the rest", PU_TEST_TIMEOUT);
 	assert_ok(fstat(x.fd, &st));
@@ -711,9 +939,9 @@ static void test_revoke_after_timeout(void **state)
 
 	(void)state;
 	fx_setup(&x, "revto", "policy=revoke,grace_ms=400,wait_timeout_ms=100");
-	pu_guard(&x.m, "truncate under revoke with wait_timeout_ms=100", 30);
+	pu_guard(&x.m, "truncate under revoke with wait_timeout_ms=100", PU_TEST_TIMEOUT);
 	assert_errno(truncate(x.f, 0), EBUSY);
-	if (!PU_POLL(daxfs_pin_status(x.fd, x.p.id, &ps) == 0 && ps.state == DAXFS_PIN_REVOKED, 20000))
+	if (!PU_POLL(daxfs_pin_status(x.fd, x.p.id, &ps) == 0 && ps.state == DAXFS_PIN_REVOKED, PU_WAIT_MS))
 		fail_msg("pin %llu not revoked after its lease-break deadline (state %s)", (unsigned long long)x.p.id,
 			 daxfs_pin_state_str(ps.state));
 	struct daxfs_event ev[4];
@@ -752,7 +980,7 @@ static void test_events_by_signal(void **state)
 	assert_int_equal(daxfs_pin_signal(fd2, 4 * MiB, BS, W, sig, &q), 0);
 	struct free_job tr = { .path = x.f, .fd = x.fd, .cause = C_TRUNCATE };
 	pthread_t t;
-	pu_guard(&x.m, "events by signal", 40);
+	pu_guard(&x.m, "events by signal", PU_TEST_TIMEOUT);
 	assert_int_equal(pthread_create(&t, NULL, free_thread, &tr), 0);
 	struct timespec to = { 20, 0 };
 	int got = sigtimedwait(&set, &si, &to);
@@ -833,7 +1061,7 @@ static void fence_case(const char *name, const char *opts, uint32_t flags, bool 
 	pu_guard(&m, name, 120);
 	assert_int_equal(pthread_create(&t, NULL, dma_loop_thread, &d), 0);
 	/* The engine is running: the daemon has counted a DMA and another one is under way. */
-	assert_true(PU_POLL(__atomic_load_n(&d.runs, __ATOMIC_ACQUIRE) >= 1, 20000));
+	assert_true(PU_POLL(__atomic_load_n(&d.runs, __ATOMIC_ACQUIRE) >= 1, PU_WAIT_MS));
 	if (revoke) {
 		/* The lease break's deadline revokes the pin in the middle of a DMA. */
 		assert_ok(truncate(f, 0));
@@ -994,10 +1222,22 @@ static void test_readers_and_users(void **state)
 	struct stat st;
 	assert_ok(fstat(fd, &st));
 	assert_int_equal(st.st_blocks, 0);
-	/* Over the user's limit: EDQUOT.  (1 GiB of holes pins nothing, but the range counts.) */
+	/*
+	 * The user's limit counts what a pin holds, as the charge does: 2 MiB of holes under a read pin
+	 * hold nothing and pass a limit of 1 MiB; 2 MiB of data do not (EDQUOT).
+	 */
 	rj.len = 2 * MiB;
-	rj.expect = -EDQUOT;
 	assert_int_equal(as_user(user_pin, &rj), 0);
+	pu_write_file(own, 2 * MiB, 6);
+	int dfd2 = open(own, O_RDONLY);
+	assert_true(dfd2 >= 0);
+	struct user_job dj = { .fd = dfd2, .off = 0, .len = 2 * MiB, .flags = 0, .expect = -EDQUOT, .dfd = dfd };
+	assert_int_equal(as_user(user_pin, &dj), 0);
+	dj.len = 1 * MiB;	/* up to the limit: fine */
+	dj.expect = 0;
+	assert_int_equal(as_user(user_pin, &dj), 0);
+	close(dfd2);
+	assert_ok(unlink(own));
 	/* Root is exempt; a write pin by root over more than the device fails with ENOSPC and undoes itself. */
 	struct daxfs_pin p;
 	assert_int_equal(daxfs_pin(fd, 0, 1024 * MiB, W, &p), -ENOSPC);
@@ -1022,6 +1262,37 @@ static void test_readers_and_users(void **state)
 
 	close(ofd);
 	close(rfd);
+	close(fd);
+	close(dfd);
+	pu_finish(&m);
+}
+
+/*
+ * max_pinned_per_user below one block is a limit all the same: a user may then hold no block
+ * pinned.  A read pin over holes holds none and passes; one over data does not.  Root is exempt.
+ */
+static void test_user_limit_below_a_block(void **state)
+{
+	struct mnt m;
+	char f[512];
+
+	(void)state;
+	pu_setup(&m, "tinylimit", "64M", "allow_other,max_pinned_per_user=1000");
+	snprintf(f, sizeof(f), "%s", P(&m, "F"));
+	int dfd = pu_dirfd(&m);
+	pu_write_file(f, 64 * KiB, 1);
+	int fd = open(f, O_RDWR);
+	assert_true(fd >= 0);
+	assert_ok(ftruncate(fd, 1 * MiB));	/* [64 KiB, 1 MiB) a hole */
+	struct user_job j = { .fd = fd, .off = 0, .len = BS, .flags = 0, .expect = -EDQUOT, .dfd = dfd };
+	assert_int_equal(as_user(user_pin, &j), 0);
+	j.off = 512 * KiB;
+	j.expect = 0;
+	assert_int_equal(as_user(user_pin, &j), 0);
+	struct daxfs_pin p = pu_pin(fd, 0, 64 * KiB, W);
+	assert_int_equal(daxfs_unpin(fd, p.id), 0);
+	daxfs_pin_free(&p);
+	assert_int_equal(pu_stats(dfd).pins_active, 0);
 	close(fd);
 	close(dfd);
 	pu_finish(&m);
@@ -1078,6 +1349,14 @@ static void test_loadable_policy(void **state)
 	assert_ok(chmod(copy, 0644));
 	assert_int_equal(daxfs_policy_set(dfd, copy, "per_holder=1M", msg, sizeof(msg)), 0);
 	unlink(copy);
+	/* A name outside [a-z0-9-], as policy.h has it: refused, with the rule. */
+	const char *bad = getenv("POLICY_BAD_NAME_SO");
+	assert_non_null(bad);
+	assert_int_equal(daxfs_policy_set(dfd, bad, NULL, msg, sizeof(msg)), -ENOEXEC);
+	assert_non_null(strstr(msg, "'bad_name'"));
+	assert_non_null(strstr(msg, "[a-z0-9-]"));
+	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
+	assert_string_equal(pol.name, "quota");
 	/* Back to a built-in: the object is unloaded. */
 	assert_int_equal(daxfs_policy_set(dfd, "busy", NULL, msg, sizeof(msg)), 0);
 	assert_int_equal(daxfs_policy_get(dfd, &pol), 0);
@@ -1097,6 +1376,8 @@ static int run(void)
 		cmocka_unit_test(test_gup_vs_punch_write_wait),
 		cmocka_unit_test(test_new_pin_waits_for_break),
 		cmocka_unit_test(test_wait_interrupted),
+		cmocka_unit_test(test_pin_wait_interrupted),
+		cmocka_unit_test(test_odp_waits_for_plain_pin),
 		cmocka_unit_test(test_many_waiters_single_thread),
 		cmocka_unit_test(test_wait_timeout),
 		cmocka_unit_test(test_revoke_after_timeout),
@@ -1105,6 +1386,7 @@ static int run(void)
 		cmocka_unit_test(test_fence_revoke),
 		cmocka_unit_test(test_eof_tail_zeroed),
 		cmocka_unit_test(test_readers_and_users),
+		cmocka_unit_test(test_user_limit_below_a_block),
 	};
 	return cmocka_run_group_tests_name("policies", tests, NULL, NULL);
 }

@@ -34,6 +34,14 @@ static int teardown(void **state)
 	return h_group_down(&M);
 }
 
+/* Before each test: the earlier tests' deferred releases and forgets have arrived (see settle). */
+static int settled(void **state)
+{
+	(void)state;
+	settle(&M);
+	return 0;
+}
+
 static void test_statfs_counts(void **state)
 {
 	(void)state;
@@ -91,14 +99,15 @@ static void test_statfs_inodes(void **state)
 	for (int i = 0; i < 20; i++)
 		assert_ok(unlink(P(&M, "ino/n%d", i)));
 	assert_ok(unlink(P(&M, "ino/file")));
-	assert_int_equal(wait_ffree(M.dir, f0 - 4), f0 - 4);
-	usleep(50000);
-	assert_int_equal(sfs_of(M.dir).f_ffree, f0 - 4);	/* "file" is still linked as "link" */
+	/* Every removed inode is back, and "file", still linked as "link", is not. */
+	settle(&M);
+	assert_int_equal(sfs_of(M.dir).f_ffree, f0 - 4);
 	assert_ok(unlink(P(&M, "ino/link")));
 	assert_ok(rmdir(P(&M, "ino/dir")));
 	assert_ok(unlink(P(&M, "ino/sym")));
 	assert_ok(unlink(P(&M, "ino/fifo")));
-	assert_int_equal(wait_ffree(M.dir, f0), f0);
+	settle(&M);
+	assert_int_equal(sfs_of(M.dir).f_ffree, f0);
 }
 
 /* f_bfree: exactly the blocks a file owns (st_blocks), back after unlink. */
@@ -131,7 +140,8 @@ static void test_statfs_blocks(void **state)
 	assert_ok(unlink(P(&M, "blk/f")));
 	for (int i = 0; i < 10; i++)
 		assert_ok(unlink(P(&M, "blk/s%d", i)));
-	assert_int_equal(wait_bfree(M.dir, s0.f_bfree), s0.f_bfree);
+	settle(&M);
+	assert_int_equal(sfs_of(M.dir).f_bfree, s0.f_bfree);
 	free(buf);
 }
 
@@ -222,13 +232,15 @@ static void test_enospc_data(void **state)
 	assert_ok(mkdir(P(&m, "newdir"), 0755));
 	assert_errno(open(P(&m, "newdir/f"), O_WRONLY | O_CREAT, 0644), ENOSPC);
 	assert_ok(rmdir(P(&m, "newdir")));
-	assert_int_equal(wait_ffree(m.dir, ffree), ffree);
-	assert_int_equal(wait_bfree(m.dir, bfree), bfree);
+	settle(&m);
+	assert_int_equal(sfs_of(m.dir).f_ffree, ffree);
+	assert_int_equal(sfs_of(m.dir).f_bfree, bfree);
 	assert_errno(access(P(&m, "dir/longlink"), F_OK), ENOENT);
 
 	/* Deleting gives it all back, and the space can be used again. */
 	assert_ok(unlink(P(&m, "big")));
-	assert_int_equal(wait_bfree(m.dir, s0.f_bfree), s0.f_bfree);
+	settle(&m);
+	assert_int_equal(sfs_of(m.dir).f_bfree, s0.f_bfree);
 	fd = open(P(&m, "again"), O_WRONLY | O_CREAT | O_EXCL, 0644);
 	for (int i = 0; i < 16; i++) {
 		pat_fill(buf, MiB, (uint64_t)i * MiB, 8);
@@ -414,14 +426,14 @@ static void test_remount(void **state)
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_statfs_counts),
-		cmocka_unit_test(test_statfs_inodes),
-		cmocka_unit_test(test_statfs_blocks),
+		cmocka_unit_test_setup(test_statfs_counts, settled),
+		cmocka_unit_test_setup(test_statfs_inodes, settled),
+		cmocka_unit_test_setup(test_statfs_blocks, settled),
 		cmocka_unit_test(test_enospc_data),
 		cmocka_unit_test(test_enospc_short_write),
 		cmocka_unit_test(test_enospc_inodes),
 		cmocka_unit_test(test_orphans),
-		cmocka_unit_test(test_remount),
+		cmocka_unit_test_setup(test_remount, settled),
 	};
 	return cmocka_run_group_tests_name("space", tests, setup, teardown);
 }

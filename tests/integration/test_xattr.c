@@ -28,6 +28,14 @@ static int teardown(void **state)
 	return h_group_down(&M);
 }
 
+/* Before each test: the earlier tests' deferred releases and forgets have arrived (see settle). */
+static int settled(void **state)
+{
+	(void)state;
+	settle(&M);
+	return 0;
+}
+
 static void get_equal(const char *path, const char *name, const void *val, size_t len)
 {
 	char buf[70000];
@@ -308,17 +316,17 @@ static void test_ctime(void **state)
 
 	write_str(f, "");
 	struct stat a = st_of(f);
-	usleep(15000);
+	tick_past(a.st_ctim);
 	assert_ok(setxattr(f, "user.a", "1", 1, 0));
 	struct stat b = st_of(f);
 	assert_true(ts_cmp(b.st_ctim, a.st_ctim) > 0);
 	assert_int_equal(ts_cmp(b.st_mtim, a.st_mtim), 0);
-	usleep(15000);
+	tick_past(b.st_ctim);
 	assert_ok(removexattr(f, "user.a"));
 	struct stat c = st_of(f);
 	assert_true(ts_cmp(c.st_ctim, b.st_ctim) > 0);
-	/* A failed change does not touch it. */
-	usleep(15000);
+	/* A failed change does not touch it (a new stamp would now differ). */
+	tick_past(c.st_ctim);
 	assert_errno(removexattr(f, "user.a"), ENODATA);
 	assert_int_equal(ts_cmp(st_of(f).st_ctim, c.st_ctim), 0);
 }
@@ -366,16 +374,16 @@ static void test_remount(void **state)
 static int run(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_namespaces),
-		cmocka_unit_test(test_flags),
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_enospc),
-		cmocka_unit_test(test_special_files),
-		cmocka_unit_test(test_space),
-		cmocka_unit_test(test_ctime),
-		cmocka_unit_test(test_unlinked_open),
-		cmocka_unit_test(test_remount),
+		cmocka_unit_test_setup(test_namespaces, settled),
+		cmocka_unit_test_setup(test_flags, settled),
+		cmocka_unit_test_setup(test_sizes, settled),
+		cmocka_unit_test_setup(test_values, settled),
+		cmocka_unit_test_setup(test_enospc, settled),
+		cmocka_unit_test_setup(test_special_files, settled),
+		cmocka_unit_test_setup(test_space, settled),
+		cmocka_unit_test_setup(test_ctime, settled),
+		cmocka_unit_test_setup(test_unlinked_open, settled),
+		cmocka_unit_test_setup(test_remount, settled),
 	};
 	return cmocka_run_group_tests_name("xattr", tests, setup, teardown);
 }

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 
-# Lowest first.  Mirrors ../../ARCHITECTURE.md's layers, one list per layer.
+# Lowest first, one list per layer: the layers of the README's source layout.
 LAYERS = [
     ["csum", "trace", "holder"],
     ["media"],

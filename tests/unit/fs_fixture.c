@@ -342,9 +342,9 @@ int fx_truncate(struct fs *fs, uint64_t ino, uint64_t size, struct policy_op *op
 
 uint64_t fx_busy_blocks(struct fs *fs)
 {
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	uint64_t n = fs->busy.nblocks;
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	return n;
 }
 

@@ -87,9 +87,9 @@ static void truncate_to(struct fs *fs, struct inode *ip, uint64_t size)
 
 static uint64_t busy_blocks(struct fs *fs)
 {
-	pthread_mutex_lock(&fs->busy.lock);
+	lock_take(&fs->busy.lock);
 	uint64_t n = fs->busy.nblocks;
-	pthread_mutex_unlock(&fs->busy.lock);
+	lock_drop(&fs->busy.lock);
 	return n;
 }
 
@@ -252,9 +252,9 @@ static void test_busy_tree_stress(void **state)
 				free_range &= owner[b] == NULL;
 			if (!free_range)
 				break;
-			pthread_mutex_lock(&bt.lock);
+			lock_take(&bt.lock);
 			struct busy_ext *be = busy_track_locked(&bt, start, len, 1, 0, DAXFS_BUSY_PINNED);
-			pthread_mutex_unlock(&bt.lock);
+			lock_drop(&bt.lock);
 			for (uint64_t b = start; b < start + len; b++)
 				owner[b] = be;
 			live++;
@@ -266,9 +266,9 @@ static void test_busy_tree_stress(void **state)
 			struct busy_ext *expect[64];
 			int ne = 0;
 
-			pthread_mutex_lock(&bt.lock);
+			lock_take(&bt.lock);
 			busy_visit_locked(&bt, start, len, visit_record, &v);
-			pthread_mutex_unlock(&bt.lock);
+			lock_drop(&bt.lock);
 			for (uint64_t b = start; b < start + len; b++)
 				if (owner[b] && (ne == 0 || expect[ne - 1] != owner[b]))
 					expect[ne++] = owner[b];
@@ -283,9 +283,9 @@ static void test_busy_tree_stress(void **state)
 			if (!be)
 				break;
 			uint64_t s0 = be->start, l0 = be->len;
-			pthread_mutex_lock(&bt.lock);
+			lock_take(&bt.lock);
 			busy_queue_locked(&bt, be, 0);
-			pthread_mutex_unlock(&bt.lock);
+			lock_drop(&bt.lock);
 			assert_int_equal(busy_take(&bt, &got, 1, &stop), 1);
 			assert_ptr_equal(got, be);
 			busy_done(&bt, &got, 1);

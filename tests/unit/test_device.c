@@ -4,8 +4,9 @@
  * registrations are given their extents.  Tags encode and decode; writes land exactly at the
  * registration's media offsets and nowhere else; reads return the media, holes as zeroes; bad work
  * requests are refused before anything is posted; the queue depth holds (a request counts until its
- * completion is polled); completions account for every request; and deregistration fences: with
- * requests held in flight (the gate), it refuses new ones and returns only after they completed.
+ * completion is polled), for list posts too; completions account for every request; and
+ * deregistration fences: with requests held in flight (the gate), it refuses new ones and returns
+ * only after they completed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -436,6 +437,51 @@ static void test_queue_depth(void **state)
 	close(gate);
 }
 
+/* A list post: everything up to the first refused request is posted, with one doorbell. */
+static void test_post_list(void **state)
+{
+	int gate = eventfd(0, EFD_SEMAPHORE | EFD_CLOEXEC);
+	struct daxfs_pin desc = reg_desc(ext3, 3);
+	struct daxfs_mr *mr;
+	struct daxfs_qp *qp;
+	struct daxfs_wc wc[8];
+	struct daxfs_wr wr[6];
+	int posted = -1;
+
+	(void)state;
+	wipe_media();
+	struct daxfs_dev *d = open_dev(DAXFS_DEV_ACCESS_URING, DAXFS_DEV_F_GATE, gate);
+	assert_int_equal(daxfs_reg_mr_raw(d, INO, &desc, DAXFS_PIN_WRITE, &mr), 0);
+	assert_int_equal(daxfs_qp_create(d, 4, &qp), 0);
+	for (int i = 0; i < 6; i++)
+		wr[i] = (struct daxfs_wr){ .wr_id = (uint64_t)i, .opcode = DAXFS_WR_WRITE, .mr = mr,
+					   .offset = (uint64_t)i * 32 * KiB, .length = 32 * KiB, .seq = 11 };
+	/* Six at depth four: four go, the fifth is refused for room. */
+	assert_int_equal(daxfs_post_list(qp, wr, 6, &posted), -EAGAIN);
+	assert_int_equal(posted, 4);
+	struct daxfs_mr_info mi;
+	daxfs_mr_query(mr, &mi);
+	assert_int_equal(mi.inflight, 4);
+	gate_open(gate, 4);
+	wait_n(qp, wc, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(wc[i].status, 0);
+	/* A bad one in the middle: those before it are posted, none after. */
+	wr[2].offset = REG_LEN;
+	assert_int_equal(daxfs_post_list(qp, wr, 4, &posted), -EINVAL);
+	assert_int_equal(posted, 2);
+	gate_open(gate, 2);
+	wait_n(qp, wc, 2);
+	assert_int_equal(daxfs_qp_outstanding(qp), 0);
+	check_units(&desc, 0, 4 * 32 * KiB, 11);
+	struct daxfs_dev_stats st;
+	daxfs_dev_stats(d, &st);
+	assert_int_equal(st.posted, 6);
+	assert_int_equal(st.completed, 6);
+	daxfs_dev_close(d);
+	close(gate);
+}
+
 /* ---- deregistration fences ---- */
 
 struct dereg_job {
@@ -595,6 +641,7 @@ int main(void)
 		cmocka_unit_test(test_read_holes),
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_queue_depth),
+		cmocka_unit_test(test_post_list),
 		cmocka_unit_test(test_dereg_fences),
 		cmocka_unit_test(test_close_waits),
 		cmocka_unit_test(test_accounting),

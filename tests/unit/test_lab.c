@@ -101,6 +101,8 @@ static void test_trace_busy(void **state)
 	assert_int_equal(s.bad_lines, 1);
 	assert_int_equal(s.busy_peak, 3 * 1048576);
 	assert_int_equal(s.busy_now, 2 * 1048576);
+	assert_int_equal(s.busy_added, 3 * 1048576);
+	assert_int_equal(s.reclaimed, 1048576);
 	/* 1 MiB for 2 s + 2 MiB for 2 s = 6 MiB*s. */
 	assert_true(s.busy_byte_s > 6.0 * 1048576 - 1 && s.busy_byte_s < 6.0 * 1048576 + 1);
 	assert_int_equal(s.reclaim.n, 1);
@@ -157,6 +159,8 @@ static void test_reports(void **state)
 	r[1] = r[0];
 	snprintf(r[1].policy, sizeof(r[1].policy), "busy");
 	r[1].stray_units = UINT64_MAX;	/* the detector did not run */
+	lab_errs_add(&r[1].dev_errs, ENXIO, 57);
+	lab_errs_add(&r[1].dev_errs, ENOLINK, 12);
 
 	FILE *f = open_memstream(&buf, &len);
 	lab_report_csv(f, r, 2);
@@ -182,6 +186,7 @@ static void test_reports(void **state)
 	fclose(f);
 	assert_non_null(strstr(buf, "6.2K"));	/* 100 units of 64 bytes */
 	assert_non_null(strstr(buf, "  ?  ") || strstr(buf, " ? "));
+	assert_non_null(strstr(buf, "ENOLINK:12 ENXIO:57 ") || strstr(buf, "ENXIO:57 ENOLINK:12 "));	/* whole */
 	free(buf);
 }
 

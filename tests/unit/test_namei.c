@@ -407,7 +407,7 @@ static void test_concurrent(void **state)
 	for (int i = 0; i < NTHREADS; i++)
 		if (w[i].err[0])
 			fail_msg("worker %d: %s", i, w[i].err);
-	assert_false(fs->sbi.aborted);
+	assert_false(sbi_aborted(&fs->sbi));
 
 	/* The shared directory is empty, each own directory holds the even-numbered files. */
 	struct names nm;

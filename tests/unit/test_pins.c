@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -293,8 +294,144 @@ static void test_events(void **state)
 	assert_int_equal(ev[0].seq, 2);
 	assert_int_equal(ev[0].type, DAXFS_EV_REVOKED);
 	assert_int_equal(pin_break_lease_locked(&t, p, 1, 12), -EINVAL);
+	/* More than a page: next_seq is past the page, and reading on from it loses nothing. */
+	for (int i = 0; i < 11; i++)
+		pin_event_locked(&t, p, DAXFS_EV_DROPPED, 0, 1, 0, 12);
+	uint64_t from = 2, want = 2;
+	uint32_t got;
+	while ((got = pin_events_read_locked(&a, from, ev, 4, &next)) > 0) {
+		for (uint32_t i = 0; i < got; i++)
+			assert_int_equal(ev[i].seq, want++);
+		assert_int_equal(next, ev[got - 1].seq + 1);
+		from = next;
+	}
+	assert_int_equal(want, 14);
+	assert_int_equal(next, 14);	/* none left: the seq of the next event */
 	lock_drop(&t.lock);
 	pin_release_owner(&t, &a);
+	pin_owner_destroy(&a);
+	pin_table_destroy(&t);
+}
+
+/* The file system dropping an owner's pins on its own tells the holder, one DROPPED per pin. */
+static void test_drop_owner(void **state)
+{
+	struct pin_table t;
+	struct pin_owner a, b;
+	struct daxfs_event ev[8];
+	uint64_t next;
+
+	(void)state;
+	pin_table_init(&t, 12, 0, 0, NULL);
+	pin_owner_init(&a);
+	pin_owner_init(&b);
+	lock_take(&t.lock);
+	struct pin *p = add(&t, &a, 1, 10, 4, 0), *q = add(&t, &a, 1, 20, 2, 0);
+	uint64_t pid = p->id, qid = q->id;
+	add(&t, &b, 1, 10, 4, 0);
+	lock_drop(&t.lock);
+	pin_drop_owner(&t, &a);
+	lock_take(&t.lock);
+	assert_int_equal(a.npins, 0);
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 8, &next), 2);
+	assert_int_equal(ev[0].type, DAXFS_EV_DROPPED);
+	assert_int_equal(ev[0].pin_id, pid);
+	assert_int_equal(ev[1].type, DAXFS_EV_DROPPED);
+	assert_int_equal(ev[1].pin_id, qid);
+	assert_false(pin_any_locked(&t, 20, 2));
+	assert_true(pin_any_locked(&t, 10, 4));	/* b's pin is b's */
+	assert_int_equal(pin_events_read_locked(&b, 1, ev, 8, &next), 0);
+	lock_drop(&t.lock);
+	pin_release_owner(&t, &b);
+	pin_owner_destroy(&a);
+	pin_owner_destroy(&b);
+	pin_table_destroy(&t);
+}
+
+/* A removing callback that tries what a policy's on_unpin hook might: break and revoke the pin. */
+struct meddler {
+	struct pin_table *t;
+	int calls;
+	int broke;		/* what pin_break_lease_locked answered */
+	uint32_t state;		/* the pin's state after the attempts */
+};
+
+static void meddle(void *ctx, const struct pin *p)
+{
+	struct meddler *m = ctx;
+	struct pin *q = (struct pin *)p;
+
+	m->calls++;
+	m->broke = pin_break_lease_locked(m->t, q, 1000, 12);
+	pin_revoke_locked(m->t, q, 12);
+	m->state = q->state;
+}
+
+/* The "revoked" field of the trace's unpin record of pin id: 1 true, 0 false, -1 none. */
+static int unpin_revoked(const char *path, uint64_t id)
+{
+	char line[512], pat[64];
+	int found = -1;
+	FILE *f = fopen(path, "r");
+
+	assert_non_null(f);
+	snprintf(pat, sizeof(pat), "\"ev\":\"unpin\",\"pin\":%llu,", (unsigned long long)id);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, pat))
+			found = strstr(line, "\"revoked\":true") ? 1 : strstr(line, "\"revoked\":false") ? 0 : -2;
+	fclose(f);
+	return found;
+}
+
+/*
+ * A pin going away can no longer be acted on, even from the hook that says it goes: unpinned, it is
+ * neither broken nor revoked (no event, its unpin record says "revoked":false); revoked, the hook
+ * runs once, and only its later unpin says "revoked":true.
+ */
+static void test_hook_on_going_pin(void **state)
+{
+	struct pin_table t;
+	struct pin_owner a;
+	struct daxfs_event ev[8];
+	struct trace tr;
+	uint64_t next;
+	char path[] = "/tmp/daxfs-unit-trace-XXXXXX";
+	struct meddler m = { .t = &t };
+	struct pin_callbacks cb = { .removing = meddle, .ctx = &m };
+
+	(void)state;
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	trace_init(&tr);
+	assert_int_equal(trace_start(&tr, path), 0);
+	pin_table_init(&t, 12, 0, 0, &cb);
+	t.trace = &tr;
+	pin_owner_init(&a);
+	lock_take(&t.lock);
+	struct pin *p = add(&t, &a, 1, 10, 4, 0), *q = add(&t, &a, 1, 20, 4, 0);
+	uint64_t pid = p->id, qid = q->id;
+	pin_remove_locked(&t, p);
+	assert_int_equal(m.calls, 1);
+	assert_int_equal(m.broke, -EINVAL);
+	assert_int_equal(m.state, DAXFS_PIN_ACTIVE);
+	assert_int_equal(t.revoked, 0);
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 8, &next), 0);
+	pin_revoke_locked(&t, q, 12);
+	assert_int_equal(m.calls, 2);
+	assert_int_equal(m.broke, -EINVAL);
+	assert_int_equal(m.state, DAXFS_PIN_REVOKED);
+	assert_int_equal(t.revoked, 1);
+	assert_int_equal(pin_events_read_locked(&a, 1, ev, 8, &next), 1);
+	assert_int_equal(ev[0].type, DAXFS_EV_REVOKED);
+	pin_remove_locked(&t, q);
+	assert_int_equal(m.calls, 2);	/* a revoked pin is not reported again */
+	lock_drop(&t.lock);
+	trace_stop(&tr);
+	assert_int_equal(unpin_revoked(path, pid), 0);
+	assert_int_equal(unpin_revoked(path, qid), 1);
+	trace_destroy(&tr);
+	unlink(path);
 	pin_owner_destroy(&a);
 	pin_table_destroy(&t);
 }
@@ -364,7 +501,7 @@ static void test_invalidate_ack_refault(void **state)
 	assert_int_equal(n, 4);
 	assert_false(pin_any_locked(&t, 104, 4));	/* let go of */
 	assert_true(pin_any_locked(&t, 100, 4));
-	assert_int_equal(p->ninvalidated, 4);
+	assert_int_equal(pin_invalidated_ranges(p), 1);
 	uint64_t moff, run;
 	assert_int_equal(pin_unit_begin_locked(p, 5 << 12, 4096, 12, &moff, &run), -EFAULT);
 	assert_int_equal(pin_unit_begin_locked(p, 1 << 12, 64 << 10, 12, &moff, &run), 0);
@@ -375,7 +512,7 @@ static void test_invalidate_ack_refault(void **state)
 	struct pin_ext ne = { .lblk = 4, .pblk = 300, .len = 4 };
 	assert_int_equal(pin_refault_locked(&t, p, 4, 4, &ne, 1), 0);
 	assert_int_equal(p->gen, 1);
-	assert_int_equal(p->ninvalidated, 0);
+	assert_int_equal(pin_invalidated_ranges(p), 0);
 	assert_int_equal(p->next, 2);
 	assert_true(pin_any_locked(&t, 300, 4));
 	assert_int_equal(pin_unit_begin_locked(p, 6 << 12, 4096, 12, &moff, &run), 0);
@@ -390,6 +527,54 @@ static void test_invalidate_ack_refault(void **state)
 	lock_drop(&t.lock);
 	pin_release_owner(&t, &a);
 	assert_int_equal(t.pinned_blocks, 0);
+	pin_owner_destroy(&a);
+	pin_table_destroy(&t);
+}
+
+/* Acknowledge the invalidation free_id asks of file blocks [lblk, lblk + n) of p. */
+static void invalidate_and_ack(struct pin_table *t, struct pin_owner *o, struct pin *p, uint64_t lblk, uint64_t n,
+			       uint64_t free_id)
+{
+	struct daxfs_event ev[8];
+	uint64_t next, l, k;
+	uint32_t got;
+
+	assert_int_equal(pin_invalidate_locked(t, p, lblk, n, 1000, free_id, 12), 0);
+	got = pin_events_read_locked(o, 1, ev, 8, &next);
+	assert_true(got >= 1);
+	assert_int_equal(pin_ack_locked(t, p, ev[got - 1].seq, &l, &k), 0);
+}
+
+/* PIN_STATUS.invalidated: the ranges of the pin its holder gave up and has not faulted in again. */
+static void test_invalidated_ranges(void **state)
+{
+	struct pin_table t;
+	struct pin_owner a;
+	struct pin *p;
+
+	(void)state;
+	pin_table_init(&t, 12, 0, 0, NULL);
+	pin_owner_init(&a);
+	lock_take(&t.lock);
+	struct pin_ext e[2] = { { .lblk = 0, .pblk = 100, .len = 4 }, { .lblk = 4, .pblk = PIN_HOLE, .len = 6 } };
+	assert_int_equal(pin_add_locked(&t, &a, 3, 0, 10, DAXFS_PIN_ODP, 1, 0, 0, e, 2, &p), 0);
+	assert_int_equal(pin_invalidated_ranges(p), 0);	/* a hole is not a gap */
+	invalidate_and_ack(&t, &a, p, 0, 1, 1);		/* at the start */
+	assert_int_equal(pin_invalidated_ranges(p), 1);
+	invalidate_and_ack(&t, &a, p, 2, 1, 2);		/* in the middle: a second range */
+	assert_int_equal(pin_invalidated_ranges(p), 2);
+	invalidate_and_ack(&t, &a, p, 3, 2, 3);		/* next to it, across extents: the same range */
+	assert_int_equal(pin_invalidated_ranges(p), 2);
+	invalidate_and_ack(&t, &a, p, 9, 100, 4);		/* the end, beyond the pin cut off */
+	assert_int_equal(pin_invalidated_ranges(p), 3);
+	struct pin_ext back = { .lblk = 2, .pblk = 300, .len = 3 };
+	assert_int_equal(pin_refault_locked(&t, p, 2, 3, &back, 1), 0);
+	assert_int_equal(pin_invalidated_ranges(p), 2);
+	struct pin_ext all = { .lblk = 0, .pblk = 400, .len = 10 };
+	assert_int_equal(pin_refault_locked(&t, p, 0, 10, &all, 1), 0);
+	assert_int_equal(pin_invalidated_ranges(p), 0);
+	pin_remove_locked(&t, p);
+	lock_drop(&t.lock);
 	pin_owner_destroy(&a);
 	pin_table_destroy(&t);
 }
@@ -530,8 +715,11 @@ int main(void)
 		cmocka_unit_test(test_split_and_merge),
 		cmocka_unit_test(test_pins_owners_limits),
 		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_drop_owner),
+		cmocka_unit_test(test_hook_on_going_pin),
 		cmocka_unit_test(test_revoke_kinds),
 		cmocka_unit_test(test_invalidate_ack_refault),
+		cmocka_unit_test(test_invalidated_ranges),
 		cmocka_unit_test(test_breaks),
 		cmocka_unit_test(test_dma_fence),
 	};

@@ -377,7 +377,8 @@ static void test_timer(void **state)
 
 struct note_find {
 	int found;
-	char msg[2048];
+	char msg[2048];		/* the last one's */
+	char msgs[4][2048];	/* the first four's */
 };
 
 static void find_note(struct note_find *nf, const char *buf, size_t len)
@@ -396,6 +397,8 @@ static void find_note(struct note_find *nf, const char *buf, size_t len)
 			assert_true(json_field(p, (size_t)(nl - p), "policy", pol, sizeof(pol)));
 			assert_string_equal(pol, "\"busy\"");
 			assert_true(json_field(p, (size_t)(nl - p), "msg", nf->msg, sizeof(nf->msg)));
+			if (nf->found < 4)
+				memcpy(nf->msgs[nf->found], nf->msg, sizeof(nf->msg));
 			nf->found++;
 		}
 		p = nl + 1;
@@ -424,29 +427,54 @@ static void test_trace_escapes(void **state)
 	free(buf);
 }
 
+/* A JSON string of escaped newlines, then whole "é": at least min bytes of it. */
+static void expect_whole(const char *json, size_t min)
+{
+	size_t n = strlen(json), i = 1;
+
+	assert_true(n >= min);
+	assert_int_equal(json[0], '"');
+	assert_int_equal(json[n - 1], '"');
+	while (i + 6 < n && memcmp(json + i, "\\u000a", 6) == 0)
+		i += 6;
+	for (; i + 1 < n; i += 2)
+		if (memcmp(json + i, "\xc3\xa9", 2))
+			fail_msg("byte %zu of %s is %#x, not a whole \"\xc3\xa9\"", i, json, (unsigned char)json[i]);
+}
+
 /*
- * A long message with many characters to escape: the record must still be written (the message cut
- * to fit), not dropped.  daxfs_policy_trace escapes up to ~1100 bytes, but trace_emit refuses
- * records over 1 KiB whole, so the note is lost.
+ * Long messages, escaped past what a record holds: each is still written, cut to fit at a whole
+ * escape and a whole character, not dropped.  (The escaped text used to reach ~1100 bytes, and
+ * trace_emit refuses records over 1 KiB whole: the note was lost.)
  */
 static void test_trace_long_message(void **state)
 {
 	struct afix *x = *state;
 	struct daxfs_policy *pol = x->fs->pol->cur;
 	struct note_find nf;
-	char msg[301];
+	char nl[301], e[511];
 	size_t len;
 
-	KNOWN_BUG("policy_api.c:141-154 escapes a note to up to 1099 bytes; trace.c drops records over 1 KiB");
-	memset(msg, '\n', 300);
-	msg[300] = 0;
+	memset(nl, '\n', 300);
+	nl[300] = 0;
+	for (int i = 0; i < 510; i += 2)
+		memcpy(e + i, "\xc3\xa9", 2);	/* é */
+	e[510] = 0;
 	lock_pins(x->fs);
-	daxfs_policy_trace(pol, "%s", msg);
+	/* Escaped to 1800 bytes: cut by the record. */
+	daxfs_policy_trace(pol, "%s", nl);
+	/* 1020 bytes: cut to 511 in the middle of an é. */
+	daxfs_policy_trace(pol, "%s%s", e, e);
+	/* 100 newlines, then 205 é: 1010 bytes escaped, cut by the record in the middle of an é. */
+	daxfs_policy_trace(pol, "%.100s%.410s", nl, e);
 	unlock_pins(x->fs);
 	trace_stop(&x->fs->trace);
 	char *buf = unit_read_file(x->trace.path, &len);
 	find_note(&nf, buf, len);
-	assert_int_equal(nf.found, 1);
+	assert_int_equal(nf.found, 3);
+	expect_whole(nf.msgs[0], 800);
+	expect_whole(nf.msgs[1], 2 + 510);
+	expect_whole(nf.msgs[2], 800);
 	free(buf);
 }
 

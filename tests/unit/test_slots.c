@@ -422,27 +422,21 @@ static void test_grow_several_blocks_in_one_tx(void **state)
 	free(seen);
 }
 
-/* slots_load must fail with `code` and a message containing `needle`; visit == false: no visitor. */
-static void expect_load_error_v(struct fixture *f, uint32_t kind, uint64_t head, int code, const char *needle,
-				bool with_visit)
+/* slots_load must fail with `code` and a message containing `needle`, visiting no record twice. */
+static void expect_load_error(struct fixture *f, uint32_t kind, uint64_t head, int code, const char *needle)
 {
 	struct slotlist sl;
 	struct seen *seen = calloc(1, sizeof(*seen));
 	char err[256] = "";
 
 	assert_non_null(seen);
-	int ret = slots_load(&sl, &f->s, kind, head, with_visit ? visit : NULL, seen, err, sizeof(err));
+	int ret = slots_load(&sl, &f->s, kind, head, visit, seen, err, sizeof(err));
 	slots_destroy(&sl);
 	free(seen);
 	if (ret != code)
 		fail_msg("slots_load: expected %d, got %d (%s)", code, ret, err);
 	if (!strstr(err, needle))
 		fail_msg("message \"%s\" lacks \"%s\"", err, needle);
-}
-
-static void expect_load_error(struct fixture *f, uint32_t kind, uint64_t head, int code, const char *needle)
-{
-	expect_load_error_v(f, kind, head, code, needle, true);
 }
 
 static void test_corrupt_slot(void **state)
@@ -522,8 +516,14 @@ static void test_corrupt_chain(void **state)
 	struct daxfs_slot_block save2 = *h2;
 	h2->next = blocks[0];
 	h2->crc = csum_slot_block(f->s.seed, blocks[2], h2);
-	expect_load_error_v(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "loops", false);
+	/* Found before any record is visited twice (the visitor fails on a second visit). */
+	expect_load_error(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "loops");
 	*h2 = save2;
+	/* A block linking to itself, in the middle of the chain. */
+	h1->next = blocks[1];
+	h1->crc = csum_slot_block(f->s.seed, blocks[1], h1);
+	expect_load_error(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "loops");
+	*h1 = save1;
 	/* A visitor error stops the walk and is reported. */
 	struct slotlist sl;
 	struct seen *seen = calloc(1, sizeof(*seen));
@@ -534,6 +534,82 @@ static void test_corrupt_chain(void **state)
 			 -E2BIG);
 	assert_int_equal(seen->n, 5);
 	assert_true(strlen(err) > 0);
+	slots_destroy(&sl);
+	free(seen);
+}
+
+struct bad_seen {
+	uint64_t id[8];
+	int n;
+};
+
+static void bad_visit(void *arg, uint64_t id, const uint64_t v[3])
+{
+	struct bad_seen *b = arg;
+
+	(void)v;
+	assert_true(b->n < 8);
+	b->id[b->n++] = id;
+}
+
+/*
+ * A record that does not verify: the salvaging load reports it and keeps its slot in use, and once
+ * the caller clears it the strict load succeeds again with every other record.  A broken chain
+ * still fails it; slots_reset empties the list from its head and the list works afterwards.
+ */
+static void test_salvage_and_reset(void **state)
+{
+	struct fixture *f = *state;
+	struct slotlist sl;
+	struct bad_seen bad = { 0 };
+	struct tx tx;
+	uint64_t blocks[8], id;
+	size_t nb;
+	char err[256] = "";
+
+	fill(f, 200, blocks, &nb);
+	assert_int_equal(nb, 2);
+	struct daxfs_slot *slot = (void *)((char *)sbi_block(&f->s, blocks[1]) + sizeof(struct daxfs_slot_block));
+	uint32_t vi = 0;
+	while (!slot[vi].v[0])
+		vi++;
+	slot[vi].v[2] ^= 0x10;
+	expect_load_error(f, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, -EUCLEAN, "bad checksum");
+	assert_int_equal(slots_load_salvage(&sl, &f->s, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, NULL, bad_visit, &bad,
+					    err, sizeof(err)), 0);
+	assert_int_equal(bad.n, 1);
+	assert_int_equal(bad.id[0], sl.per_block + vi);
+	assert_int_equal(sl.used, 200);
+	tx_init(&tx, &f->s.journal);
+	slots_remove(&sl, &tx, bad.id[0]);
+	assert_int_equal(tx_commit(&tx), 0);
+	slots_destroy(&sl);
+
+	struct seen *seen = calloc(1, sizeof(*seen));
+	assert_non_null(seen);
+	reopen(f);
+	load_ok(f, &sl, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, seen);
+	assert_int_equal(seen->n, 199);
+	slots_destroy(&sl);
+
+	/* The second block's header broken: the chain does not load, even salvaging. */
+	struct daxfs_slot_block *h1 = sbi_block(&f->s, blocks[1]);
+	h1->magic ^= 1;
+	assert_int_equal(slots_load_salvage(&sl, &f->s, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, NULL, NULL, NULL, err,
+					    sizeof(err)), -EUCLEAN);
+	slots_destroy(&sl);
+	assert_int_equal(slots_reset(&sl, &f->s, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, err, sizeof(err)), 0);
+	assert_int_equal(sl.used, 0);
+	assert_int_equal(sl.nblocks, 1);
+	uint64_t v[3] = { 7, 8, 9 };
+	tx_init(&tx, &f->s.journal);
+	assert_int_equal(slots_add(&sl, &tx, v, &id), 0);
+	assert_int_equal(tx_commit(&tx), 0);
+	slots_destroy(&sl);
+	reopen(f);
+	load_ok(f, &sl, DAXFS_SLOTS_ORPHAN, f->s.sb.orphan_head, seen);
+	assert_int_equal(seen->n, 1);
+	assert_int_equal(seen->v[id][0], 7);
 	slots_destroy(&sl);
 	free(seen);
 }
@@ -550,6 +626,7 @@ int main(void)
 		T(test_grow_several_blocks_in_one_tx),
 		T(test_corrupt_slot),
 		T(test_corrupt_chain),
+		T(test_salvage_and_reset),
 	};
 
 	return cmocka_run_group_tests_name("slots", tests, NULL, NULL);

@@ -3,8 +3,8 @@
  * trace.c: the event trace.  Every record is one whole JSON object on a line of its own, with its
  * timestamp and name; trace_stop writes out everything queued before it; several threads emitting
  * at once never interleave; a full ring drops records whole and counts them, without waiting for
- * the writer; a record too long for a line is refused whole; start/stop cycles truncate and
- * reset; a failed start leaves tracing off.
+ * the writer; a record too long for a line is refused whole; one without fields (TRACE0) has no
+ * stray comma; start/stop cycles truncate and reset; a failed start leaves tracing off.
  */
 #include <pthread.h>
 #include <sys/stat.h>
@@ -127,25 +127,35 @@ static void test_records_are_json_lines(void **state)
 }
 
 /*
- * A record with no fields: trace.h says fmt is "" then, but trace_emit carries a printf format
- * attribute and the project builds with -Wall -Werror, where a zero-length format is an error
- * (-Wformat-zero-length).  The only way left is a format that expands to nothing, and trace_emit
- * decides on the comma from fmt[0], not from what it expanded to: the line is {"t":N,"ev":"bare",}.
+ * A record with no fields: TRACE0, or any format that expands to nothing (a literal "" is an error
+ * under -Wformat-zero-length), is {"t":N,"ev":"NAME"}: trace_emit decides on the comma from what
+ * the format printed, not from fmt[0].
  */
 static void test_record_without_fields(void **state)
 {
 	struct tfix *x = *state;
 	struct trace *t = &x->t;
 
-	KNOWN_BUG("trace.c:134 adds a comma after \"ev\" when fmt is not empty but expands to nothing");
 	assert_int_equal(trace_start(t, x->a.path), 0);
 	trace_emit(t, "bare", "%s", "");
+	TRACE0(t, "bare0");
+	TRACE(t, "full", "\"seq\":%d", 7);
 	trace_stop(t);
 	size_t len;
 	char *buf = unit_read_file(x->a.path, &len);
-	assert_int_equal(check_lines(buf, len, NULL, NULL), 1);
-	assert_true(len > 14);
-	assert_memory_equal(buf + len - 14, ",\"ev\":\"bare\"}\n", 14);
+	assert_int_equal(check_lines(buf, len, NULL, NULL), 3);
+	/* Each line ends with its name and fields, the next one starting right after. */
+	static const char *const ends[] = { ",\"ev\":\"bare\"}\n", ",\"ev\":\"bare0\"}\n",
+					    ",\"ev\":\"full\",\"seq\":7}\n" };
+	const char *line = buf;
+	for (int i = 0; i < 3; i++) {
+		const char *next = strchr(line, '\n') + 1;
+		size_t n = strlen(ends[i]);
+
+		if ((size_t)(next - line) < n || memcmp(next - n, ends[i], n))
+			fail_msg("line %d is %.*s", i + 1, (int)(next - line - 1), line);
+		line = next;
+	}
 	free(buf);
 }
 
@@ -361,6 +371,34 @@ static void test_too_long_refused_whole(void **state)
 	free(big);
 }
 
+/*
+ * The request path stores raw values and the writer formats them: every conversion the call sites
+ * use comes out as printf would have written it.
+ */
+static void test_conversions(void **state)
+{
+	struct tfix *x = *state;
+	struct trace *t = &x->t;
+
+	assert_int_equal(trace_start(t, x->a.path), 0);
+	trace_emit(t, "conv", "\"d\":%d,\"u\":%u,\"llu\":%llu,\"lld\":%lld,\"ld\":%ld,\"zu\":%zu,\"x\":\"%x\","
+		   "\"s\":\"%s\",\"pct\":\"100%%\",\"e\":\"%s\"",
+		   -2147483647 - 1, 4294967295u, 18446744073709551615ull, -9223372036854775807ll - 1, -7l, (size_t)12345,
+		   0xbeefu, "a \\\"quoted\\\" name", "");
+	assert_int_equal(t->records, 1);
+	trace_stop(t);
+	size_t len;
+	char *buf = unit_read_file(x->a.path, &len);
+	const char *want = ",\"ev\":\"conv\",\"d\":-2147483648,\"u\":4294967295,\"llu\":18446744073709551615,"
+			   "\"lld\":-9223372036854775808,\"ld\":-7,\"zu\":12345,\"x\":\"beef\",\"s\":\"a \\\"quoted\\\" name\","
+			   "\"pct\":\"100%\",\"e\":\"\"}\n";
+	char *got = strchr(buf, ',');
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	assert_true(strncmp(buf, "{\"t\":", 5) == 0);
+	free(buf);
+}
+
 /* Each start truncates its file and starts counting again; a start stops the trace running. */
 static void test_stop_start_cycles(void **state)
 {
@@ -436,6 +474,7 @@ int main(void)
 		T(test_stop_writes_everything),
 		T(test_concurrent_emitters),
 		T(test_full_ring_drops_counted),
+		T(test_conversions),
 		T(test_too_long_refused_whole),
 		T(test_stop_start_cycles),
 		T(test_start_errors),

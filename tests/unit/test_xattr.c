@@ -125,8 +125,14 @@ static void test_limits_and_directories(void **state)
 	name[5 + 256] = 0;
 	assert_int_equal(xattr_set(fs, dp, name, "x", 1, 0), -ERANGE);
 	assert_int_equal(xattr_get(fs, dp, name, back, BS), -ERANGE);
-	/* Values beyond what an attribute can hold at all (64 KiB, like Linux). */
+	/*
+	 * Values beyond what an attribute can hold at all (64 KiB, like Linux): -E2BIG (xattr.h), not
+	 * the -ENOSPC of one that only does not fit this block, from exactly 64 KiB on.
+	 */
 	assert_int_equal(xattr_set(fs, dp, "user.huge", val, 70000, 0), -E2BIG);
+	assert_int_equal(xattr_set(fs, dp, "user.huge", val, 65536, 0), -E2BIG);
+	assert_int_equal(xattr_set(fs, dp, "user.huge", val, 65535, 0), -ENOSPC);
+	assert_int_equal(xattr_set(fs, dp, "user.huge", val, 65536, XATTR_REPLACE), -E2BIG);
 	/* A list exactly the size asked for. */
 	int n = xattr_list(fs, dp, NULL, 0);
 	assert_true(n > 0);
@@ -145,7 +151,7 @@ static void test_limits_and_directories(void **state)
 	free(back);
 }
 
-/* Changes are refused on an image that cannot change; reads go on. */
+/* Changes are refused on an image that cannot change (read-only or aborted); reads go on. */
 static void test_readonly(void **state)
 {
 	struct fixture *f = *state;
@@ -159,6 +165,12 @@ static void test_readonly(void **state)
 	assert_int_equal(xattr_remove(f->fs, ip, "user.k"), -EROFS);
 	assert_int_equal(xattr_get(f->fs, ip, "user.k", back, sizeof(back)), 1);
 	f->fs->sbi.readonly = false;
+	/* An aborted image (a commit failed) says -EIO instead. */
+	f->fs->sbi.aborted = true;
+	assert_int_equal(xattr_set(f->fs, ip, "user.k2", "v", 1, 0), -EIO);
+	assert_int_equal(xattr_remove(f->fs, ip, "user.k"), -EIO);
+	assert_int_equal(xattr_get(f->fs, ip, "user.k", back, sizeof(back)), 1);
+	f->fs->sbi.aborted = false;
 	closei(f->fs, ip);
 }
 

@@ -5,6 +5,7 @@
  */
 #include "lab.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -167,6 +169,8 @@ int lab_mount(const struct lab_bins *b, struct lab_mount *m, const char *opts, c
 		}
 		/* Not the lab's descriptors: they would keep other mounts busy. */
 		close_range(3, ~0U, 0);
+		/* A run killed outright takes its daemon along: SIGTERM unmounts cleanly. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (opts && *opts)
 			execl(b->daemon, b->daemon, "-f", "-o", opts, m->image, m->dir, (char *)NULL);
 		else
@@ -257,4 +261,45 @@ void lab_env_scrub(const char *image, const char *dir)
 	}
 	if (image && *image)
 		unlink(image);
+}
+
+/* The PID in NAME = PREFIX PID rest, if that process is gone. */
+static bool owner_gone(const char *name, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	char *end;
+
+	if (strncmp(name, prefix, n))
+		return false;
+	errno = 0;
+	long pid = strtol(name + n, &end, 10);
+	if (end == name + n || errno || pid <= 0 || (*end != '-' && *end != '.'))
+		return false;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static void scrub_dir(const char *dir, const char *prefix, bool images)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[512];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!owner_gone(e->d_name, prefix))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (images)
+			unlink(path);
+		else
+			lab_env_scrub(NULL, path);
+	}
+	closedir(d);
+}
+
+void lab_env_scrub_stale(void)
+{
+	scrub_dir("/dev/shm", "daxfs-lab-", true);
+	scrub_dir("/tmp", "daxfs-lab-", false);
 }

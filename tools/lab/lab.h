@@ -82,6 +82,7 @@ struct lab_trace_sum {
 	uint64_t bad_lines;		/* lines that are not a record */
 	uint64_t first_ns, last_ns;
 	uint64_t busy_now;		/* busy_add minus reclaim, at the end */
+	uint64_t busy_added, reclaimed;	/* bytes of every busy_add, of every reclaim */
 	uint64_t busy_peak;
 	double busy_byte_s;		/* integral of busy bytes over time */
 	struct lab_samples reclaim;	/* "latency" of each reclaim record */
@@ -128,6 +129,11 @@ int lab_umount(struct lab_mount *m, char *msg, size_t msglen);
 int lab_fsck(const struct lab_bins *b, const char *image, const char *log);
 /* Whatever is left of a run whose process died: detach the mount, remove it and the image. */
 void lab_env_scrub(const char *image, const char *dir);
+/*
+ * What labs that were killed outright (kill -9) left: images /dev/shm/daxfs-lab-PID-* and mount
+ * points /tmp/daxfs-lab-PID.* of processes that no longer exist.
+ */
+void lab_env_scrub_stale(void);
 
 /* ---- pump.c ---- */
 
@@ -317,6 +323,8 @@ struct lab_run_opts {
  */
 int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct lab_run_opts *o,
 	    struct lab_result *r);
+/* SIGINT, SIGTERM or SIGHUP came: the run in progress was killed (and cleaned up); stop. */
+bool lab_interrupted(void);
 
 /* ---- report.c ---- */
 

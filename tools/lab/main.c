@@ -313,12 +313,13 @@ static int cmd_list(void)
 static int builtin_policies(const struct lab_bins *bins, char names[][DAXFS_POLICY_NAME_MAX], unsigned max, unsigned *n)
 {
 	struct lab_mount m = { 0 };
-	char dir[] = "/tmp/daxfs-lab.XXXXXX", msg[512];
+	char dir[64], msg[512];
 	struct daxfs_policy_desc *d = NULL;
 	uint32_t nd = 0;
 	int ret = -1;
 
 	snprintf(m.image, sizeof(m.image), "/dev/shm/daxfs-lab-%d-list.img", getpid());
+	snprintf(dir, sizeof(dir), "/tmp/daxfs-lab-%d.XXXXXX", getpid());
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(m.dir, sizeof(m.dir), "%s", dir);
@@ -375,6 +376,8 @@ static int cmd_run(struct cli *c, const struct lab_bins *bins, const char *name)
 		fprintf(stderr, "%s: %s\n", PROG, r.note);
 		return 3;
 	}
+	if (lab_interrupted())
+		return 130;
 	if (c->json) {
 		lab_report_json_row(stdout, &r);
 		fputc('\n', stdout);
@@ -444,8 +447,15 @@ static int cmd_compare(struct cli *c, const struct lab_bins *bins)
 	} else {
 		char *save = NULL;
 
-		for (char *t = strtok_r(c->policies, ";", &save); t && nspecs < 64; t = strtok_r(NULL, ";", &save))
-			lab_strlcpy(specs[nspecs++], sizeof(specs[0]), t);
+		for (char *t = strtok_r(c->policies, ";", &save); t && nspecs < 64; t = strtok_r(NULL, ";", &save)) {
+			const char *params = NULL;
+
+			/* A built-in named without parameters gets compare's, as with no list at all. */
+			for (size_t k = 0; !strchr(t, ':') && k < sizeof(compare_params) / sizeof(compare_params[0]); k++)
+				if (!strcmp(compare_params[k].name, t))
+					params = compare_params[k].params;
+			snprintf(specs[nspecs++], sizeof(specs[0]), "%s%s%s", t, params ? ":" : "", params ? params : "");
+		}
 	}
 	for (unsigned i = 0; i < c->nloads && nspecs < 64; i++) {
 		if (c->loads[i][0] != '/')
@@ -484,6 +494,11 @@ static int cmd_compare(struct cli *c, const struct lab_bins *bins)
 			fprintf(stderr, "[%2u/%u] %-26s %-14s ", k + 1, total, sel[si]->name, pol);
 			uint64_t r0 = lab_now_ns();
 			lab_run(sel[si], specs[pi], &o, &res[k]);
+			if (lab_interrupted()) {
+				fprintf(stderr, "interrupted: the run in progress was stopped and cleaned up\n");
+				free(res);
+				return 130;
+			}
 			failed += strcmp(res[k].status, "ok") != 0;
 			fprintf(stderr, "%s%s (%.1f s)\n", res[k].status,
 				res[k].stray_units && res[k].stray_units != UINT64_MAX ? ", stray writes found" : "",
@@ -587,5 +602,6 @@ int main(int argc, char **argv)
 		return 3;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	lab_env_scrub_stale();
 	return scenario ? cmd_run(&c, &bins, scenario) : cmd_compare(&c, &bins);
 }

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "toolutil.h"
+
 static const char *ms(uint64_t ns, bool have, char *buf, size_t len)
 {
 	double v = (double)ns / 1e6;
@@ -45,7 +47,7 @@ void lab_report_table(FILE *f, const struct lab_result *r, unsigned n)
 {
 	const char *prev = NULL;
 
-	fprintf(f, "%-26s %-14s %7s %21s %-14s %-14s %7s %8s %15s %6s %7s %5s %4s %-7s\n", "scenario", "policy",
+	fprintf(f, "%-26s %-14s %7s %21s %-20s %-20s %7s %8s %15s %6s %7s %5s %4s %-7s\n", "scenario", "policy",
 		"corrupt", "cut ms p50/p99/max", "cut errors", "device errors", "busy", "busy MiB*s",
 		"reclaim ms p50/p99", "ENOSPC", "stall ms", "dlock", "fsck", "status");
 	for (unsigned i = 0; i < n; i++) {
@@ -59,7 +61,7 @@ void lab_report_table(FILE *f, const struct lab_result *r, unsigned n)
 			 ms(x->cut.p99, x->cut.n, b, sizeof(b)), ms(x->cut.max, x->cut.n, c, sizeof(c)));
 		snprintf(rec, sizeof(rec), "%s/%s", ms(x->reclaim.p50, x->reclaim.n, d, sizeof(d)),
 			 ms(x->reclaim.p99, x->reclaim.n, e, sizeof(e)));
-		fprintf(f, "%-26s %-14.14s %7s %21s %-14.14s %-14.14s %7s %8.1f %15s %6llu %7s %5u %4s %-7s\n", x->scenario,
+		fprintf(f, "%-26s %-14.14s %7s %21s %-20.20s %-20.20s %7s %8.1f %15s %6llu %7s %5u %4s %-7s\n", x->scenario,
 			x->policy, stray(x, s, sizeof(s)), cut, lab_errs_str(&x->cut_errs, ce, sizeof(ce)),
 			lab_errs_str(&x->dev_errs, de, sizeof(de)), bytes(x->busy_peak, busy, sizeof(busy)),
 			x->busy_byte_s / (double)LAB_MiB, rec, (unsigned long long)x->enospc,
@@ -111,22 +113,6 @@ void lab_report_csv(FILE *f, const struct lab_result *r, unsigned n)
 		csv_str(f, x->info);
 		fputc('\n', f);
 	}
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
 }
 
 static void json_errs(FILE *f, const struct lab_errs *e)

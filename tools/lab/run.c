@@ -12,12 +12,46 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daxfs/detect.h"
 #include "daxfs/libdaxfs.h"
+
+/* The run in progress, for the signal handler: it takes the whole run group down with the lab. */
+static volatile pid_t running_child;
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	pid_t c = running_child;
+
+	interrupted = sig;
+	if (c > 0)
+		kill(-c, SIGKILL);
+}
+
+bool lab_interrupted(void)
+{
+	return interrupted != 0;
+}
+
+static void catch_signals(void)
+{
+	static bool done;
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	if (done)
+		return;
+	done = true;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
 
 static void describe_stray(const struct daxfs_stray *s, char *buf, size_t len)
 {
@@ -62,6 +96,59 @@ static void scan(struct lab_ctx *c, const char *mnt, const char *trace, const ch
 		fclose(f);
 	}
 	daxfs_scan_free(&rep);
+}
+
+/*
+ * Wait (up to 10 s) until nothing is being reclaimed or waiting, so that the counters read now are
+ * the ones the trace ends with.  True when it settled; *st the counters then.
+ */
+static bool settle(int fd, struct daxfs_ioc_stats *st)
+{
+	uint64_t deadline = lab_now_ns() + 10000000000ull;
+
+	for (;;) {
+		if (daxfs_stats(fd, st))
+			return false;
+		if (st->reclaim_queued == 0 && st->waiting == 0)
+			return true;
+		if (lab_now_ns() > deadline)
+			return false;
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+}
+
+static bool same_counts(const struct daxfs_ioc_stats *a, const struct daxfs_ioc_stats *b)
+{
+	return a->busy_blocks == b->busy_blocks && a->reclaimed_blocks == b->reclaimed_blocks &&
+	       a->pins_created == b->pins_created && a->pins_released == b->pins_released &&
+	       a->invalidations == b->invalidations && a->invalidations_acked == b->invalidations_acked;
+}
+
+/* Busy bytes, reclaim, pins and invalidations recomputed from the trace match the daemon's counters. */
+static void check_counters(struct lab_ctx *c, int fd, const struct lab_trace_sum *ts, const struct daxfs_ioc_stats *st)
+{
+	struct daxfs_ioc_info info;
+	char why[400] = "";
+	size_t n = 0;
+
+	if (daxfs_info(fd, &info))
+		return;
+	uint64_t bs = info.block_size;
+#define DISAGREE(what, traced, counted)                                                                       \
+	do {                                                                                                  \
+		if ((uint64_t)(traced) != (uint64_t)(counted) && n < sizeof(why))                             \
+			n += (size_t)snprintf(why + n, sizeof(why) - n, " %s %llu in the trace, %llu counted;", \
+					      what, (unsigned long long)(traced), (unsigned long long)(counted)); \
+	} while (0)
+	DISAGREE("busy bytes", ts->busy_added - ts->reclaimed, st->busy_blocks * bs);
+	DISAGREE("reclaimed bytes", ts->reclaimed, st->reclaimed_blocks * bs);
+	DISAGREE("pins", ts->pins, st->pins_created);
+	DISAGREE("unpins", ts->unpins, st->pins_released);
+	DISAGREE("invalidations", ts->invalidates, st->invalidations);
+	DISAGREE("acknowledgements", ts->invalidate_acks, st->invalidations_acked);
+#undef DISAGREE
+	if (n)
+		lab_note(c, "trace and counters disagree:%s", why);
 }
 
 static void run_child(const struct lab_scenario *s, const char *spec, const struct lab_run_opts *o,
@@ -111,10 +198,19 @@ static void run_child(const struct lab_scenario *s, const char *spec, const stru
 	c.ops = NULL;
 
 	/* The trace is complete once stopped: the detector's trace rules and the busy accounting read it. */
-	daxfs_trace(m.fd, DAXFS_TRACE_STOP, NULL, NULL);
+	struct daxfs_ioc_stats before, after;
+	struct daxfs_ioc_trace tr = { 0 };
+	bool quiet = settle(m.fd, &before);
+	daxfs_trace(m.fd, DAXFS_TRACE_STOP, NULL, &tr);
+	quiet = quiet && daxfs_stats(m.fd, &after) == 0 && same_counts(&before, &after) && tr.dropped == 0;
 	scan(&c, dir, trace, o->out_dir);
 	struct lab_trace_sum ts;
 	if (lab_trace_read(trace, lab_now_ns(), &ts) == 0) {
+		if (quiet)
+			check_counters(&c, m.fd, &ts, &after);
+		else
+			lab_info(&c, "trace not checked against the counters: %s",
+				 tr.dropped ? "records dropped" : "the file system did not settle");
 		r->busy_peak = ts.busy_peak;
 		r->busy_byte_s = ts.busy_byte_s;
 		r->reclaim = lab_samples_summary(&ts.reclaim);
@@ -177,7 +273,7 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 	    struct lab_result *r)
 {
 	static unsigned counter;
-	char image[256], dir[256] = "/tmp/daxfs-lab.XXXXXX";
+	char image[256], dir[256];
 	int pfd[2];
 
 	memset(r, 0, sizeof(*r));
@@ -191,9 +287,18 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 		return -1;
 	}
 	snprintf(image, sizeof(image), "/dev/shm/daxfs-lab-%d-%u.img", getpid(), counter++);
+	snprintf(dir, sizeof(dir), "/tmp/daxfs-lab-%d.XXXXXX", getpid());
 	if (!mkdtemp(dir) || pipe2(pfd, O_CLOEXEC) < 0) {
 		snprintf(r->note, sizeof(r->note), "mkdtemp/pipe: %s", strerror(errno));
 		rmdir(dir);
+		return -1;
+	}
+	catch_signals();
+	if (interrupted) {
+		snprintf(r->note, sizeof(r->note), "interrupted");
+		rmdir(dir);
+		close(pfd[0]);
+		close(pfd[1]);
 		return -1;
 	}
 	fflush(NULL);
@@ -211,6 +316,11 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 		close(pfd[0]);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		/* And if the lab dies without a word (kill -9), the run goes with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
 		run_child(s, policy_spec, o, image, dir, r);
 		if (!o->keep_image)
 			unlink(image);
@@ -219,6 +329,9 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 		_exit(w == (ssize_t)sizeof(*r) ? 0 : 1);
 	}
 	setpgid(pid, pid);	/* also here: no race with the child's own call */
+	running_child = pid;
+	if (interrupted)
+		kill(-pid, SIGKILL);
 	close(pfd[1]);
 
 	struct lab_result got;
@@ -245,14 +358,17 @@ int lab_run(const struct lab_scenario *s, const char *policy_spec, const struct 
 		have += (size_t)n;
 	}
 	close(pfd[0]);
+	running_child = 0;
 	if (have == sizeof(got)) {
 		*r = got;
 		waitpid(pid, NULL, 0);
 	} else {
 		kill(-pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		snprintf(r->status, sizeof(r->status), "%s", timed_out ? "timeout" : "crashed");
-		if (timed_out)
+		snprintf(r->status, sizeof(r->status), "%s", interrupted ? "stopped" : timed_out ? "timeout" : "crashed");
+		if (interrupted)
+			snprintf(r->note, sizeof(r->note), "interrupted by signal %d", (int)interrupted);
+		else if (timed_out)
 			snprintf(r->note, sizeof(r->note), "killed after %u s (see %s)", o->timeout_s, o->out_dir);
 		else
 			snprintf(r->note, sizeof(r->note), "the run died (see %s)", o->out_dir);

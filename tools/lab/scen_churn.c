@@ -205,7 +205,20 @@ static int churn(struct lab_ctx *c)
 		return -1;
 	}
 	ch->c = c;
+	/* The pool takes at most half the image: the other half is for busy extents and rewrites. */
 	ch->fsize = p->file_size / UNIT * UNIT;
+	if (ch->fsize > p->image_size / (2 * NFILES) / UNIT * UNIT) {
+		ch->fsize = p->image_size / (2 * NFILES) / UNIT * UNIT;
+		lab_info(c, "churn files %llu KiB each (%d files, half the image)",
+			 (unsigned long long)(ch->fsize >> 10), NFILES);
+	}
+	if (ch->fsize == 0) {
+		lab_note(c, "image of %llu bytes too small for churn's %d files", (unsigned long long)p->image_size,
+			 NFILES);
+		free(ch);
+		free(th);
+		return -1;
+	}
 	ch->nbins = (uint32_t)(((uint64_t)p->duration_ms * 1000000ull + 2000000000ull) / BIN_NS);
 	ch->dev_bins = calloc(ch->nbins, sizeof(uint64_t));
 	ch->wr_bins = calloc(ch->nbins, sizeof(uint64_t));

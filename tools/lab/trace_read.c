@@ -126,10 +126,12 @@ int lab_trace_read(const char *path, uint64_t until_ns, struct lab_trace_sum *su
 			sum->busy_byte_s += (double)sum->busy_now * (double)(t - last_t) / 1e9;
 		last_t = t > last_t ? t : last_t;
 		if (!strcmp(ev, "busy_add") && field_u64(line, "len", &v)) {
+			sum->busy_added += v;
 			sum->busy_now += v;
 			if (sum->busy_now > sum->busy_peak)
 				sum->busy_peak = sum->busy_now;
 		} else if (!strcmp(ev, "reclaim") && field_u64(line, "len", &v)) {
+			sum->reclaimed += v;
 			sum->busy_now -= v < sum->busy_now ? v : sum->busy_now;
 			if (field_u64(line, "latency", &v))
 				lab_samples_add(&sum->reclaim, v);

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * JSON lines for the tests of the event trace: a strict validator of one JSON value (RFC 8259:
- * objects, arrays, strings with their escapes, numbers, true, false, null) and a lookup of a
- * top-level field, enough to check that every record is one whole JSON object per line.
+ * JSON lines for the tests of the event trace and of the tools' --json output: a strict validator
+ * of one JSON value (RFC 8259: objects, arrays, strings with their escapes, numbers, true, false,
+ * null) and a lookup of a top-level field, enough to check that every record is one whole JSON
+ * object per line.
  */
-#ifndef DAXFS_UNIT_JSONL_H
-#define DAXFS_UNIT_JSONL_H
+#ifndef DAXFS_TEST_JSONL_H
+#define DAXFS_TEST_JSONL_H
 
 #include <stdbool.h>
 #include <stddef.h>
