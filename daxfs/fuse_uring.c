@@ -733,7 +733,14 @@ static int queue_setup(struct ring_queue *q)
 	 */
 	struct io_uring_cqe *cqe;
 	while (io_uring_peek_cqe(&q->ring, &cqe) == 0 && cqe->res < 0 && io_uring_cqe_get_data(cqe) != EVENT_TAG) {
-		ret = cqe->res;
+		/*
+		 * The connection already gone is no refusal: the other queues came up, served a whole
+		 * session and saw it unmounted while this thread waited for its CPU.  serve() ends.
+		 */
+		if (cqe->res == -ENOTCONN || cqe->res == -ECONNABORTED)
+			q->conn_gone = true;
+		else
+			ret = cqe->res;
 		q->in_kernel--;
 		io_uring_cqe_seen(&q->ring, cqe);
 	}
