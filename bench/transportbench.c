@@ -123,6 +123,8 @@ static void mount_side(struct side *s, const char *daxfs, const char *mkfs, int 
 	if (s->daemon < 0)
 		die("fork");
 	if (s->daemon == 0) {
+		/* Not the other mount's files: a daemon holding them keeps that mount alive for ever. */
+		close_range(3, ~0U, 0);
 		execl(daxfs, daxfs, "-f", "-o", opt, s->image, s->dir, (char *)NULL);
 		_exit(127);
 	}
