@@ -13,6 +13,8 @@
 #include "fs.h"
 #include "mmap_pin.h"
 
+struct fuse_uring;
+
 enum cache_mode {
 	CACHE_DAX,	/* direct_io: every read and write reaches the media, like a DAX mount */
 	CACHE_PAGE,	/* the kernel page cache in front of the media */
@@ -34,6 +36,8 @@ struct daemon {
 	bool kernel_allows_mmap;
 	bool allow_mmap_granted;
 	uint64_t init_unique;
+	/* How requests arrive: /dev/fuse, or FUSE over io_uring (fuse_uring.h) */
+	struct fuse_uring *uring;
 	/* Open files, so those whose release never arrives (unmount races close) are released at exit. */
 	pthread_mutex_t of_lock;
 	LIST_HEAD(, open_file) open_files;
@@ -58,7 +62,10 @@ extern const struct fuse_lowlevel_ops daxfs_ll_ops;
 void ioctl_op(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi, unsigned flags,
 	      const void *in_buf, size_t in_size, size_t out_size);
 
-/* Route the session's /dev/fuse traffic through hooks that grant FUSE_DIRECT_IO_ALLOW_MMAP. */
+/*
+ * Route the session's /dev/fuse traffic through hooks that grant FUSE_DIRECT_IO_ALLOW_MMAP and
+ * hand replies to ring requests to fuse_uring.c.
+ */
 int fuse_io_install(struct fuse_session *se, struct daemon *d);
 
 #endif

@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "daxfs/ioctl.h"
 #include "fs.h"
+#include "fuse_uring.h"
 #include "fuse_wait.h"
 #include "policy.h"
 #include "util.h"
@@ -28,6 +29,7 @@ _Static_assert(sizeof(struct daxfs_ioc_list_waits) < 16384, "list waits");
 _Static_assert(sizeof(struct daxfs_ioc_list_policies) < 16384, "list policies");
 _Static_assert(sizeof(struct daxfs_ioc_policy) < 16384, "policy");
 _Static_assert(sizeof(struct daxfs_ioc_trace) < 16384, "trace");
+_Static_assert(sizeof(struct daxfs_ioc_transport) < 16384, "transport");
 _Static_assert(sizeof(struct daxfs_tag) == DAXFS_TAG_UNIT, "tag unit");
 _Static_assert(sizeof(struct daxfs_event) == 64, "event");
 
@@ -48,6 +50,7 @@ union ioc_arg {
 	struct daxfs_ioc_events events;
 	struct daxfs_ioc_event_ack ack;
 	struct daxfs_ioc_trace trace;
+	struct daxfs_ioc_transport transport;
 };
 
 /* The argument must be exactly the structure the command names, with its size field set. */
@@ -252,6 +255,7 @@ void ioctl_op(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 	case DAXFS_IOC_EVENTS: size = sizeof(a->events); break;
 	case DAXFS_IOC_EVENT_ACK: size = sizeof(a->ack); break;
 	case DAXFS_IOC_TRACE: size = sizeof(a->trace); break;
+	case DAXFS_IOC_TRANSPORT: size = sizeof(a->transport); break;
 	default:
 		fuse_reply_err(req, ENOTTY);
 		return;
@@ -333,6 +337,10 @@ void ioctl_op(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 		break;
 	case DAXFS_IOC_TRACE:
 		ret = do_trace(fs, ctx, &a->trace);
+		break;
+	case DAXFS_IOC_TRANSPORT:
+		fuse_uring_stats(d, &a->transport);
+		ret = 0;
 		break;
 	}
 	if (ret)

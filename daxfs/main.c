@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fuse_uring.h"
 #include "mount.h"
 #include "policy.h"
 #include "util.h"
@@ -32,6 +33,7 @@ struct options {
 	char *recover;
 	char *max_pinned_per_user;
 	char *splice;
+	char *transport;
 	unsigned long enospc_wait_ms;
 	unsigned max_pins;
 	unsigned max_pins_per_file;
@@ -61,6 +63,7 @@ static const struct fuse_opt option_spec[] = {
 	{ "max_pinned_per_user=%s", offsetof(struct options, max_pinned_per_user), 0 },
 	{ "splice=%s", offsetof(struct options, splice), 0 },
 	{ "max_write=%u", offsetof(struct options, max_write), 0 },
+	{ "transport=%s", offsetof(struct options, transport), 0 },
 	{ "enospc_wait_ms=%lu", offsetof(struct options, enospc_wait_ms), 0 },
 	{ "max_pins=%u", offsetof(struct options, max_pins), 0 },
 	{ "max_pins_per_file=%u", offsetof(struct options, max_pins_per_file), 0 },
@@ -124,6 +127,10 @@ static void usage(const char *prog)
 	       "    recover=quarantine|reclaim  after a daemon crash: keep what live pin holders may still\n"
 	       "                           write out of reuse until they exit (quarantine, the default),\n"
 	       "                           or reclaim every busy extent at once (reclaim)\n"
+	       "    transport=dev|auto|uring  how requests arrive: read()/writev() on /dev/fuse (dev, the\n"
+	       "                           default), or FUSE over io_uring, a queue and a pinned thread\n"
+	       "                           per CPU (uring: or fail; auto: io_uring when the kernel offers\n"
+	       "                           it, /sys/module/fuse/parameters/enable_uring, else dev)\n"
 	       "\n"
 	       "pins (-o):\n"
 	       "    max_pins=N             pins in total (ENFILE beyond; default 1000000)\n"
@@ -284,7 +291,10 @@ int main(int argc, char *argv[])
 	struct daemon d = { .of_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct mount_config cfg = { 0 };
 	struct fuse_session *se = NULL;
-	char err[512], image_abs[PATH_MAX], fsname[PATH_MAX + 64];
+	/* dev until io_uring has a release of use behind it (fuse_uring.h says what it cannot do yet). */
+	enum transport transport = TRANSPORT_DEV;
+	char err[512], image_abs[PATH_MAX], fsname[PATH_MAX + 64], why[256];
+	bool transport_fallback = false;
 	char *policy_name = prescan_policy(argc, argv);
 	void *handle = NULL;
 	int ret = 1;
@@ -376,6 +386,25 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	cfg.reclaim_at_mount = o.recover && strcmp(o.recover, "reclaim") == 0;
+	if (o.transport && strcmp(o.transport, "auto") == 0) {
+		transport = TRANSPORT_AUTO;
+	} else if (o.transport && strcmp(o.transport, "uring") == 0) {
+		transport = TRANSPORT_URING;
+	} else if (o.transport && strcmp(o.transport, "dev") == 0) {
+		transport = TRANSPORT_DEV;
+	} else if (o.transport) {
+		fprintf(stderr, "%s: transport=%s: expected auto, uring or dev\n", argv[0], o.transport);
+		goto out_args;
+	}
+	/* Decided before mounting, so that the reason reaches the terminal and uring fails early. */
+	if (transport != TRANSPORT_DEV && fuse_uring_probe(why, sizeof(why))) {
+		if (transport == TRANSPORT_URING) {
+			fprintf(stderr, "daxfs: transport=uring: %s\n", why);
+			goto out_args;
+		}
+		fprintf(stderr, "daxfs: transport=auto: serving /dev/fuse: %s\n", why);
+		transport_fallback = true;
+	}
 	cfg.enospc_wait_ms = o.enospc_wait_ms;
 
 	/*
@@ -411,12 +440,21 @@ int main(int argc, char *argv[])
 	se = fuse_session_new(&args, &daxfs_ll_ops, sizeof(daxfs_ll_ops), &d);
 	if (!se)
 		goto out_fs;
+	if (fuse_uring_setup(&d, se, transport, transport_fallback ? why : NULL))
+		goto out_session;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, cl.mountpoint) != 0)
 		goto out_signals;
-	if (d.cache == CACHE_DAX && fuse_io_install(se, &d) != 0)
-		fprintf(stderr, "daxfs: cannot hook the FUSE channel: shared mmap will fail with ENODEV\n");
+	if (fuse_io_install(se, &d) != 0) {
+		if (transport == TRANSPORT_URING) {
+			fprintf(stderr, "daxfs: transport=uring: cannot hook the FUSE channel\n");
+			goto out_unmount;
+		}
+		fuse_uring_free(&d);	/* without the hooks no reply could reach a ring entry */
+		if (d.cache == CACHE_DAX)
+			fprintf(stderr, "daxfs: cannot hook the FUSE channel: shared mmap will fail with ENODEV\n");
+	}
 	fuse_daemonize(cl.foreground);
 	/* Threads do not survive the fork: the workers start now.  Without them nothing would resume. */
 	if (mount_start(d.fs)) {
@@ -440,13 +478,22 @@ int main(int argc, char *argv[])
 	}
 	/* Requests still waiting for the policy fail before the session they would reply to goes. */
 	policy_stop(d.fs);
+	if (fuse_uring_failed(&d))
+		ret = 1;
 out_unmount:
+	/*
+	 * Unmount first: the connection's end fails whatever the queues' threads and their kicks still
+	 * wait for, so they can be joined.  They serve requests with d.fs and may hold open files:
+	 * they end before either goes.
+	 */
 	fuse_session_unmount(se);
+	fuse_uring_free(&d);
 	/* Releases that never arrived (an unmount racing a close): pins drop, orphans are freed. */
 	fuse_ops_release_all(&d);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
+	fuse_uring_free(&d);
 	fuse_session_destroy(se);
 out_fs:
 	mount_close(d.fs);
@@ -460,6 +507,7 @@ out_args:
 	free(o.recover);
 	free(o.max_pinned_per_user);
 	free(o.splice);
+	free(o.transport);
 	fuse_opt_free_args(&args);
 	return ret ? 1 : 0;
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,7 +30,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: daxfsctl [--json] COMMAND PATH [ARGS]\n"
 		"\n"
-		"  stat PATH       counters: pins, busy extents, reclaim, waits, events, policy actions, DMA\n"
+		"  stat PATH       counters: pins, busy extents, reclaim, waits, events, policy actions, DMA;\n"
+		"                  the transport (/dev/fuse or io_uring) and its requests per queue\n"
 		"  pins PATH       every pin: id, inode, range, flags, state, holder pid and uid, age\n"
 		"  busy PATH       every busy extent: media range, former inode, state, pin count, age\n"
 		"  waits PATH      requests waiting for the policy, and what each waits for\n"
@@ -70,13 +72,70 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
+/* How requests reach the daemon; false from a daemon that predates DAXFS_IOC_TRANSPORT. */
+static bool get_transport(int fd, const char *path, struct daxfs_ioc_transport *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->size = sizeof(*t);
+	if (ioctl(fd, DAXFS_IOC_TRANSPORT, t) == 0)
+		return true;
+	if (errno != ENOTTY)
+		check(-errno, "transport", path);
+	return false;
+}
+
+static void json_transport(const struct daxfs_ioc_transport *t)
+{
+	printf(",\"transport\":\"%s\",\"transport_requested\":\"%s\",\"transport_reason\":",
+	       daxfs_transport_str(t->transport), daxfs_transport_str(t->requested));
+	json_str(stdout, t->reason);
+	printf(",\"dev_requests\":%llu,\"queues\":[", t->dev_requests);
+	for (uint32_t i = 0; i < t->nqueues && i < DAXFS_TRANSPORT_QUEUES_MAX; i++) {
+		const struct daxfs_transport_queue *q = &t->queues[i];
+
+		printf("%s{\"cpu\":%u,\"requests\":%llu,\"deferred\":%llu,\"entries\":%u,\"threads\":%u,"
+		       "\"kicks\":%u,\"kick_failures\":%u}",
+		       i ? "," : "", q->cpu, q->requests, q->deferred, q->entries, q->threads, q->kicks, q->kick_failures);
+	}
+	printf("]");
+}
+
+static void print_transport(const struct daxfs_ioc_transport *t)
+{
+	if (t->transport == DAXFS_TRANSPORT_URING) {
+		unsigned long long total = 0;
+
+		for (uint32_t i = 0; i < t->nqueues && i < DAXFS_TRANSPORT_QUEUES_MAX; i++)
+			total += t->queues[i].requests;
+		printf("transport       io_uring, %u queues: %llu requests; %llu through /dev/fuse (before the "
+		       "queues, forgets, interrupts)\n", t->nqueues, total, t->dev_requests);
+		for (uint32_t i = 0; i < t->nqueues && i < DAXFS_TRANSPORT_QUEUES_MAX; i++) {
+			const struct daxfs_transport_queue *q = &t->queues[i];
+
+			printf("  queue cpu %-4u %llu requests, %llu replied later; %u entries, %u threads, %u kicks"
+			       " (%u failed)\n", q->cpu, q->requests, q->deferred, q->entries, q->threads, q->kicks,
+			       q->kick_failures);
+		}
+	} else {
+		printf("transport       /dev/fuse: %llu requests", t->dev_requests);
+		if (t->requested != DAXFS_TRANSPORT_DEV)
+			printf(" (transport=%s: %s)", daxfs_transport_str(t->requested), t->reason);
+		printf("\n");
+	}
+}
+
 static int cmd_stat(int fd, const char *path)
 {
 	struct daxfs_ioc_stats s;
 	struct daxfs_ioc_policy p;
+	struct daxfs_ioc_transport *t = malloc(sizeof(*t));
+	bool have_t;
 
+	if (!t)
+		die("daxfsctl: out of memory");
 	check(daxfs_stats(fd, &s), "stats", path);
 	check(daxfs_policy_get(fd, &p), "policy", path);
+	have_t = get_transport(fd, path, t);
 	double avg = s.reclaimed_extents ? ms(s.reclaim_latency_ns_total) / (double)s.reclaimed_extents : 0;
 	if (json) {
 		printf("{\"policy\":");
@@ -89,7 +148,7 @@ static int cmd_stat(int fd, const char *path)
 		       "\"frees_waited\":%llu,\"free_wait_ms_total\":%.3f,\"frees_failed\":%llu,\"unsafe_frees\":%llu,"
 		       "\"unsafe_blocks\":%llu,\"dma_ops\":%llu,\"dma_bytes\":%llu,\"enospc_waits\":%llu,"
 		       "\"waiting\":%llu,\"waits_interrupted\":%llu,\"invalidations\":%llu,\"invalidations_acked\":%llu,"
-		       "\"events\":%llu,\"quarantined_blocks\":%llu,\"revoked_held_blocks\":%llu}\n",
+		       "\"events\":%llu,\"quarantined_blocks\":%llu,\"revoked_held_blocks\":%llu",
 		       s.blocks, s.free_blocks,
 		       s.pins_active, s.pins_created, s.pins_released, s.pins_revoked, s.pins_refused, s.pinned_blocks,
 		       s.busy_extents, s.busy_blocks, s.busy_created, s.reclaim_queued, s.reclaimed_extents,
@@ -97,6 +156,10 @@ static int cmd_stat(int fd, const char *path)
 		       s.frees_failed, s.unsafe_frees, s.unsafe_blocks, s.dma_ops, s.dma_bytes, s.enospc_waits,
 		       s.waiting, s.waits_interrupted, s.invalidations, s.invalidations_acked, s.events,
 		       s.quarantined_blocks, s.revoked_held_blocks);
+		if (have_t)
+			json_transport(t);
+		printf("}\n");
+		free(t);
 		return 0;
 	}
 	printf("policy          %s (%s)\n", p.name, p.params);
@@ -116,6 +179,9 @@ static int cmd_stat(int fd, const char *path)
 	printf("unsafe          %llu frees of pinned blocks (%llu blocks)\n", s.unsafe_frees, s.unsafe_blocks);
 	printf("dma             %llu operations, %llu bytes\n", s.dma_ops, s.dma_bytes);
 	printf("enospc waits    %llu\n", s.enospc_waits);
+	if (have_t)
+		print_transport(t);
+	free(t);
 	return 0;
 }
 

@@ -280,6 +280,39 @@ struct daxfs_ioc_stats {
 	__u64 reserved2;
 };
 
+/* ---- how requests reach the daemon ---- */
+
+#define DAXFS_TRANSPORT_AUTO	0	/* (requested only) io_uring when the kernel offers it */
+#define DAXFS_TRANSPORT_DEV	1	/* read() and writev() on /dev/fuse by a pool of threads */
+#define DAXFS_TRANSPORT_URING	2	/* FUSE over io_uring: a queue and a pinned thread per CPU */
+
+#define DAXFS_TRANSPORT_QUEUES_MAX 256
+
+/* One io_uring queue: the requests made by tasks running on one CPU. */
+struct daxfs_transport_queue {
+	__u32 cpu;			/* the CPU of the tasks it serves; its threads are pinned there */
+	__u32 entries;			/* ring entries registered (request buffers) */
+	__u64 requests;			/* requests served */
+	__u64 deferred;			/* of those, replied to later from another thread (waits) */
+	__u32 threads;			/* threads that served it: 1, more after a request blocked */
+	__u32 kicks;			/* retrieves the queue sent itself, so that no request waits
+					   behind entries held by parked ones (fuse_uring.c) */
+	__u32 kick_failures;		/* kicks no node could be named for (requests may be stranded) */
+	__u32 reserved;
+	__u64 reserved2;
+};
+
+struct daxfs_ioc_transport {
+	__u32 size;
+	__u32 transport;		/* out: DAXFS_TRANSPORT_DEV or _URING, the one in use */
+	__u32 requested;		/* out: what -o transport= asked for (DAXFS_TRANSPORT_*) */
+	__u32 nqueues;			/* out: io_uring queues, one per possible CPU (0 with /dev/fuse) */
+	__u64 dev_requests;		/* out: requests read from /dev/fuse (with io_uring: those before
+					   the queues were up, forgets and interrupts) */
+	char reason[128];		/* out: why /dev/fuse when io_uring was asked for, else "" */
+	struct daxfs_transport_queue queues[DAXFS_TRANSPORT_QUEUES_MAX];	/* the first nqueues */
+};
+
 /* ---- listings, paged ---- */
 
 struct daxfs_pin_info {
@@ -425,6 +458,12 @@ static inline const char *daxfs_event_str(__u32 t)
 	       : t == DAXFS_EV_INVALIDATE ? "invalidate" : t == DAXFS_EV_DROPPED ? "dropped" : "?";
 }
 
+static inline const char *daxfs_transport_str(__u32 t)
+{
+	return t == DAXFS_TRANSPORT_AUTO ? "auto" : t == DAXFS_TRANSPORT_DEV ? "dev"
+	       : t == DAXFS_TRANSPORT_URING ? "uring" : "?";
+}
+
 static inline const char *daxfs_wait_str(__u32 k)
 {
 	return k == DAXFS_WAIT_TRUNCATE ? "truncate" : k == DAXFS_WAIT_PUNCH ? "punch"
@@ -447,6 +486,7 @@ static inline const char *daxfs_wait_str(__u32 k)
 #define DAXFS_IOC_LIST_WAITS	_IOWR(DAXFS_IOC_MAGIC, 14, struct daxfs_ioc_list_waits)
 #define DAXFS_IOC_LIST_POLICIES	_IOWR(DAXFS_IOC_MAGIC, 15, struct daxfs_ioc_list_policies)
 #define DAXFS_IOC_TRACE		_IOWR(DAXFS_IOC_MAGIC, 16, struct daxfs_ioc_trace)
+#define DAXFS_IOC_TRANSPORT	_IOR(DAXFS_IOC_MAGIC, 17, struct daxfs_ioc_transport)
 
 /* ---- the event trace ---- */
 

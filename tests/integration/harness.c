@@ -61,6 +61,28 @@ const char *h_fsck_bin(void)
 	return env_or("FSCK_BIN", "build/tools/fsck.daxfs");
 }
 
+const char *h_transport(void)
+{
+	return env_or("DAXFS_TEST_TRANSPORT", "");
+}
+
+/* Can the daemon be told -o transport=uring here?  0, or -1 with the reason. */
+static int uring_available(char *why, size_t len)
+{
+	const char *param = "/sys/module/fuse/parameters/enable_uring";
+	FILE *f = fopen(param, "r");
+	int c = f ? fgetc(f) : EOF;
+
+	if (f)
+		fclose(f);
+	if (!f)
+		snprintf(why, len, "this kernel has no FUSE over io_uring (no %s)", param);
+	else if (c != 'Y')
+		snprintf(why, len, "FUSE over io_uring is off (%s is N; scripts/test.sh turns it on for its "
+			 "io_uring pass)", param);
+	return f && c == 'Y' ? 0 : -1;
+}
+
 const char *h_daxfsctl_bin(void)
 {
 	return env_or("DAXFSCTL_BIN", "build/tools/daxfsctl");
@@ -146,7 +168,11 @@ int h_mount(struct mnt *m, const char *opts)
 	char cmd[1024];
 	pid_t pid;
 
-	snprintf(cmd, sizeof(cmd), "exec %s -f %s %s %s", h_daxfs_bin(), opts ? opts : "", m->image, m->dir);
+	/* DAXFS_TEST_TRANSPORT=uring|dev runs every mount of the suite over that transport. */
+	char topt[64] = "";
+	if (*h_transport())
+		snprintf(topt, sizeof(topt), "-o transport=%s", h_transport());
+	snprintf(cmd, sizeof(cmd), "exec %s -f %s %s %s %s", h_daxfs_bin(), topt, opts ? opts : "", m->image, m->dir);
 	pid = fork();
 	if (pid < 0)
 		return -1;
@@ -292,6 +318,10 @@ int h_main(int (*fn)(void))
 
 	if (fuse_probe(why, sizeof(why))) {
 		fprintf(stderr, "SKIP: these tests mount daxfs, and %s\n", why);
+		return EXIT_SKIP;
+	}
+	if (strcmp(h_transport(), "uring") == 0 && uring_available(why, sizeof(why))) {
+		fprintf(stderr, "SKIP: DAXFS_TEST_TRANSPORT=uring, and %s\n", why);
 		return EXIT_SKIP;
 	}
 	snprintf(workdir, sizeof(workdir), "/tmp/daxfs-test-XXXXXX");

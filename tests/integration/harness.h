@@ -64,6 +64,8 @@ const char *P(const struct mnt *m, const char *fmt, ...) __attribute__((format(p
 const char *h_daxfs_bin(void);
 const char *h_mkfs_bin(void);
 const char *h_fsck_bin(void);
+/* DAXFS_TEST_TRANSPORT: "uring" or "dev" adds -o transport= to every mount; "" (unset) adds nothing. */
+const char *h_transport(void);
 const char *h_daxfsctl_bin(void);
 const char *h_daxfs_pin_bin(void);
 

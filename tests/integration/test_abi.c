@@ -301,7 +301,13 @@ static void test_dropped_at_shutdown(void **state)
 		    (dropped_ids[0] == q.id && dropped_ids[1] == p.id));
 	struct daxfs_event ev[4];
 	uint32_t n;
-	assert_int_equal(daxfs_events(fd, 1, ev, 4, &n, NULL), -ENOTCONN);
+	int ret = daxfs_events(fd, 1, ev, 4, &n, NULL);
+	/*
+	 * Over io_uring the kernel lets go of the connection a moment after the daemon exits (its
+	 * rings are torn down by a kernel worker): a request made in that moment is aborted instead.
+	 */
+	if (!(ret == -ENOTCONN || (strcmp(h_transport(), "uring") == 0 && ret == -ECONNABORTED)))
+		fail_msg("daxfs_events after the daemon stopped: %d, not -ENOTCONN", ret);
 	close(fd);
 	daxfs_pin_free(&p);
 	daxfs_pin_free(&q);

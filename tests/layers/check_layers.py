@@ -37,7 +37,8 @@ LAYERS = [
     ["namei"],                              # namespace
     ["mount"],                              # mount
     ["check"],                              # fsck's checker: a client of the library
-    ["fuse_wait", "fuse_io"],               # daemon
+    ["fuse_wait", "fuse_uring"],            # daemon: fuse_uring (FUSE over io_uring) under the hooks
+    ["fuse_io"],                            #   of fuse_io that feed it INIT and replies
     ["ioctl"],
     ["fuse_ops"],
     ["main"],
