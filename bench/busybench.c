@@ -32,12 +32,6 @@
 #define N 1000000ull
 #define BATCH 20000
 
-static void report(const char *metric, double value, const char *unit)
-{
-	printf("busybench metric=%s value=%.4f unit=%s\n", metric, value, unit);
-	fflush(stdout);
-}
-
 static void make_image(const char *path, uint64_t bytes)
 {
 	struct mkfs_params p = { .ninodes = 1024, .journal_bytes = 8 << 20 };
@@ -190,10 +184,10 @@ static void bench_dram_tree(const char *dir)
 			(unsigned long long)fs->busy.nextents);
 		exit(1);
 	}
-	report("tree_insert_1M_s", t1 - t0, "s");
-	report("tree_trim_1M_s", t2 - t1, "s");
-	report("tree_clear_1M_s", t3 - t2, "s");
-	report("tree_total_1M_s", t3 - t0, "s");
+	bench_report("tree_insert_1M_s", t1 - t0, "s");
+	bench_report("tree_trim_1M_s", t2 - t1, "s");
+	bench_report("tree_clear_1M_s", t3 - t2, "s");
+	bench_report("tree_total_1M_s", t3 - t0, "s");
 	free(v);
 	mount_close(fs);
 	unlink(path);
@@ -226,10 +220,10 @@ static void bench_tree(const char *dir)
 			(unsigned long long)fs->busy.nextents);
 		exit(1);
 	}
-	report("persistent_insert_1M_s", t1 - t0, "s");
-	report("persistent_trim_1M_s", t2 - t1, "s");
-	report("persistent_reclaim_1M_s", t3 - t2, "s");
-	report("persistent_total_1M_s", t3 - t0, "s");
+	bench_report("persistent_insert_1M_s", t1 - t0, "s");
+	bench_report("persistent_trim_1M_s", t2 - t1, "s");
+	bench_report("persistent_reclaim_1M_s", t3 - t2, "s");
+	bench_report("persistent_total_1M_s", t3 - t0, "s");
 	mount_close(fs);
 	unlink(path);
 }
@@ -261,8 +255,8 @@ static void bench_mount(const char *dir)
 	mount_start(fs);
 	busy_drain(&fs->busy);
 	double t2 = bench_now();
-	report("mount_1M_busy_s", t1 - t0, "s");
-	report("mount_1M_busy_reclaimed_s", t2 - t0, "s");
+	bench_report("mount_1M_busy_s", t1 - t0, "s");
+	bench_report("mount_1M_busy_reclaimed_s", t2 - t0, "s");
 	mount_close(fs);
 	unlink(path);
 }

@@ -36,34 +36,6 @@
 #define REG_LEN (64 * MiB)
 #define EVENT_ROUNDS 200
 
-static void report(const char *metric, double value, const char *unit)
-{
-	printf("devbench metric=%s value=%.4f unit=%s\n", metric, value, unit);
-	fflush(stdout);
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "devbench: %s: %s\n", what, strerror(err));
-	exit(1);
-}
-
-static int make_file(const char *dir, const char *name, uint64_t size)
-{
-	static char buf[1 << 20];
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0)
-		die(path, errno);
-	memset(buf, 0x5a, sizeof(buf));
-	for (uint64_t off = 0; off < size; off += sizeof(buf))
-		if (pwrite(fd, buf, sizeof(buf), (off_t)off) != sizeof(buf))
-			die("write", errno);
-	return fd;
-}
-
 /* ---- the reference: a plain io_uring write loop over the same media offsets ---- */
 
 struct loop_ctx {
@@ -93,7 +65,7 @@ static double loop_run(const struct loop_ctx *l, uint64_t size, uint32_t qd, dou
 	uint32_t inflight = 0;
 
 	if (!buf || io_uring_queue_init(qd * 2 < 8 ? 8 : qd * 2, &ring, 0))
-		die("io_uring", ENOMEM);
+		bench_die("io_uring", ENOMEM);
 	memset(buf, 0xa5, size);
 	double t0 = bench_now(), end = t0 + secs;
 	for (;;) {
@@ -110,11 +82,11 @@ static double loop_run(const struct loop_ctx *l, uint64_t size, uint32_t qd, dou
 			break;
 		struct io_uring_cqe *cqe;
 		if (io_uring_wait_cqe(&ring, &cqe))
-			die("wait", EIO);
+			bench_die("wait", EIO);
 		unsigned head, n = 0;
 		io_uring_for_each_cqe(&ring, head, cqe) {
 			if (cqe->res != (int)size)
-				die("loop write", cqe->res < 0 ? -cqe->res : EIO);
+				bench_die("loop write", cqe->res < 0 ? -cqe->res : EIO);
 			n++;
 		}
 		io_uring_cq_advance(&ring, n);
@@ -137,7 +109,7 @@ static double dev_run(struct daxfs_dev *dev, struct daxfs_mr *mr, uint64_t len, 
 	int ret;
 
 	if ((ret = daxfs_qp_create(dev, qd, &qp)))
-		die("qp", -ret);
+		bench_die("qp", -ret);
 	double t0 = bench_now(), end = t0 + secs;
 	struct daxfs_wr wr[64];
 	for (;;) {
@@ -150,13 +122,13 @@ static double dev_run(struct daxfs_dev *dev, struct daxfs_mr *mr, uint64_t len, 
 			pos = pos + size >= len ? 0 : pos + size;
 		}
 		if (room && (ret = daxfs_post_list(qp, wr, room, &posted)) && ret != -EAGAIN)
-			die("post", -ret);
+			bench_die("post", -ret);
 		if (!more && daxfs_qp_outstanding(qp) == 0)
 			break;
 		int n = daxfs_wait_cq(qp, wc, 64, 100);
 		for (int i = 0; i < n; i++)
 			if (wc[i].status)
-				die("device write", -wc[i].status);
+				bench_die("device write", -wc[i].status);
 		done += (uint64_t)n;
 	}
 	double t = bench_now() - t0;
@@ -174,9 +146,9 @@ static void spread_report(const char *metric, double *v, int n, const char *unit
 	}
 	double med = bench_median(v, n);
 	char m[128];
-	report(metric, med, unit);
+	bench_report(metric, med, unit);
 	snprintf(m, sizeof(m), "%s_spread", metric);
-	report(m, med > 0 ? (hi - lo) / med : 0, "ratio");
+	bench_report(m, med > 0 ? (hi - lo) / med : 0, "ratio");
 }
 
 /* Device against loop, alternating, RUNS times after a warm-up of each: rates in requests/s. */
@@ -265,26 +237,26 @@ static void event_latency(const char *mnt, int mfd, int signo, const char *name)
 	int ret;
 
 	if ((ret = daxfs_dev_open(mfd, NULL, &a, &dev)))
-		die(daxfs_dev_errmsg(), -ret);
+		bench_die(daxfs_dev_errmsg(), -ret);
 	snprintf(path, sizeof(path), "%s/devbench-ev", mnt);
-	int fd = make_file(mnt, "devbench-ev", 64 << 10);
+	int fd = bench_make_file(mnt, "devbench-ev", 64 << 10);
 	for (int i = -10; i < EVENT_ROUNDS; i++) {	/* ten rounds of warm-up */
 		struct daxfs_mr *mr;
 		pthread_t t;
 		struct trunc_job j = { .path = path };
 
 		if (ftruncate(fd, 64 << 10))
-			die("ftruncate", errno);
+			bench_die("ftruncate", errno);
 		if ((ret = daxfs_reg_mr(dev, fd, 0, 64 << 10, DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM, &mr)))
-			die(daxfs_dev_errmsg(), -ret);
+			bench_die(daxfs_dev_errmsg(), -ret);
 		__atomic_store_n(&clk.at, 0, __ATOMIC_RELEASE);
 		pthread_create(&t, NULL, trunc_thread, &j);
 		pthread_join(t, NULL);	/* returns once the device let go */
 		if (j.err)
-			die("truncate", j.err);
+			bench_die("truncate", j.err);
 		uint64_t at = __atomic_load_n(&clk.at, __ATOMIC_ACQUIRE);
 		if (!at)
-			die("no lease-break event", EPROTO);
+			bench_die("no lease-break event", EPROTO);
 		if (i >= 0)
 			lat[i] = at - j.called;
 		daxfs_dereg_mr(mr);
@@ -294,11 +266,11 @@ static void event_latency(const char *mnt, int mfd, int signo, const char *name)
 	daxfs_dev_close(dev);
 	qsort(lat, EVENT_ROUNDS, sizeof(lat[0]), cmp_u64);
 	snprintf(m, sizeof(m), "event_latency_%s_p50", name);
-	report(m, (double)lat[EVENT_ROUNDS / 2] / 1e3, "us");
+	bench_report(m, (double)lat[EVENT_ROUNDS / 2] / 1e3, "us");
 	snprintf(m, sizeof(m), "event_latency_%s_p99", name);
-	report(m, (double)lat[EVENT_ROUNDS * 99 / 100] / 1e3, "us");
+	bench_report(m, (double)lat[EVENT_ROUNDS * 99 / 100] / 1e3, "us");
 	snprintf(m, sizeof(m), "event_latency_%s_max", name);
-	report(m, (double)lat[EVENT_ROUNDS - 1] / 1e3, "us");
+	bench_report(m, (double)lat[EVENT_ROUNDS - 1] / 1e3, "us");
 }
 
 int main(int argc, char **argv)
@@ -316,19 +288,19 @@ int main(int argc, char **argv)
 	const char *mnt = argv[1];
 	int mfd = open(mnt, O_RDONLY | O_DIRECTORY);
 	if (mfd < 0)
-		die(mnt, errno);
+		bench_die(mnt, errno);
 	if ((ret = daxfs_dev_open(mfd, NULL, NULL, &dev)))
-		die(daxfs_dev_errmsg(), -ret);
+		bench_die(daxfs_dev_errmsg(), -ret);
 	daxfs_dev_query(dev, &di);
-	int fd = make_file(mnt, "devbench-data", REG_LEN);
+	int fd = bench_make_file(mnt, "devbench-data", REG_LEN);
 	if ((ret = daxfs_reg_mr(dev, fd, 0, REG_LEN, DAXFS_PIN_WRITE | DAXFS_PIN_LONGTERM, &mr)))
-		die(daxfs_dev_errmsg(), -ret);
+		bench_die(daxfs_dev_errmsg(), -ret);
 	struct daxfs_pin_extent *ext;
 	uint32_t next;
 	daxfs_mr_extents(mr, &ext, &next);
 	struct loop_ctx l = { .media_fd = open(di.media_path, O_RDWR), .ext = ext, .next = next, .len = REG_LEN };
 	if (l.media_fd < 0)
-		die(di.media_path, errno);
+		bench_die(di.media_path, errno);
 
 	compare("write_qd1", dev, mr, &l, 64 << 10, 1, true);
 	compare("write_qd32", dev, mr, &l, 64 << 10, 32, true);
@@ -345,7 +317,7 @@ int main(int argc, char **argv)
 	/* Event latency under revoke (a long grace period: the device's unpin ends each wait). */
 	daxfs_policy_get(mfd, &pol);
 	if ((ret = daxfs_policy_set(mfd, "revoke", "grace_ms=20000", NULL, 0)))
-		die("policy revoke", -ret);
+		bench_die("policy revoke", -ret);
 	event_latency(mnt, mfd, SIGRTMIN + 1, "signal");
 	event_latency(mnt, mfd, 0, "polled");
 	daxfs_policy_set(mfd, pol.name, NULL, NULL, 0);

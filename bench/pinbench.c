@@ -31,34 +31,6 @@
 #define RUNS 5
 #define GiB (1ull << 30)
 
-static void report(const char *metric, double value, const char *unit)
-{
-	printf("pinbench metric=%s value=%.4f unit=%s\n", metric, value, unit);
-	fflush(stdout);
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "pinbench: %s: %s\n", what, strerror(err));
-	exit(1);
-}
-
-static int make_file(const char *dir, const char *name, uint64_t size)
-{
-	static char buf[1 << 20];
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0)
-		die(path, errno);
-	memset(buf, 0x5a, sizeof(buf));
-	for (uint64_t off = 0; off < size; off += sizeof(buf))
-		if (pwrite(fd, buf, sizeof(buf), (off_t)off) != sizeof(buf))
-			die("write", errno);
-	return fd;
-}
-
 /* Wait until no busy extent is left; returns the daemon's latest reclaim latency (s). */
 static double wait_reclaimed(int fd)
 {
@@ -66,12 +38,12 @@ static double wait_reclaimed(int fd)
 
 	for (int i = 0; i < 100000; i++) {
 		if (daxfs_stats(fd, &st))
-			die("stats", errno);
+			bench_die("stats", errno);
 		if (st.busy_extents == 0)
 			return (double)st.reclaim_latency_ns_max / 1e9;
 		usleep(200);
 	}
-	die("reclaim never finished", ETIMEDOUT);
+	bench_die("reclaim never finished", ETIMEDOUT);
 	return 0;
 }
 
@@ -79,7 +51,7 @@ static void bench_pinpair(const char *mnt)
 {
 	const int n = 50000;
 	double pair[RUNS], rtt[RUNS];
-	int fd = make_file(mnt, "pinpair", 16 << 20);
+	int fd = bench_make_file(mnt, "pinpair", 16 << 20);
 
 	for (int r = -1; r < RUNS; r++) {
 		struct daxfs_ioc_info info;
@@ -87,7 +59,7 @@ static void bench_pinpair(const char *mnt)
 
 		for (int i = 0; i < n; i++)
 			if (daxfs_info(fd, &info))
-				die("info", errno);
+				bench_die("info", errno);
 		double t1 = bench_now();
 		for (int i = 0; i < n; i++) {
 			struct daxfs_ioc_pin a = { .size = sizeof(a), .offset = (uint64_t)(i % 4096) * 4096,
@@ -95,10 +67,10 @@ static void bench_pinpair(const char *mnt)
 			struct daxfs_ioc_unpin u = { .size = sizeof(u) };
 
 			if (ioctl(fd, DAXFS_IOC_PIN, &a))
-				die("pin", errno);
+				bench_die("pin", errno);
 			u.pin_id = a.pin_id;
 			if (ioctl(fd, DAXFS_IOC_UNPIN, &u))
-				die("unpin", errno);
+				bench_die("unpin", errno);
 		}
 		double t2 = bench_now();
 		if (r >= 0) {
@@ -108,9 +80,9 @@ static void bench_pinpair(const char *mnt)
 	}
 	close(fd);
 	double p = bench_median(pair, RUNS), t = bench_median(rtt, RUNS);
-	report("pin_unpin_pairs_per_s", p, "pairs/s");
-	report("ioctl_rtt_us", t * 1e6, "us");
-	report("pin_unpin_vs_two_rtt", p * 2 * t, "ratio");
+	bench_report("pin_unpin_pairs_per_s", p, "pairs/s");
+	bench_report("ioctl_rtt_us", t * 1e6, "us");
+	bench_report("pin_unpin_vs_two_rtt", p * 2 * t, "ratio");
 }
 
 static void bench_truncate(const char *mnt)
@@ -118,7 +90,7 @@ static void bench_truncate(const char *mnt)
 	double v[RUNS];
 
 	for (int r = -1; r < RUNS; r++) {
-		int fd = make_file(mnt, "trunc", GiB);
+		int fd = bench_make_file(mnt, "trunc", GiB);
 
 		/* 10k pins, 4 KiB each, spread over the whole gigabyte. */
 		for (int i = 0; i < 10000; i++) {
@@ -126,11 +98,11 @@ static void bench_truncate(const char *mnt)
 						   .offset = (uint64_t)i * (GiB / 10000 / 4096) * 4096, .length = 4096 };
 
 			if (ioctl(fd, DAXFS_IOC_PIN, &a))
-				die("pin", errno);
+				bench_die("pin", errno);
 		}
 		double t0 = bench_now();
 		if (ftruncate(fd, 0))
-			die("ftruncate", errno);
+			bench_die("ftruncate", errno);
 		double t1 = bench_now();
 		struct daxfs_ioc_stats st;
 		daxfs_stats(fd, &st);
@@ -144,7 +116,7 @@ static void bench_truncate(const char *mnt)
 		if (r >= 0)
 			v[r] = t1 - t0;
 	}
-	report("truncate_1G_10k_pins_ms", bench_median(v, RUNS) * 1e3, "ms");
+	bench_report("truncate_1G_10k_pins_ms", bench_median(v, RUNS) * 1e3, "ms");
 }
 
 static void bench_reclaim(const char *mnt, const char *scratch)
@@ -158,7 +130,7 @@ static void bench_reclaim(const char *mnt, const char *scratch)
 	int is_pmem;
 	char *p = pmem_map_file(path, GiB, PMEM_FILE_CREATE, 0600, &maplen, &is_pmem);
 	if (!p)
-		die(path, errno);
+		bench_die(path, errno);
 	memset(p, 1, GiB);	/* fault the pages in first: the daemon's blocks are allocated too */
 	for (int r = -1; r < RUNS; r++) {
 		double t0 = bench_now();
@@ -172,17 +144,17 @@ static void bench_reclaim(const char *mnt, const char *scratch)
 	unlink(path);
 
 	for (int r = -1; r < RUNS; r++) {
-		int fd = make_file(mnt, "reclaim", GiB);
+		int fd = bench_make_file(mnt, "reclaim", GiB);
 		struct daxfs_pin pin;
 		int ret = daxfs_pin(fd, 0, GiB, DAXFS_PIN_WRITE, &pin);
 
 		if (ret)
-			die("pin", -ret);
+			bench_die("pin", -ret);
 		if (ftruncate(fd, 0))
-			die("ftruncate", errno);
+			bench_die("ftruncate", errno);
 		/* Unpin: the daemon zeroes the gigabyte and frees it; it times that itself. */
 		if ((ret = daxfs_unpin(fd, pin.id)))
-			die("unpin", -ret);
+			bench_die("unpin", -ret);
 		double lat = wait_reclaimed(fd);
 		daxfs_pin_free(&pin);
 		close(fd);
@@ -190,9 +162,9 @@ static void bench_reclaim(const char *mnt, const char *scratch)
 			daxfs[r] = GiB / lat;
 	}
 	double d = bench_median(daxfs, RUNS), m = bench_median(ref, RUNS);
-	report("reclaim_GiB_per_s", d / GiB, "GiB/s");
-	report("pmem_memset_persist_GiB_per_s", m / GiB, "GiB/s");
-	report("reclaim_vs_memset_persist", d / m, "ratio");
+	bench_report("reclaim_GiB_per_s", d / GiB, "GiB/s");
+	bench_report("pmem_memset_persist_GiB_per_s", m / GiB, "GiB/s");
+	bench_report("reclaim_vs_memset_persist", d / m, "ratio");
 }
 
 /* Is `name` in the comma-separated list (NULL: everything)? */

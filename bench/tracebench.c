@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "daxfs/format.h"
 #include "file.h"
 #include "inode.h"
@@ -36,25 +37,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "tracebench: %s: %s\n", what, strerror(err < 0 ? -err : err));
-	exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static uint64_t thread_cpu_ns(void)
@@ -81,9 +63,9 @@ static double pin_pairs(struct fs *fs, struct pin_owner *o, struct inode *ip, lo
 		int ret = policy_pin(fs, o, ip, &a, NULL, &id);
 
 		if (ret)
-			die("policy_pin", ret);
+			bench_die("policy_pin", ret);
 		if ((ret = policy_unpin(fs, o, id)))
-			die("policy_unpin", ret);
+			bench_die("policy_unpin", ret);
 	}
 	*cpu_ns = (double)(thread_cpu_ns() - c0) / (double)pairs;
 	return (double)pairs * 1e9 / (double)(now_ns() - t0);
@@ -111,22 +93,22 @@ int main(int argc, char **argv)
 	snprintf(image, sizeof(image), "/dev/shm/daxfs-tracebench-%d.img", getpid());
 	snprintf(trace, sizeof(trace), "/dev/shm/daxfs-tracebench-%d.trace", getpid());
 	if ((fd = open(image, O_RDWR | O_CREAT | O_TRUNC, 0600)) < 0 || ftruncate(fd, 64 << 20) < 0)
-		die(image, errno);
+		bench_die(image, errno);
 	close(fd);
 	if ((ret = media_open(&m, image, 0, err, sizeof(err))) || (ret = super_format(&m, &mp, err, sizeof(err))))
-		die(err, ret);
+		bench_die(err, ret);
 	media_close(&m);
 	if ((ret = mount_open(&fs, image, &cfg, err, sizeof(err))))
-		die(err, ret);
+		bench_die(err, ret);
 	if ((ret = mount_start(fs)))
-		die("mount_start", ret);
+		bench_die("mount_start", ret);
 	if ((ret = namei_mknod(fs, &root, DAXFS_ROOT_INO, "f", S_IFREG | 0644, 0, &e)) ||
 	    (ret = namei_open(fs, e.ino, O_RDWR, &ip, NULL)))
-		die("create", ret);
+		bench_die("create", ret);
 	static char block[4096];
 	struct iovec iov = { block, sizeof(block) };
 	if (file_write(fs, ip, 0, &iov, 1) != (ssize_t)sizeof(block))
-		die("write", EIO);
+		bench_die("write", EIO);
 	pin_owner_init(&o);
 
 	double off[99], on[99], coff[99], con[99], unused;
@@ -134,13 +116,13 @@ int main(int argc, char **argv)
 	for (int r = 0; r < rounds; r++) {
 		off[r] = pin_pairs(fs, &o, ip, pairs, &coff[r]);
 		if ((ret = trace_start(&fs->trace, trace)))
-			die("trace_start", ret);
+			bench_die("trace_start", ret);
 		on[r] = pin_pairs(fs, &o, ip, pairs, &con[r]);
 		trace_stop(&fs->trace);
 	}
 	unsigned long long dropped = fs->trace.dropped;
-	double moff = median(off, rounds), mon = median(on, rounds), mcoff = median(coff, rounds),
-	       mcon = median(con, rounds);
+	double moff = bench_median(off, rounds), mon = bench_median(on, rounds), mcoff = bench_median(coff, rounds),
+	       mcon = bench_median(con, rounds);
 	printf("metric=pin_unpin_pairs_per_s_trace_off value=%.0f unit=pairs/s\n", moff);
 	printf("metric=pin_unpin_pairs_per_s_trace_on value=%.0f unit=pairs/s\n", mon);
 	printf("metric=trace_on_vs_off value=%.4f unit=ratio (records dropped: %llu)\n", mon / moff, dropped);
