@@ -104,27 +104,6 @@ static void test_nobody(void **state)
 
 /* ---- a child's life ---- */
 
-/* A child that waits for a byte (or EOF) on a pipe, then exits with status 7. */
-static pid_t waiting_child(int *release_fd)
-{
-	int p[2];
-
-	assert_int_equal(pipe(p), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char c;
-
-		close(p[1]);
-		if (read(p[0], &c, 1) < 0)
-			_exit(1);
-		_exit(7);
-	}
-	close(p[0]);
-	*release_fd = p[1];
-	return pid;
-}
-
 static bool readable(int fd, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -139,7 +118,7 @@ static void test_child_alive_exit_reaped(void **state)
 	int release, status;
 
 	(void)state;
-	pid_t pid = waiting_child(&release);
+	pid_t pid = unit_waiting_child(&release, 7);
 	assert_int_equal(holder_identify(pid, &h), 0);
 	assert_int_equal(h.pid, pid);
 	assert_int_equal(holder_identify(getpid(), &self), 0);

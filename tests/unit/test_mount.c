@@ -419,27 +419,6 @@ static void test_close_with_pins(void **state)
 	(void)ino;
 }
 
-/* A child that waits until the test closes its pipe, then exits: a pin holder that outlives a daemon. */
-static pid_t holder_child(int *release)
-{
-	int p[2];
-
-	assert_int_equal(pipe(p), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char c;
-
-		close(p[1]);
-		if (read(p[0], &c, 1) < 0)
-			_exit(1);
-		_exit(0);
-	}
-	close(p[0]);
-	*release = p[1];
-	return pid;
-}
-
 /*
  * A daemon (a child) mounts, writes "held" (64 blocks), lets `holder` write-pin blocks [16, 32),
  * truncates the file to 8 blocks (16 busy), and dies without unmounting.
@@ -508,7 +487,7 @@ static void test_quarantine_live_holder(void **state)
 	char err[256];
 	int release, status;
 
-	pid_t holder = holder_child(&release);
+	pid_t holder = unit_waiting_child(&release, 0);
 	daemon_dies_with_holder(f->img.path, holder);
 	assert_int_equal(mount_open(&f->fs, f->img.path, &cfg, err, sizeof(err)), 0);
 	struct fs *fs = f->fs;
@@ -550,7 +529,7 @@ static void test_unmount_with_quarantine(void **state)
 	char err[256];
 	int release, status;
 
-	pid_t holder = holder_child(&release);
+	pid_t holder = unit_waiting_child(&release, 0);
 	daemon_dies_with_holder(f->img.path, holder);
 	assert_int_equal(mount_open(&f->fs, f->img.path, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(mount_start(f->fs), 0);
@@ -580,7 +559,7 @@ static void test_reclaim_at_mount(void **state)
 	struct mount_config cfg = { .enospc_wait_ms = 1000, .reclaim_at_mount = true };
 	int release, status;
 
-	pid_t holder = holder_child(&release);
+	pid_t holder = unit_waiting_child(&release, 0);
 	daemon_dies_with_holder(f->img.path, holder);
 	f->fs = fx_mount(f->img.path, &cfg);
 	assert_int_equal(fx_stats(f->fs).quarantined_blocks, 0);
@@ -596,7 +575,7 @@ static void test_dead_holder(void **state)
 	struct fixture *f = *state;
 	int release, status;
 
-	pid_t holder = holder_child(&release);
+	pid_t holder = unit_waiting_child(&release, 0);
 	daemon_dies_with_holder(f->img.path, holder);
 	close(release);
 	assert_int_equal(waitpid(holder, &status, 0), holder);

@@ -210,4 +210,28 @@ static inline char *capture_end(struct capture *c)
 	return text;
 }
 
+/*
+ * A child process that waits until the test writes a byte to *release_fd or closes it, then exits
+ * with status: a process whose life the test controls (a pin holder, a pidfd to watch).
+ */
+static inline pid_t unit_waiting_child(int *release_fd, int status)
+{
+	int p[2];
+
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c;
+
+		close(p[1]);
+		if (read(p[0], &c, 1) < 0)
+			_exit(1);
+		_exit(status);
+	}
+	close(p[0]);
+	*release_fd = p[1];
+	return pid;
+}
+
 #endif
