@@ -135,6 +135,15 @@ static struct trace_summary read_trace(const char *path)
 	return s;
 }
 
+/* Make tf (a mkstemp template) an empty file for a trace to go to; the test unlinks it. */
+static void trace_tmp(char *tf)
+{
+	int fd = mkstemp(tf);
+
+	assert_true(fd >= 0);
+	close(fd);
+}
+
 static void test_trace_at_mount(void **state)
 {
 	char tf[] = "/tmp/daxfs-trace-XXXXXX";
@@ -142,9 +151,7 @@ static void test_trace_at_mount(void **state)
 	struct fx x;
 
 	(void)state;
-	int tfd = mkstemp(tf);
-	assert_true(tfd >= 0);
-	close(tfd);
+	trace_tmp(tf);
 	snprintf(opts, sizeof(opts), "trace=%s", tf);
 	fx_setup(&x, "trace", opts);
 	dma_write_checked(&x, 1);
@@ -200,9 +207,7 @@ static void test_policy_notes(void **state)
 	struct fx x;
 
 	(void)state;
-	int tfd = mkstemp(tf);
-	assert_true(tfd >= 0);
-	close(tfd);
+	trace_tmp(tf);
 	snprintf(opts, sizeof(opts), "policy=unsafe,trace=%s", tf);
 	fx_setup(&x, "notes", opts);
 	assert_ok(truncate(x.f, 0));	/* unsafe frees the pinned range, and says so */
@@ -225,9 +230,7 @@ static void test_trace_at_run_time(void **state)
 	struct fx x;
 
 	(void)state;
-	int tfd = mkstemp(tf);
-	assert_true(tfd >= 0);
-	close(tfd);
+	trace_tmp(tf);
 	fx_setup(&x, "tracert", NULL);
 	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_GET, NULL, &t), 0);
 	assert_int_equal(t.on, 0);
@@ -288,9 +291,7 @@ static void test_trace_follow(void **state)
 	(void)state;
 	if (!ctl)
 		fail_msg("DAXFSCTL_BIN is not set: run through meson test");
-	int tfd = mkstemp(tf);
-	assert_true(tfd >= 0);
-	close(tfd);
+	trace_tmp(tf);
 	fx_setup(&x, "tracefollow", NULL);
 	assert_int_equal(daxfs_trace(x.dfd, DAXFS_TRACE_START, tf, NULL), 0);
 	assert_int_equal(pipe(pfd), 0);
