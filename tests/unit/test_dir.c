@@ -259,18 +259,7 @@ static void test_name_lengths(void **state)
 	free(ln.name);
 }
 
-static struct reports {
-	int n;
-	char last[256];
-} reports;
-
-static void report(void *arg, const char *msg)
-{
-	struct reports *r = arg;
-
-	r->n++;
-	snprintf(r->last, sizeof(r->last), "%s", msg);
-}
+static struct unit_reports reports;
 
 /* A damaged directory record: the directory does not load (EIO, reported); put back, it does. */
 static void test_corrupt_record(void **state)
@@ -295,8 +284,8 @@ static void test_corrupt_record(void **state)
 	assert_non_null(at);
 	at[3] ^= 0x01;
 	media_persist(fs_media(fs), at, 1);
-	reports = (struct reports){ 0 };
-	fs->sbi.report = report;
+	reports = (struct unit_reports){ 0 };
+	fs->sbi.report = unit_report;
 	fs->sbi.report_arg = &reports;
 	assert_int_equal(namei_lookup(fs, ROOT, "damaged", &e), -EIO);
 	assert_int_equal(namei_lookup(fs, d, "before", &e), -EIO);

@@ -138,25 +138,12 @@ static void test_number_kept_until_forgotten(void **state)
 									   : "not reused within 200 creates");
 }
 
-struct reports {
-	int n;
-	char last[256];
-};
-
-static void report(void *arg, const char *msg)
-{
-	struct reports *r = arg;
-
-	r->n++;
-	snprintf(r->last, sizeof(r->last), "%s", msg);
-}
-
 /* A damaged inode record: EIO when loaded, reported as corruption, and the rest goes on. */
 static void test_corrupt_record(void **state)
 {
 	struct fixture *f = *state;
 	struct fs *fs = f->fs;
-	struct reports r = { 0 };
+	struct unit_reports r = { 0 };
 	struct inode *ip;
 	struct entry e;
 	char want[64];
@@ -168,7 +155,7 @@ static void test_corrupt_record(void **state)
 							   (ino - 1) * DAXFS_INODE_SIZE);
 	di->uid ^= 1;
 	media_persist(fs_media(fs), di, sizeof(*di));
-	fs->sbi.report = report;
+	fs->sbi.report = unit_report;
 	fs->sbi.report_arg = &r;
 	assert_int_equal(inode_get(fs, ino, &ip), -EIO);
 	assert_int_equal(namei_lookup(fs, ROOT, "victim", &e), -EIO);

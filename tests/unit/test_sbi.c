@@ -178,23 +178,10 @@ static void test_no_commit_after_abort(void **state)
 	assert_int_equal(on_media, 0);
 }
 
-struct reports {
-	int n;
-	char last[512];
-};
-
-static void report(void *arg, const char *msg)
-{
-	struct reports *r = arg;
-
-	r->n++;
-	snprintf(r->last, sizeof(r->last), "%s", msg);
-}
-
 static void test_corrupt_reports(void **state)
 {
 	struct image *img = *state;
-	struct reports r = { 0 };
+	struct unit_reports r = { 0 };
 	struct capture cap;
 	struct sbi s;
 
@@ -209,7 +196,7 @@ static void test_corrupt_reports(void **state)
 	free(said);
 	assert_int_equal(s.corruptions, 1);
 	/* To the callback (the checker), formatted, and nothing on stderr. */
-	s.report = report;
+	s.report = unit_report;
 	s.report_arg = &r;
 	capture_begin(&cap);
 	sbi_corrupt(&s, "block %llu: %s", 1234ull, "torn");

@@ -234,4 +234,18 @@ static inline pid_t unit_waiting_child(int *release_fd, int status)
 	return pid;
 }
 
+/* Collects what the image reports as corruption (sbi's report callback): how many, and the last. */
+struct unit_reports {
+	int n;
+	char last[512];
+};
+
+static inline void unit_report(void *arg, const char *msg)
+{
+	struct unit_reports *r = arg;
+
+	r->n++;
+	snprintf(r->last, sizeof(r->last), "%s", msg);
+}
+
 #endif
